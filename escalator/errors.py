@@ -1,0 +1,36 @@
+"""Domain errors shared by the loader, the scorers and the state store (no HTTP here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a policy file, located for a policy owner."""
+
+    file: str
+    line: int | None
+    message: str
+    rule: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        rule = f" rule '{self.rule}'" if self.rule else ""
+        return f"{where}:{rule} {self.message}"
+
+
+class PolicyError(Exception):
+    """A rule set or vocabulary was refused; every problem is listed."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class StateUnavailable(Exception):
+    """The state store could not be reached within its budget."""
+
+
+class StateConflict(Exception):
+    """Another turn of the same conversation updated the state first, too many times."""

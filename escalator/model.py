@@ -1,0 +1,155 @@
+"""The typed values that flow through the decision pipeline (no I/O, no Flask)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+Scalar = str | int | float | bool
+# A fact is a scalar or a tuple of labels (for `contains`); an absent fact is simply missing.
+FactValue = str | int | float | bool | tuple[str, ...]
+Facts = Mapping[str, FactValue]
+
+ROUTE = "route_to_human"
+KEEP = "keep_with_bot"
+DecisionName = Literal["route_to_human", "keep_with_bot"]
+HANDOFF_PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+@dataclass(frozen=True)
+class Message:
+    """What the customer said this turn, or what the bot's NLU made of it."""
+
+    text: str | None = None
+    intent: str | None = None
+    intent_confidence: float | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class BotReply:
+    """The bot reply the customer's message answers."""
+
+    prompt_id: str | None = None
+    fallback: bool = False
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One customer turn as the chatbot platform sends it."""
+
+    turn_id: str
+    message: Message
+    bot: BotReply = BotReply()
+    tier: str | None = None
+    segment: str | None = None
+    channel: str | None = None
+    context: Mapping[str, Scalar] = field(default_factory=dict)
+    store_state: bool = True
+    timestamp: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The four headline scores of a turn (sentiment -1..1, the others 0..1)."""
+
+    sentiment: float = 0.0
+    frustration: float = 0.0
+    complexity: float = 0.0
+    loop: float = 0.0
+
+
+@dataclass(frozen=True)
+class ConversationState:
+    """What is remembered of a conversation between turns: numbers, labels, ids, signatures."""
+
+    turn_index: int = 0
+    started_at: float | None = None
+    updated_at: float | None = None
+    escalated: bool = False
+    escalated_turn: int | None = None
+    handoff_queue: str | None = None
+    handoff_priority: str | None = None
+    # Opaque to everything but escalator.scoring: decayed means, recent signatures,
+    # prompt ids and intents (see scoring.memory). JSON-serialisable, never text.
+    scoring: Mapping[str, Any] = field(default_factory=dict)
+
+    def encode(self) -> dict[str, str]:
+        """Flatten into string fields for a Redis hash."""
+        fields = asdict(self)
+        fields["scoring"] = json.dumps(self.scoring, separators=(",", ":"))
+        return {k: json.dumps(v) if k != "scoring" else v for k, v in fields.items()}
+
+    @classmethod
+    def decode(cls, fields: Mapping[str, str]) -> ConversationState:
+        """Inverse of encode(); unknown fields are ignored so old state survives upgrades."""
+        known = {f for f in cls.__dataclass_fields__}
+        values: dict[str, Any] = {}
+        for key, raw in fields.items():
+            if key in known:
+                values[key] = json.loads(raw)
+        return cls(**values)
+
+    def evolve(self, **changes: Any) -> ConversationState:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A rule that matched, in the words of its author."""
+
+    rule: str
+    priority: int
+    decision: DecisionName
+    description: str
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """Where and how urgently to hand over, and what the bot can say while it does."""
+
+    queue: str
+    priority: str
+    customer_message: str
+
+
+@dataclass(frozen=True)
+class RulesetRef:
+    """Which rule set decided."""
+
+    name: str
+    version: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one turn, with everything needed to explain and audit it."""
+
+    decision: DecisionName
+    decision_id: str
+    conversation_id: str
+    turn_id: str
+    turn_index: int
+    handoff: Handoff | None
+    reasons: tuple[Reason, ...]
+    scores: Scores
+    facts: Mapping[str, FactValue]
+    ruleset: RulesetRef
+    degraded: bool = False
+    replayed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body of the HTTP response (and of the stored copy for retries)."""
+        body = asdict(self)
+        body["facts"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.facts.items()}
+        body["reasons"] = [
+            {"rule": r.rule, "priority": r.priority, "decision": r.decision,
+             "description": r.description}
+            for r in self.reasons
+        ]
+        return body

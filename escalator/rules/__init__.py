@@ -1,0 +1,1 @@
+"""Rule sets: the facts catalogue, the YAML loader and the durable-rules compiler."""

@@ -1,0 +1,99 @@
+"""The facts catalogue: every fact a rule can test, with its type and meaning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+FactType = Literal["integer", "number", "boolean", "string", "labels"]
+
+CONTEXT_PREFIX = "context."
+
+
+@dataclass(frozen=True)
+class FactSpec:
+    """A fact's name, type and the sentence that explains it to a policy owner."""
+
+    name: str
+    type: FactType
+    doc: str
+    # Closed ranges help catch thresholds that can never match (e.g. frustration >= 4).
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+def _spec(name: str, type_: FactType, doc: str, lo: float | None = None,
+          hi: float | None = None) -> FactSpec:
+    return FactSpec(name, type_, doc, lo, hi)
+
+
+FACTS: dict[str, FactSpec] = {s.name: s for s in (
+    _spec("turn_index", "integer", "Number of this customer turn in the conversation, from 1.", 1),
+    _spec("message.chars", "integer", "Length of this message in characters (0 for intent-only).",
+          0),
+    _spec("message.language", "string",
+          "Language of this message: ISO 639-1 code sent by the caller or detected "
+          "(en, es, de, fr, pt, ...); 'und' when unknown."),
+    _spec("message.intent", "string", "The intent the bot's NLU gave this message, if any."),
+    _spec("sentiment.score", "number", "Sentiment of this message, -1 (negative) to 1 (positive).",
+          -1, 1),
+    _spec("sentiment.mean", "number",
+          "Sentiment over the conversation so far, recent turns weighing more (-1..1).", -1, 1),
+    _spec("sentiment.trend", "number",
+          "How sentiment is moving over the last few turns: negative when it is getting worse "
+          "(change per turn, -2..2).", -2, 2),
+    _spec("sentiment.negative_streak", "integer",
+          "Consecutive customer turns, up to this one, with clearly negative sentiment.", 0),
+    _spec("frustration.score", "number",
+          "Frustration in this message, 0..1: sentiment plus customer-service cues "
+          "(repeating a complaint, waiting, threats to leave, shouting, profanity, sarcasm).", 0, 1),
+    _spec("frustration.mean", "number",
+          "Frustration over the conversation so far, recent turns weighing more (0..1).", 0, 1),
+    _spec("frustration.cues", "labels",
+          "Which frustration cues fired in this message (e.g. repetition, waiting, "
+          "threat_to_leave, public_complaint, profanity, insult, shouting, exclamation, "
+          "sarcasm, broken_promise)."),
+    _spec("complexity.score", "number",
+          "How complex this request looks, 0..1 (questions, several issues, length, "
+          "sensitive topics).", 0, 1),
+    _spec("complexity.questions", "integer", "Number of questions in this message.", 0),
+    _spec("complexity.issues", "integer", "Number of distinct issues raised in this message.", 0),
+    _spec("complexity.topics", "labels",
+          "Sensitive topics mentioned in this message (legal, fraud, bereavement, "
+          "vulnerability, safety, cancellation, complaint, ...)."),
+    _spec("intent.confidence", "number",
+          "The NLU's confidence in this message's intent, 0..1 (absent if not sent).", 0, 1),
+    _spec("intent.low_confidence_streak", "integer",
+          "Consecutive turns, up to this one, whose intent confidence was low.", 0),
+    _spec("loop.score", "number",
+          "How much the conversation is going round in circles, 0..1 (repeats, fallbacks, "
+          "the bot asking the same thing again), recent turns weighing more.", 0, 1),
+    _spec("loop.repeats", "integer",
+          "Customer turns that repeat an earlier one (by similarity), so far.", 0),
+    _spec("loop.fallback_streak", "integer",
+          "Consecutive bot replies, up to this turn, where the bot did not understand.", 0),
+    _spec("loop.fallbacks", "integer", "Bot fallbacks in the whole conversation so far.", 0),
+    _spec("loop.bot_repeats", "integer",
+          "Times the bot sent a prompt it had already sent in this conversation.", 0),
+    _spec("loop.intent_repeats", "integer",
+          "Times the customer's intent was one already seen in this conversation.", 0),
+    _spec("requested_human", "boolean",
+          "The customer explicitly asked for a person in this message (negations like "
+          "\"I don't need an agent\" do not count)."),
+    _spec("conversation.escalated", "boolean",
+          "The conversation was already handed to a person before this turn."),
+    _spec("conversation.minutes", "number", "Minutes since the conversation's first turn.", 0),
+    _spec("customer.tier", "string", "The customer's tier as the caller sent it (e.g. gold)."),
+    _spec("customer.segment", "string",
+          "The customer's segment as the caller sent it (e.g. consumer, business)."),
+    _spec("channel", "string", "The channel of the conversation (e.g. web, app, voice, sms)."),
+)}
+
+
+def lookup(name: str) -> FactSpec | None:
+    """The spec of a fact; `context.<key>` facts are scalars of any type."""
+    if name in FACTS:
+        return FACTS[name]
+    if name.startswith(CONTEXT_PREFIX) and len(name) > len(CONTEXT_PREFIX):
+        return FactSpec(name, "string", "A value from the request's context map.")
+    return None
