@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-FactType = Literal["integer", "number", "boolean", "string", "labels"]
+# "scalar" is for context.<key>: the caller decides its type, so any scalar constant is allowed.
+FactType = Literal["integer", "number", "boolean", "string", "labels", "scalar"]
 
 CONTEXT_PREFIX = "context."
 
@@ -95,5 +96,5 @@ def lookup(name: str) -> FactSpec | None:
     if name in FACTS:
         return FACTS[name]
     if name.startswith(CONTEXT_PREFIX) and len(name) > len(CONTEXT_PREFIX):
-        return FactSpec(name, "string", "A value from the request's context map.")
+        return FactSpec(name, "scalar", "A value from the request's context map.")
     return None

