@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,13 @@ class LineDict(dict[str, Any]):
     """A mapping read from YAML; `line` is the 1-based line where it starts."""
 
     line: int = 0
+    # 1-based line of each key, so an error about one key can point at that key's line.
+    key_lines: dict[str, int]
+
+    def line_of_key(self, key: str) -> int:
+        """The line a key was written on, or the mapping's own line."""
+        key_lines: dict[str, int] = getattr(self, "key_lines", {})
+        return key_lines.get(key, self.line)
 
 
 class LineList(list[Any]):
@@ -26,10 +34,20 @@ class _LineLoader(yaml.SafeLoader):
     pass
 
 
+# YAML 1.1 (PyYAML) reads `1e-5` and `2.5e3` as strings: it wants a dot and a signed
+# exponent. Policy owners write thresholds in the short form, so read those as floats too.
+_LineLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     result = LineDict()
     result.line = node.start_mark.line + 1
+    result.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if key in result:
@@ -37,6 +55,8 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
         result[key] = loader.construct_object(value_node, deep=True)
+        if isinstance(key, str):
+            result.key_lines[key] = key_node.start_mark.line + 1
     return result
 
 
