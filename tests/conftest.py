@@ -15,6 +15,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from escalator.app import create_app
+from escalator.config import Config
+from escalator.services import EXTENSION
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +70,17 @@ def new_conversation_id(conversation_ids: list[str]) -> Callable[..., str]:
 
     return make
 
+
+
+@pytest.fixture
+def app(redis_url: str) -> Iterator[Flask]:
+    """The service with the packaged default policy, on the test Redis."""
+    application = create_app(Config(redis_url=redis_url, env="test"))
+    yield application
+    application.extensions[EXTENSION].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """An HTTP client for `app` (real routing, real JSON)."""
+    return app.test_client()

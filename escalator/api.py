@@ -1,0 +1,205 @@
+"""The HTTP layer: parse, call the pipeline, dump. Every error is JSON with a stable code."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from typing import Any, NoReturn
+
+from flask import Blueprint, Flask, Response, jsonify, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from escalator import metrics
+from escalator.errors import StateUnavailable
+from escalator.model import ConversationState
+from escalator.schemas import TurnSchema, valid_id
+from escalator.services import Services, services
+from escalator.state import StateStore
+
+log = logging.getLogger(__name__)
+bp = Blueprint("api", __name__)
+
+# Werkzeug's own HTTP errors, mapped to the stable codes of the API contract.
+HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    503: "state_unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error answered as {"error": {"code", "message", "details"}}."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+def error_response(status: int, code: str, message: str,
+                   details: dict[str, Any] | None = None) -> Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    response = jsonify({"error": body})
+    response.status_code = status
+    return response
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_body() -> Any:
+    """The request's JSON body, or an ApiError (415 not JSON, 413 too large, 400 malformed)."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+    raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_request", f"The body is not valid JSON: {exc}") from exc
+
+
+def checked_id(conversation_id: str) -> str:
+    if not valid_id(conversation_id):
+        raise ApiError(400, "invalid_request", "Invalid conversation id.",
+                       {"conversation_id": ["must be 1-128 characters of A-Z a-z 0-9 . _ : @ -"]})
+    return conversation_id
+
+
+def state_summary(conversation_id: str, state: ConversationState, version: int) -> dict[str, Any]:
+    """What GET /v1/conversations/{id} shows: numbers and labels, never text."""
+    body = asdict(state)
+    scoring = body.pop("scoring")
+    body.update(conversation_id=conversation_id, version=version)
+    # The scorers' memory holds signatures and labels; expose its size, not its contents.
+    body["scoring_memory_keys"] = sorted(scoring)
+    return body
+
+
+@bp.post("/v1/conversations/<conversation_id>/turns")
+def post_turn(conversation_id: str) -> Response:
+    svc = services()
+    checked_id(conversation_id)
+    payload = json_body()
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_request", "The body must be a JSON object.")
+    try:
+        turn = TurnSchema(context_keys=svc.config.max_context_keys).load(payload)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_request", "The turn is not valid.",
+                       exc.normalized_messages()) from exc
+    decision = svc.pipeline.decide(conversation_id, turn)
+    return jsonify(decision.to_dict())
+
+
+@bp.get("/v1/conversations/<conversation_id>")
+def get_conversation(conversation_id: str) -> Response:
+    store = _store(services())
+    found = store.summary(checked_id(conversation_id))
+    if found is None:
+        raise ApiError(404, "not_found", "No state is kept for this conversation.")
+    state, version = found
+    return jsonify(state_summary(conversation_id, state, version))
+
+
+@bp.delete("/v1/conversations/<conversation_id>")
+def delete_conversation(conversation_id: str) -> Response:
+    _store(services()).erase(checked_id(conversation_id))
+    return Response(status=204)
+
+
+@bp.post("/v1/conversations/<conversation_id>/release")
+def release_conversation(conversation_id: str) -> Response:
+    store = _store(services())
+    state = store.release(checked_id(conversation_id))
+    if state is None:
+        raise ApiError(404, "not_found", "No state is kept for this conversation.")
+    found = store.summary(conversation_id)
+    version = found[1] if found else 0
+    return jsonify(state_summary(conversation_id, state, version))
+
+
+@bp.get("/v1/ruleset")
+def get_ruleset() -> Response:
+    return jsonify(services().policies.current.ruleset.describe())
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    svc = services()
+    policy = svc.policies.current
+    state_ok = svc.store is None or svc.store.ping()
+    ready = state_ok or svc.config.fail_mode == "stateless"
+    body = {
+        "status": "ready" if ready else "not_ready",
+        "ruleset": asdict(policy.ruleset.ref()),
+        "state_store": "ok" if state_ok else "unavailable",
+        "degraded": not state_ok,
+    }
+    response = jsonify(body)
+    response.status_code = 200 if ready else 503
+    return response
+
+
+@bp.get("/metrics")
+def metrics_endpoint() -> Response:
+    body, content_type = metrics.exposition()
+    return Response(body, content_type=content_type)
+
+
+def _store(svc: Services) -> StateStore:
+    if svc.store is None:
+        raise ApiError(503, "state_unavailable", "No state store is configured.")
+    return svc.store
+
+
+def register_errors(app: Flask) -> None:
+    """JSON errors for everything, including Werkzeug's 404/405/413 and unexpected faults."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(StateUnavailable)
+    def _state_unavailable(exc: StateUnavailable) -> Response:
+        metrics.STATE_ERRORS.inc()
+        return error_response(503, "state_unavailable",
+                              "The state store is unavailable; try again shortly.")
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        code = HTTP_CODES.get(status, "internal_error" if status >= 500 else "invalid_request")
+        response = error_response(status, code, exc.description or exc.name)
+        if status == 405 and exc.get_response().headers.get("Allow"):
+            response.headers["Allow"] = exc.get_response().headers["Allow"]
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "Something went wrong on our side.")
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        metrics.HTTP_REQUESTS.labels(rule, str(response.status_code)).inc()
+        return response
+

