@@ -1,0 +1,1 @@
+"""The default policy shipped with escalator: rule files, lexicons and rule tests (data only)."""
