@@ -47,7 +47,8 @@ FACTS: dict[str, FactSpec] = {s.name: s for s in (
           "Consecutive customer turns, up to this one, with clearly negative sentiment.", 0),
     _spec("frustration.score", "number",
           "Frustration in this message, 0..1: sentiment plus customer-service cues "
-          "(repeating a complaint, waiting, threats to leave, shouting, profanity, sarcasm).", 0, 1),
+          "(repeating a complaint, waiting, threats to leave, shouting, profanity, sarcasm).",
+          0, 1),
     _spec("frustration.mean", "number",
           "Frustration over the conversation so far, recent turns weighing more (0..1).", 0, 1),
     _spec("frustration.cues", "labels",
