@@ -23,7 +23,8 @@ How facts reach the engine (every rule is also compiled against this encoding):
 - Every fact carries `kind: "turn"` and every rule requires it: a rule made only of
   `$nex` would otherwise match the engine's own state object and loop forever.
 - Numbers are written without a bare exponent (the engine rejects `1e-05`, error 204);
-  NaN and infinities are refused, and so are integers beyond int64 (they match nothing).
+  NaN and infinities are refused; integers beyond int64 (which would match nothing) are
+  sent as floats.
 """
 
 from __future__ import annotations
@@ -80,13 +81,14 @@ class RuleSetClosed(RuntimeError):
 # ---------------------------------------------------------------------------- numbers, JSON
 
 def engine_number(value: int | float) -> str:
-    """A number as the engine parses it: no bare exponent, no NaN/inf, within int64."""
+    """A number as the engine parses it: no bare exponent; ValueError for NaN/infinity."""
     if isinstance(value, bool):
         raise TypeError("a boolean is not a number")
     if isinstance(value, int):
-        if not -_INT64 <= value < _INT64:
-            raise ValueError(f"integer {value} is outside the engine's 64-bit range")
-        return str(value)
+        if -_INT64 <= value < _INT64:
+            return str(value)
+        # Beyond int64 the engine silently matches nothing: compare it as a float instead.
+        value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{value} is not a finite number")
     text = repr(value)
