@@ -394,6 +394,9 @@ class EmbeddedRedis:
             return
         server, self._server = self._server, None
         atexit.unregister(self.shutdown)
+        # Without retries: the server closing the connection is SHUTDOWN's success, and the
+        # default policy would spend seconds reconnecting to a socket that is gone.
+        server.set_retry(Retry(NoBackoff(), 0))
         try:
             server.shutdown()
         except RedisError:

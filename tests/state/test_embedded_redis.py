@@ -1,0 +1,187 @@
+"""The embedded Redis and the failure modes: its lifecycle, degraded calls, round trips."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]
+import pytest
+import redis
+
+from escalator.errors import StateUnavailable
+from escalator.model import ConversationState
+from escalator.state import Committed, EmbeddedRedis, StateStore, start_embedded
+
+MakeDecision = Callable[..., dict[str, Any]]
+
+BOUND_SECONDS = 1.0  # a bound on "quickly", not a benchmark
+
+
+def every_call(store: StateStore, make_decision: MakeDecision) -> list[Callable[[], object]]:
+    decision = make_decision("c-1", "t-1", 1)
+    return [
+        lambda: store.load("c-1", "t-1"),
+        lambda: store.commit("c-1", 0, ConversationState(turn_index=1), "t-1", decision),
+        lambda: store.summary("c-1"),
+        lambda: store.erase("c-1"),
+        lambda: store.release("c-1"),
+    ]
+
+
+def assert_unavailable_quickly(store: StateStore, make_decision: MakeDecision) -> None:
+    for call in every_call(store, make_decision):
+        started = time.monotonic()
+        with pytest.raises(StateUnavailable):
+            call()
+        assert time.monotonic() - started < BOUND_SECONDS
+    started = time.monotonic()
+    assert store.ping() is False
+    assert time.monotonic() - started < BOUND_SECONDS
+
+
+def command_calls(client: redis.Redis) -> dict[str, int]:
+    """Calls per command since the last CONFIG RESETSTAT (INFO itself left out)."""
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()
+            if name not in ("cmdstat_info", "cmdstat_config|resetstat", "cmdstat_config")}
+
+
+def test_embedded_server_serves_other_processes(embedded: EmbeddedRedis, tmp_path: Path,
+                                                make_decision: MakeDecision) -> None:
+    decision = make_decision("c-embedded", "t-1", 1)
+    script = textwrap.dedent(f"""
+        from escalator.model import ConversationState
+        from escalator.state import StateStore
+        store = StateStore.from_url({embedded.url!r})
+        print(store.commit("c-embedded", 0, ConversationState(turn_index=1), "t-1", {decision!r}))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=30, check=True)
+    assert result.stdout.strip() == "Committed(version=1)"
+
+    store = StateStore.from_url(embedded.url)
+    snapshot = store.load("c-embedded", "t-1")
+    assert snapshot.version == 1
+    assert snapshot.replay == decision
+    store.close()
+
+
+def test_shutdown_stops_the_server_and_cleans_up(tmp_path: Path) -> None:
+    server = start_embedded(tmp_path / "redis")
+    process = psutil.Process(server.pid)
+    socket_dir = Path(server.socket_path).parent
+    assert StateStore.from_url(server.url).ping()
+
+    server.shutdown()
+    server.shutdown()  # idempotent
+
+    assert not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    assert not socket_dir.exists()
+    assert (tmp_path / "redis" / "redis.db").exists()  # the data file stays in its directory
+    assert not (tmp_path / "redis" / "redis.db.settings").exists()
+
+
+def test_data_survives_a_restart_in_the_same_directory(
+        tmp_path: Path, make_decision: MakeDecision) -> None:
+    with start_embedded(tmp_path / "redis") as first:
+        store = StateStore.from_url(first.url)
+        store.commit("c-1", 0, ConversationState(turn_index=1), "t-1",
+                     make_decision("c-1", "t-1", 1))
+        store.close()
+    with start_embedded(tmp_path / "redis") as second:
+        assert StateStore.from_url(second.url).load("c-1", "t-2").version == 1
+
+
+def test_a_forked_worker_exiting_leaves_the_server_running(embedded: EmbeddedRedis) -> None:
+    # gunicorn workers are forks of the process that started the server; when one exits
+    # (sys.exit runs the atexit hooks it inherited) the server must stay up for the others.
+    pid = os.fork()
+    if pid == 0:  # the "worker"
+        try:
+            atexit._run_exitfuncs()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert StateStore.from_url(embedded.url).ping()
+
+
+def test_server_shut_down_means_unavailable_quickly(
+        tmp_path: Path, make_decision: MakeDecision) -> None:
+    server = start_embedded(tmp_path / "redis")
+    store = StateStore.from_url(server.url)
+    assert store.ping()  # a pooled connection exists when the server goes away
+    server.shutdown()
+
+    assert_unavailable_quickly(store, make_decision)
+
+
+def test_nothing_listening_means_unavailable_quickly(make_decision: MakeDecision) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = StateStore.from_url(f"redis://127.0.0.1:{port}/0")
+
+    assert_unavailable_quickly(store, make_decision)
+
+
+def test_a_stuck_server_times_out_within_the_budget_and_recovers(
+        embedded: EmbeddedRedis, make_decision: MakeDecision) -> None:
+    store = StateStore.from_url(embedded.url, timeout_seconds=0.1)
+    assert store.ping()
+    blocker = redis.Redis.from_url(embedded.url)
+    sleeping = threading.Thread(target=blocker.execute_command, args=("DEBUG", "SLEEP", "0.8"))
+    sleeping.start()
+    time.sleep(0.1)  # let DEBUG SLEEP reach the server; the bound below is what is tested
+
+    started = time.monotonic()
+    with pytest.raises(StateUnavailable):
+        store.load("c-1", "t-1")
+    assert time.monotonic() - started < 0.5
+
+    sleeping.join()
+    assert store.load("c-1", "t-1").version == 0  # the next turn gets state again
+    blocker.close()
+
+
+def test_load_and_commit_are_one_round_trip_each(
+        embedded: EmbeddedRedis, make_decision: MakeDecision) -> None:
+    store = StateStore.from_url(embedded.url)
+    counter = redis.Redis.from_url(embedded.url)
+    store.commit("c-1", 0, ConversationState(turn_index=1), "t-1", make_decision("c-1", "t-1", 1))
+    store.load("c-1", "t-1")  # scripts cached, connection open
+
+    counter.config_resetstat()
+    snapshot = store.load("c-1", "t-2")
+    # EVALSHA is the one command the store sent; the others ran inside the script.
+    assert command_calls(counter) == {"evalsha": 1, "hgetall": 1, "hget": 1}
+
+    counter.config_resetstat()
+    outcome = store.commit("c-1", snapshot.version, ConversationState(turn_index=2), "t-2",
+                           make_decision("c-1", "t-2", 2))
+    assert outcome == Committed(2)
+    calls = command_calls(counter)
+    assert calls.pop("evalsha") == 1
+    assert set(calls) <= {"hget", "del", "hset", "hdel", "expire"}
+    counter.close()
+    store.close()
+
+
+def test_scripts_are_reloaded_after_a_script_flush(
+        embedded: EmbeddedRedis, make_decision: MakeDecision) -> None:
+    store = StateStore.from_url(embedded.url)
+    store.load("c-1", "t-1")
+    redis.Redis.from_url(embedded.url).script_flush()
+
+    assert store.commit("c-1", 0, ConversationState(turn_index=1), "t-1",
+                        make_decision("c-1", "t-1", 1)) == Committed(1)
+    assert store.load("c-1", "t-1").version == 1
