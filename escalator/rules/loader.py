@@ -205,7 +205,7 @@ def _schema_problems(error: ValidationError, data: Any, file: str, rule: str | N
     problems: list[Problem] = []
     messages = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
     _walk_messages(messages, data, file, rule, schema, prefix, problems)
-    return problems
+    return sorted(problems, key=lambda p: p.line or 0)
 
 
 def _walk_messages(messages: dict[str, Any], data: Any, file: str, rule: str | None,
@@ -234,7 +234,7 @@ def _walk_messages(messages: dict[str, Any], data: Any, file: str, rule: str | N
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=3, cutoff=0.6)
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
     if not close:
         return ""
     return " (did you mean " + " or ".join(f"'{c}'" for c in close) + "?)"
