@@ -450,9 +450,14 @@ class CompiledRuleSet:
                 state = result[1]
                 action = engine.start_action_for_state(handle, state)
                 while action:
-                    # The result is {"r<index>": {...}}; an any/in fires once per branch.
-                    name = next(iter(json.loads(action[1])))
-                    fired.add(int(name[1:]))
+                    # The result is '{"r<index>":{...the fact...}}': read the index from the
+                    # text (json.loads of the whole fact cost ~6 us per match). An any/in
+                    # fires once per matching branch, hence the set.
+                    text = action[1]
+                    if text.startswith('{"r'):
+                        fired.add(int(text[3:text.index('"', 3)]))
+                    else:
+                        fired.add(int(next(iter(json.loads(text)))[1:]))
                     action = engine.complete_and_start_action(handle, state)
                     action = (None, action) if action else None
             finally:
