@@ -1,0 +1,114 @@
+"""Scoring of one customer turn: sentiment, frustration, complexity, loops, requests for a person.
+
+The pipeline loads the vocabularies once with load_lexicons(rules/lexicons) and then calls
+score_turn() for every turn with the memory it stored after the previous one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from escalator.model import FactValue, Scores, Turn
+from escalator.scoring import complexity, frustration, loops, sentiment
+from escalator.scoring.lexicons import Lexicons, load_lexicons
+from escalator.scoring.memory import Memory
+from escalator.scoring.requests import requested_human
+from escalator.scoring.text import (
+    EMPTY_WORDS,
+    Match,
+    detect_language,
+    fold,
+    normalise_language,
+    split_words,
+)
+
+__all__ = ["Lexicons", "ScoredTurn", "load_lexicons", "score_turn"]
+
+
+@dataclass(frozen=True)
+class ScoredTurn:
+    """A turn's headline scores, its catalogue facts, and the scoring memory to store."""
+
+    scores: Scores
+    facts: dict[str, FactValue]
+    memory: dict[str, Any]
+
+
+def _number(value: float, lo: float, hi: float) -> float:
+    """A fact number: finite, within its catalogue range, rounded to 4 decimals."""
+    if not math.isfinite(value):
+        value = 0.0
+    return round(max(lo, min(hi, value)), 4)
+
+
+def score_turn(turn: Turn, memory: Mapping[str, Any], turn_index: int,
+               lexicons: Lexicons) -> ScoredTurn:
+    """Score one customer turn given the memory stored after the previous one ({} at first)."""
+    del turn_index  # counted in memory; the argument keeps the pipeline's call uniform
+    params = lexicons.params
+    previous = Memory.from_json(memory)
+    message = turn.message
+    text = message.text if message.text and not message.text.isspace() else None
+
+    words = EMPTY_WORDS
+    matches: list[Match] = []
+    casefolded = ""
+    if text is not None:
+        words = split_words(fold(text))
+        matches = lexicons.index.find(words.words)
+        casefolded = text.casefold()
+    if message.language:
+        language = normalise_language(message.language)
+    else:
+        language = detect_language(words.words, casefolded, lexicons.stop_words,
+                                   lexicons.letters, params.language_min_votes,
+                                   params.language_min_margin)
+
+    compound = sentiment.compound(text, lexicons) if text is not None else None
+    sentiment_facts, state = sentiment.step(previous, compound, params)
+    frustration_facts, state = frustration.step(state, text, sentiment_facts.score, matches,
+                                                params)
+    complexity_facts = (complexity.assess(text, words, matches, lexicons) if text is not None
+                        else complexity.NONE)
+    loop_facts, state = loops.step(state, turn, words.words, lexicons)
+    asked = requested_human(words, matches, message.intent, lexicons)
+    state = replace(state, turns=previous.turns + 1)
+
+    facts: dict[str, FactValue] = {
+        "message.chars": len(message.text or ""),
+        "message.language": language,
+        "sentiment.score": _number(sentiment_facts.score, -1, 1),
+        "sentiment.mean": _number(sentiment_facts.mean, -1, 1),
+        "sentiment.trend": _number(sentiment_facts.trend, -2, 2),
+        "sentiment.negative_streak": sentiment_facts.negative_streak,
+        "frustration.score": _number(frustration_facts.score, 0, 1),
+        "frustration.mean": _number(frustration_facts.mean, 0, 1),
+        "frustration.cues": frustration_facts.cues,
+        "complexity.score": _number(complexity_facts.score, 0, 1),
+        "complexity.questions": complexity_facts.questions,
+        "complexity.issues": complexity_facts.issues,
+        "complexity.topics": complexity_facts.topics,
+        "intent.low_confidence_streak": loop_facts.low_confidence_streak,
+        "loop.score": _number(loop_facts.score, 0, 1),
+        "loop.repeats": loop_facts.repeats,
+        "loop.fallback_streak": loop_facts.fallback_streak,
+        "loop.fallbacks": loop_facts.fallbacks,
+        "loop.bot_repeats": loop_facts.bot_repeats,
+        "loop.intent_repeats": loop_facts.intent_repeats,
+        "requested_human": asked,
+    }
+    if message.intent is not None:
+        facts["message.intent"] = message.intent
+    if message.intent_confidence is not None:
+        facts["intent.confidence"] = _number(message.intent_confidence, 0, 1)
+
+    scores = Scores(
+        sentiment=facts["sentiment.score"],  # type: ignore[arg-type]
+        frustration=facts["frustration.score"],  # type: ignore[arg-type]
+        complexity=facts["complexity.score"],  # type: ignore[arg-type]
+        loop=facts["loop.score"],  # type: ignore[arg-type]
+    )
+    return ScoredTurn(scores=scores, facts=facts, memory=state.to_json())

@@ -1,0 +1,124 @@
+"""Loops: repeated customer messages, bot fallbacks, repeated prompts and intents.
+
+Repeats are found by comparing one-way signatures of messages (see text.signature),
+never the messages themselves: only the signatures of the last few messages are kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from escalator.model import Turn
+from escalator.scoring.lexicons import Lexicons, Params
+from escalator.scoring.memory import Memory, remember
+from escalator.scoring.text import (
+    pack_signature,
+    short_hash,
+    signature,
+    similarity,
+    unpack_signature,
+)
+
+
+@dataclass(frozen=True)
+class LoopFacts:
+    """The loop facts of a turn (counts are for the conversation so far)."""
+
+    score: float
+    repeats: int
+    fallback_streak: int
+    fallbacks: int
+    bot_repeats: int
+    intent_repeats: int
+    low_confidence_streak: int
+
+
+def message_signature(words: Sequence[str], lexicons: Lexicons) -> tuple[int, ...]:
+    """The signature of a message's content words, or () when it is too short to compare.
+
+    Stop words and small talk are dropped first: "I want to cancel my order" and "I want
+    to track my order" share most of their words but none of their content.
+    """
+    params = lexicons.params
+    if len(words) < params.signature_min_words:
+        return ()
+    content = [w for w in words if w not in lexicons.not_content]
+    if len(content) < max(1, params.signature_min_content_words):
+        return ()
+    return signature(content, params.signature_size, params.signature_bits)
+
+
+def is_repeat(current: tuple[int, ...], memory: Memory, params: Params) -> bool:
+    """The message is similar enough to one of the remembered ones."""
+    if not current or memory.signature_bits != params.signature_bits:
+        return False
+    return any(
+        similarity(current, unpack_signature(packed, params.signature_bits),
+                   params.signature_size) >= params.repeat_similarity
+        for packed in memory.signatures)
+
+
+def low_confidence_streak(previous: int, confidence: float | None, params: Params) -> int:
+    """Consecutive low-confidence turns; a turn sent without a confidence leaves it unchanged.
+
+    Unchanged rather than reset: a voice turn or a button press without NLU output says
+    nothing about whether the bot understands the customer.
+    """
+    if confidence is None:
+        return previous
+    return previous + 1 if confidence < params.low_confidence_below else 0
+
+
+def step(memory: Memory, turn: Turn, words: Sequence[str],
+         lexicons: Lexicons) -> tuple[LoopFacts, Memory]:
+    """Update the loop counters with this turn and score how much the conversation circles."""
+    params = lexicons.params
+    current = message_signature(words, lexicons)
+    repeat = is_repeat(current, memory, params)
+    signatures = memory.signatures if memory.signature_bits == params.signature_bits else ()
+    if current:
+        signatures = (*signatures, pack_signature(current, params.signature_bits))
+        signatures = signatures[-params.remember:]
+
+    fallback = turn.bot.fallback
+    prompts, bot_repeat = memory.prompts, False
+    if turn.bot.prompt_id is not None:
+        tag = short_hash(turn.bot.prompt_id)
+        bot_repeat = tag in prompts
+        prompts = remember(prompts, tag, params.remember)
+    intents, intent_repeat = memory.intents, False
+    if turn.message.intent is not None:
+        tag = short_hash(turn.message.intent)
+        intent_repeat = tag in intents
+        intents = remember(intents, tag, params.remember)
+
+    pushed = (params.repeat_weight * repeat + params.fallback_weight * fallback
+              + params.bot_repeat_weight * bot_repeat + params.intent_repeat_weight * intent_repeat)
+    level = memory.loop_level * params.loop_decay + pushed
+    updated = replace(
+        memory,
+        signature_bits=params.signature_bits,
+        signatures=signatures,
+        repeats=memory.repeats + repeat,
+        fallback_streak=memory.fallback_streak + 1 if fallback else 0,
+        fallbacks=memory.fallbacks + fallback,
+        prompts=prompts,
+        bot_repeats=memory.bot_repeats + bot_repeat,
+        intents=intents,
+        intent_repeats=memory.intent_repeats + intent_repeat,
+        loop_level=level,
+        low_confidence_streak=low_confidence_streak(
+            memory.low_confidence_streak, turn.message.intent_confidence, params),
+    )
+    facts = LoopFacts(
+        score=max(0.0, min(1.0, 1.0 - math.exp(-level))),
+        repeats=updated.repeats,
+        fallback_streak=updated.fallback_streak,
+        fallbacks=updated.fallbacks,
+        bot_repeats=updated.bot_repeats,
+        intent_repeats=updated.intent_repeats,
+        low_confidence_streak=updated.low_confidence_streak,
+    )
+    return facts, updated

@@ -1,0 +1,95 @@
+"""Explicit requests for a person (requested_human), with negations and questions handled.
+
+The vocabulary and the reasoning behind each rule are in rules/lexicons/requests.yaml.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from escalator.scoring.lexicons import (
+    ASK,
+    ASK_AFTER,
+    NEGATION,
+    NOT_NEGATION,
+    NOT_PERSON,
+    NOT_REQUEST,
+    PERSON,
+    REQUEST,
+    Lexicons,
+)
+from escalator.scoring.text import Match, Words
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    start: int
+    end: int
+    has_ask: bool
+
+
+def _covered(matches: Sequence[Match]) -> set[int]:
+    return {i for m in matches for i in range(m.start, m.end)}
+
+
+def asks_for_person(words: Words, matches: Sequence[Match], lexicons: Lexicons) -> bool:
+    """True when the message, in at least one clause, asks for a person and does not negate it."""
+    found: dict[str, list[Match]] = {}
+    for match in matches:
+        found.setdefault(match.kind, []).append(match)
+    if PERSON not in found and REQUEST not in found:
+        return False
+    ws, clauses, params = words.words, words.clauses, lexicons.params
+
+    not_person = _covered(found.get(NOT_PERSON, []))
+    persons = [p for p in found.get(PERSON, [])
+               if not any(i in not_person for i in range(p.start, p.end))]
+    exempt = _covered(found.get(NOT_NEGATION, []))
+    negators = {i for m in found.get(NEGATION, []) for i in range(m.start, m.end)
+                if m.start not in exempt}
+    sentence_starts = set(words.sentence_starts)
+    question_sentences = {words.sentences[m.start] for m in found.get(NOT_REQUEST, [])
+                          if m.start in sentence_starts}
+
+    def gap_ok(start: int, end: int) -> bool:
+        # Only fillers ("a", "real", "un") or negations may sit between ask and person.
+        if end - start > params.max_gap or clauses[start - 1] != clauses[end]:
+            return False
+        return all(ws[i] in lexicons.fillers or i in negators for i in range(start, end))
+
+    def ends_clause(end: int) -> bool:
+        rest = [i for i in range(end, len(ws)) if clauses[i] == clauses[end - 1]]
+        return all(ws[i] in lexicons.fillers for i in rest)
+
+    candidates = [_Candidate(r.start, r.end, False) for r in found.get(REQUEST, [])]
+    for ask in found.get(ASK, []):
+        for person in persons:
+            if person.start >= ask.end and gap_ok(ask.end, person.start):
+                candidates.append(_Candidate(ask.start, person.end, True))
+    for person in persons:
+        for ask in found.get(ASK_AFTER, []):
+            if ask.start >= person.end and gap_ok(person.end, ask.start) and ends_clause(ask.end):
+                candidates.append(_Candidate(person.start, ask.end, True))
+    if persons and len(ws) <= params.alone_max_words:
+        in_person = _covered(persons)
+        if all(i in in_person or ws[i] in lexicons.fillers for i in range(len(ws))):
+            candidates.append(_Candidate(0, len(ws), False))
+
+    for candidate in candidates:
+        if not candidate.has_ask and words.sentences[candidate.start] in question_sentences:
+            continue  # "are you a real person?" asks about the bot, not for a person
+        clause = clauses[candidate.start]
+        window = range(max(0, candidate.start - params.negation_window), candidate.end)
+        if any(i in negators and clauses[i] == clause for i in window):
+            continue  # "I don't need an agent", "ich brauche keinen Mitarbeiter"
+        return True
+    return False
+
+
+def requested_human(words: Words, matches: Sequence[Match], intent: str | None,
+                    lexicons: Lexicons) -> bool:
+    """The customer asked for a person: by what they wrote, or by an NLU intent listed for it."""
+    if intent is not None and intent in lexicons.request_intents:
+        return True
+    return bool(words.words) and asks_for_person(words, matches, lexicons)

@@ -1,0 +1,295 @@
+"""Text handling shared by the scorers: folding, words, phrase matching, signatures, language.
+
+Everything here works on a *folded* form of the text: casefolded, accents stripped,
+"n't" read as " not", apostrophes splitting words. Vocabulary phrases are folded the
+same way when they are loaded, so a policy owner writes "já disse" or "don't" and it
+matches "JA DISSE!!" or "dont"... (the latter only if listed too: folding is not
+spelling correction).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import struct
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+# NFKD splits "é" into "e" + a combining accent; dropping the accents is the fold.
+_COMBINING = re.compile(r"[\u0300-\u036f]")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'"})
+# A word (letters/digits of any script) or a run of clause punctuation.
+_PIECE = re.compile(r"[^\W_]+|[.!?;:,\n]+")
+_CLAUSE_PUNCTUATION = frozenset(".!?;:,\n")
+_SENTENCE_END = frozenset(".!?\n")
+# In vocabulary phrases, "#" is any number and a trailing "*" makes a word a prefix.
+_PATTERN_PIECE = re.compile(r"#|[^\W_]+\*?")
+NUMBER = "#"
+_STAR_INSIDE = re.compile(r"\*[^\W_]")
+PREFIX_MIN = 3
+
+
+def fold_accents(text: str) -> str:
+    """The text with accents removed and case kept ("Pésimo" -> "Pesimo")."""
+    if text.isascii():
+        return text
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+
+
+def fold(text: str) -> str:
+    """The matching form of a text: casefolded, accents removed, "n't" read as " not"."""
+    folded = fold_accents(text.translate(_APOSTROPHES).casefold())
+    return folded.replace("n't", " not")
+
+
+@dataclass(frozen=True)
+class Words:
+    """The words of a folded message, with the clause and sentence each belongs to."""
+
+    words: tuple[str, ...]
+    clauses: tuple[int, ...]
+    sentences: tuple[int, ...]
+    # Index of the first word of each sentence that has words, in order.
+    sentence_starts: tuple[int, ...]
+    # Sentence numbers that ended with a "?".
+    questions: frozenset[int]
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+
+EMPTY_WORDS = Words((), (), (), (), frozenset())
+
+
+def split_words(folded: str) -> Words:
+    """Split folded text into words; punctuation only marks clause and sentence ends."""
+    words: list[str] = []
+    clauses: list[int] = []
+    sentences: list[int] = []
+    starts: list[int] = []
+    questions: set[int] = set()
+    clause = sentence = 0
+    started = -1
+    for match in _PIECE.finditer(folded):
+        piece = match.group()
+        if piece[0] in _CLAUSE_PUNCTUATION:
+            clause += 1
+            if "?" in piece:
+                questions.add(sentence)
+            if not _SENTENCE_END.isdisjoint(piece):
+                sentence += 1
+            continue
+        if started != sentence:
+            starts.append(len(words))
+            started = sentence
+        words.append(piece)
+        clauses.append(clause)
+        sentences.append(sentence)
+    return Words(tuple(words), tuple(clauses), tuple(sentences), tuple(starts),
+                 frozenset(questions))
+
+
+def pattern_words(phrase: str) -> tuple[str, ...]:
+    """The words of a vocabulary phrase, folded; "#" and "word*" are kept as wildcards."""
+    return tuple(_PATTERN_PIECE.findall(fold(phrase)))
+
+
+def pattern_problem(phrase: str) -> str | None:
+    """Why a vocabulary phrase cannot be used, or None when it is fine."""
+    words = pattern_words(phrase)
+    if not words:
+        return f"phrase {phrase!r} has no words"
+    for word in words:
+        if word.endswith("*") and len(word) - 1 < PREFIX_MIN:
+            return (f"phrase {phrase!r}: a word ending in '*' needs at least {PREFIX_MIN} "
+                    "letters before the '*'")
+    folded = fold(phrase)
+    if _STAR_INSIDE.search(folded) or folded.count("*") != sum(w.endswith("*") for w in words):
+        return f"phrase {phrase!r}: '*' may only end a word"
+    return None
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A vocabulary phrase ready to match: its folded words, what kind it is, its label."""
+
+    words: tuple[str, ...]
+    kind: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Match:
+    """Where a pattern matched: words[start:end]."""
+
+    start: int
+    end: int
+    kind: str
+    label: str
+
+
+def _word_matches(pattern_word: str, word: str) -> bool:
+    if pattern_word == NUMBER:
+        return word.isdigit()
+    if pattern_word.endswith("*"):
+        return word.startswith(pattern_word[:-1])
+    return pattern_word == word
+
+
+def _is_wild(word: str) -> bool:
+    return word == NUMBER or word.endswith("*")
+
+
+class PhraseIndex:
+    """All vocabulary phrases, indexed so a message is scanned once, cheaply.
+
+    Most phrases are one plain word (a dictionary hit) or start with two plain words
+    (indexed by the pair, so common first words like "i" or "the" do not drag every
+    phrase starting with them into the comparison). Wildcard starts are rare and kept
+    in small side tables.
+    """
+
+    def __init__(self, patterns: Iterable[Pattern]) -> None:
+        self._single: dict[str, list[tuple[str, str]]] = {}
+        self._pairs: dict[tuple[str, str], list[Pattern]] = {}
+        self._first: dict[str, list[Pattern]] = {}
+        self._prefix: dict[str, list[Pattern]] = {}
+        self._number: list[Pattern] = []
+        seen: set[tuple[tuple[str, ...], str, str]] = set()
+        for pattern in patterns:
+            key = (pattern.words, pattern.kind, pattern.label)
+            if key in seen or not pattern.words:
+                continue
+            seen.add(key)
+            first = pattern.words[0]
+            if first == NUMBER:
+                self._number.append(pattern)
+            elif first.endswith("*"):
+                self._prefix.setdefault(first[:PREFIX_MIN], []).append(pattern)
+            elif len(pattern.words) == 1:
+                self._single.setdefault(first, []).append((pattern.kind, pattern.label))
+            elif _is_wild(pattern.words[1]):
+                self._first.setdefault(first, []).append(pattern)
+            else:
+                self._pairs.setdefault((first, pattern.words[1]), []).append(pattern)
+        self.size = len(seen)
+
+    def find(self, words: Sequence[str]) -> list[Match]:
+        """Every place a pattern matches (overlaps included), in word order."""
+        found: list[Match] = []
+        count = len(words)
+        for start, word in enumerate(words):
+            singles = self._single.get(word)
+            if singles is not None:
+                found.extend(Match(start, start + 1, kind, label) for kind, label in singles)
+            candidates: list[Pattern] = []
+            if start + 1 < count:
+                candidates.extend(self._pairs.get((word, words[start + 1]), ()))
+            candidates.extend(self._first.get(word, ()))
+            candidates.extend(self._prefix.get(word[:PREFIX_MIN], ()))
+            if self._number and word.isdigit():
+                candidates.extend(self._number)
+            for pattern in candidates:
+                end = start + len(pattern.words)
+                if end <= count and all(
+                        _word_matches(p, w) for p, w in
+                        zip(pattern.words, words[start:end], strict=True)):
+                    found.append(Match(start, end, pattern.kind, pattern.label))
+        return found
+
+
+# --- Signatures ---------------------------------------------------------------------------
+
+_SIGNATURE_PERSON = b"escalator-sig"
+
+
+def word_hash(word: str, bits: int) -> int:
+    """A `bits`-bit one-way hash of one folded word (BLAKE2b, truncated)."""
+    digest = hashlib.blake2b(word.encode("utf-8"), digest_size=4,
+                             person=_SIGNATURE_PERSON).digest()
+    return int.from_bytes(digest, "big") >> (32 - bits)
+
+
+def signature(words: Iterable[str], size: int, bits: int) -> tuple[int, ...]:
+    """A bottom-k MinHash sketch of a set of words: the `size` smallest word hashes, sorted.
+
+    Why this shape: the order of words and any word beyond the `size` kept are dropped,
+    and each hash is only `bits` wide (16 by default), so one value stands for many
+    possible words of a whole vocabulary. A hash of a single word can still be guessed
+    by hashing a dictionary (that is true of any word-level signature); the truncation
+    makes each guess ambiguous rather than impossible, which is why callers also drop
+    stop words and small talk before signing and never sign very short messages.
+    """
+    hashes = {word_hash(word, bits) for word in words}
+    return tuple(sorted(hashes)[:size])
+
+
+def similarity(a: Sequence[int], b: Sequence[int], size: int) -> float:
+    """Estimated Jaccard similarity of the word sets behind two bottom-k sketches (0..1)."""
+    if not a or not b:
+        return 0.0
+    set_a, set_b = set(a), set(b)
+    union = sorted(set_a | set_b)[:size]
+    shared = sum(1 for h in union if h in set_a and h in set_b)
+    return shared / len(union)
+
+
+def pack_signature(hashes: Sequence[int], bits: int) -> str:
+    """A sketch as a short ASCII string (2 or 4 bytes per hash, URL-safe base64)."""
+    width = 2 if bits <= 16 else 4
+    raw = b"".join(h.to_bytes(width, "big") for h in hashes)
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def unpack_signature(packed: str, bits: int) -> tuple[int, ...]:
+    """Inverse of pack_signature(); an unreadable value gives an empty sketch."""
+    width, code = (2, "H") if bits <= 16 else (4, "I")
+    try:
+        raw = base64.urlsafe_b64decode(packed + "=" * (-len(packed) % 4))
+    except (ValueError, TypeError):
+        return ()
+    if len(raw) % width:
+        return ()
+    return struct.unpack(f">{len(raw) // width}{code}", raw)
+
+
+def short_hash(label: str) -> str:
+    """A 6-character one-way tag for an id or label (32-bit BLAKE2b), to keep memory small."""
+    digest = hashlib.blake2b(label.encode("utf-8"), digest_size=4,
+                             person=b"escalator-id").digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+# --- Language -----------------------------------------------------------------------------
+
+UNDETERMINED = "und"
+
+
+def normalise_language(code: str) -> str:
+    """The primary subtag of a language tag, lower case ("pt-BR" -> "pt")."""
+    primary = code.strip().replace("_", "-").split("-", 1)[0].lower()
+    return primary or UNDETERMINED
+
+
+def detect_language(words: Sequence[str], casefolded: str,
+                    stop_words: Mapping[str, tuple[str, ...]],
+                    letters: Mapping[str, frozenset[str]],
+                    min_votes: int, min_margin: int) -> str:
+    """The language whose stop words and letters win the vote, or "und" when unsure."""
+    votes: dict[str, int] = {}
+    for word in words:
+        for language in stop_words.get(word, ()):
+            votes[language] = votes.get(language, 0) + 1
+    for language, typical in letters.items():
+        if not typical.isdisjoint(casefolded):
+            votes[language] = votes.get(language, 0) + 1
+    if not votes:
+        return UNDETERMINED
+    ranked = sorted(votes.items(), key=lambda item: item[1], reverse=True)
+    best, best_votes = ranked[0]
+    runner_up = ranked[1][1] if len(ranked) > 1 else 0
+    if best_votes < min_votes or best_votes - runner_up < min_margin:
+        return UNDETERMINED
+    return best
