@@ -8,7 +8,7 @@ every key of a conversation lives in one slot and one Lua script may touch them 
   plus `_version` (bumped by every write) and `_turn_order` (the recorded turn ids, oldest
   first, space-separated; ids never contain spaces).
 - `escalator:{<conversation_id>}:turns`, a hash: turn id -> the decision body stored for
-  idempotent retries, as compact JSON deflated with a preset dictionary (see _pack_decision).
+  idempotent retries, as compact JSON deflated with a preset dictionary (see pack_decision).
 
 Both keys carry the same TTL, refreshed by every commit and release. Nothing here stores
 customer text: state fields are numbers, labels and signatures, and the pipeline hands over
@@ -190,7 +190,7 @@ _DECISION_ZDICT_V1 = (
 )
 
 
-def _pack_decision(decision: Mapping[str, Any]) -> bytes:
+def pack_decision(decision: Mapping[str, Any]) -> bytes:
     """The compact stored form of a decision body (deflated, or plain JSON if that is smaller)."""
     raw = json.dumps(decision, separators=(",", ":"), ensure_ascii=False).encode()
     # Raw deflate (negative wbits): no zlib header or checksum, 6 bytes saved per record.
@@ -199,8 +199,8 @@ def _pack_decision(decision: Mapping[str, Any]) -> bytes:
     return packed if len(packed) < len(raw) else raw
 
 
-def _unpack_decision(record: bytes) -> dict[str, Any]:
-    """The decision body a record was packed from."""
+def unpack_decision(record: bytes) -> dict[str, Any]:
+    """The decision body a stored turn record holds (what a replay returns; for inspection)."""
     if record[:1] == _RECORD_DEFLATE_V1:
         inflate = zlib.decompressobj(-15, zdict=_DECISION_ZDICT_V1)
         raw = inflate.decompress(record[1:]) + inflate.flush()
@@ -272,7 +272,7 @@ class StateStore:
         """The conversation's state and version, and the stored decision if turn_id was decided."""
         flat, record = self._run(_LOAD, conversation_id, turn_id)
         try:
-            replay = None if record is None else _unpack_decision(record)
+            replay = None if record is None else unpack_decision(record)
             if not flat:
                 return Snapshot(state=None, version=0, replay=replay)
             state, version = _decode_state(flat)
@@ -285,12 +285,12 @@ class StateStore:
         """Write state and decision if the version is still expected_version and turn_id is new."""
         _check_turn_id(turn_id)
         outcome, value = self._run(
-            _COMMIT, conversation_id, expected_version, turn_id, _pack_decision(decision),
+            _COMMIT, conversation_id, expected_version, turn_id, pack_decision(decision),
             self._ttl_seconds, self._max_turn_records, *_state_fields(state),
         )
         if outcome == 0:
             try:
-                return Replayed(_unpack_decision(value))
+                return Replayed(unpack_decision(value))
             except (ValueError, zlib.error) as exc:
                 raise StateUnavailable(f"unreadable decision for {turn_id!r}: {exc}") from exc
         if outcome == 1:

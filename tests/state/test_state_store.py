@@ -22,6 +22,7 @@ from escalator.state import (
     StateStore,
     state_key,
     turns_key,
+    unpack_decision,
 )
 
 NewId = Callable[..., str]
@@ -290,6 +291,7 @@ def test_stored_values_hold_numbers_labels_and_compact_decisions(
     assert b"escalated" not in fields  # default values are not stored
     record = raw.hget(turns_key(cid), "t-1")
     assert record is not None
+    assert unpack_decision(record) == decision
     plain = json.dumps(decision, separators=(",", ":")).encode()
     assert len(record) < len(plain) / 3
 
