@@ -41,7 +41,8 @@ def _number(value: float, lo: float, hi: float) -> float:
     """A fact number: finite, within its catalogue range, rounded to 4 decimals."""
     if not math.isfinite(value):
         value = 0.0
-    return round(max(lo, min(hi, value)), 4)
+    # float(): max(0, 0.0) is the int 0, and the catalogue says "number".
+    return float(round(max(lo, min(hi, value)), 4))
 
 
 def score_turn(turn: Turn, memory: Mapping[str, Any], turn_index: int,
