@@ -78,22 +78,28 @@ def score_turn(turn: Turn, memory: Mapping[str, Any], turn_index: int,
     asked = requested_human(words, matches, message.intent, lexicons)
     state = replace(state, turns=previous.turns + 1)
 
+    scores = Scores(
+        sentiment=_number(sentiment_facts.score, -1, 1),
+        frustration=_number(frustration_facts.score, 0, 1),
+        complexity=_number(complexity_facts.score, 0, 1),
+        loop=_number(loop_facts.score, 0, 1),
+    )
     facts: dict[str, FactValue] = {
         "message.chars": len(message.text or ""),
         "message.language": language,
-        "sentiment.score": _number(sentiment_facts.score, -1, 1),
+        "sentiment.score": scores.sentiment,
         "sentiment.mean": _number(sentiment_facts.mean, -1, 1),
         "sentiment.trend": _number(sentiment_facts.trend, -2, 2),
         "sentiment.negative_streak": sentiment_facts.negative_streak,
-        "frustration.score": _number(frustration_facts.score, 0, 1),
+        "frustration.score": scores.frustration,
         "frustration.mean": _number(frustration_facts.mean, 0, 1),
         "frustration.cues": frustration_facts.cues,
-        "complexity.score": _number(complexity_facts.score, 0, 1),
+        "complexity.score": scores.complexity,
         "complexity.questions": complexity_facts.questions,
         "complexity.issues": complexity_facts.issues,
         "complexity.topics": complexity_facts.topics,
         "intent.low_confidence_streak": loop_facts.low_confidence_streak,
-        "loop.score": _number(loop_facts.score, 0, 1),
+        "loop.score": scores.loop,
         "loop.repeats": loop_facts.repeats,
         "loop.fallback_streak": loop_facts.fallback_streak,
         "loop.fallbacks": loop_facts.fallbacks,
@@ -106,10 +112,4 @@ def score_turn(turn: Turn, memory: Mapping[str, Any], turn_index: int,
     if message.intent_confidence is not None:
         facts["intent.confidence"] = _number(message.intent_confidence, 0, 1)
 
-    scores = Scores(
-        sentiment=facts["sentiment.score"],  # type: ignore[arg-type]
-        frustration=facts["frustration.score"],  # type: ignore[arg-type]
-        complexity=facts["complexity.score"],  # type: ignore[arg-type]
-        loop=facts["loop.score"],  # type: ignore[arg-type]
-    )
     return ScoredTurn(scores=scores, facts=facts, memory=state.to_json())
