@@ -57,6 +57,10 @@ SESSION_ID = "0"
 # An `any` or `in` fires the engine rule once per matching alternative (it expands the
 # condition into alternatives); cap the expansion so one rule cannot make evaluation slow.
 MAX_ALTERNATIVES = 256
+# Tests per engine ruleset (see _shards): the engine's MAX_STACK_SIZE is 64.
+STACK_BUDGET = 64
+# The engine refuses a fact with more than 254 properties (error 302, measured on 2.0.28).
+MAX_FACT_PROPERTIES = 254
 _RESERVED_KEYS = frozenset({"sid", "id", MARKER_KEY})
 _INT64 = 2**63
 _SCALAR_KINDS = ("boolean", "number", "string")
@@ -163,16 +167,29 @@ def _alternatives(expr: _Expr) -> int:
     return math.prod(_alternatives(e) for e in expr.items)
 
 
-def _to_engine(expr: _Expr) -> dict[str, Any]:
-    if isinstance(expr, _And):
-        return {"$and": [_to_engine(e) for e in expr.items]}
+def _expand(expr: _Expr) -> list[tuple[_Atom, ...]]:
+    """The alternatives of an expression: a list of conjunctions of comparisons.
+
+    The engine would expand `$or` the same way; doing it here lets the compiler count
+    the comparisons and spread the alternatives over several engine rulesets.
+    """
+    if isinstance(expr, _Atom):
+        return [(expr,)]
     if isinstance(expr, _Or):
-        return {"$or": [_to_engine(e) for e in expr.items]}
-    if expr.op == "eq":
-        return {expr.key: expr.value}
-    if expr.op in ("ex", "nex"):
-        return {f"${expr.op}": {expr.key: 1}}
-    return {f"${expr.op}": {expr.key: expr.value}}
+        return [alt for item in expr.items for alt in _expand(item)]
+    alternatives: list[tuple[_Atom, ...]] = [()]
+    for item in expr.items:
+        alternatives = [left + right for left in alternatives for right in _expand(item)]
+    # A comparison repeated within one alternative is tested once.
+    return [tuple(dict.fromkeys(alt)) for alt in alternatives]
+
+
+def _atom_to_engine(atom: _Atom) -> dict[str, Any]:
+    if atom.op == "eq":
+        return {atom.key: atom.value}
+    if atom.op in ("ex", "nex"):
+        return {f"${atom.op}": {atom.key: 1}}
+    return {f"${atom.op}": {atom.key: atom.value}}
 
 
 # ---------------------------------------------------------------------------- fact encoding
@@ -197,6 +214,11 @@ class _Keys:
             key = f"{base}_{n}"
         self._taken.add(key)
         return key
+
+    def count(self) -> int:
+        """How many keys a fact can carry at most."""
+        return (len(self.plain) + sum(len(k) for k in self.labels.values())
+                + sum(len(k) for k in self.scalars.values()))
 
     def plain_key(self, fact: str) -> str:
         if fact not in self.plain:
@@ -337,11 +359,36 @@ def _engine_priority(rule: Rule) -> int:
     return (1000 - rule.priority) * 2 + (0 if rule.then.decision == ROUTE else 1)
 
 
-def _free(handle: Any, asserted: list[bool]) -> None:
-    """Free an engine ruleset: its one session (if it ever had one), then the ruleset."""
-    if asserted[0]:
-        engine.delete_state(handle, SESSION_ID)
-    engine.delete_ruleset(handle)
+def _free(handles: list[Any], asserted: list[bool]) -> None:
+    """Free the engine rulesets: each one's session (if it ever had one), then the ruleset."""
+    for handle in handles:
+        if asserted[0]:
+            engine.delete_state(handle, SESSION_ID)
+        engine.delete_ruleset(handle)
+
+
+def _shards(alternatives: list[tuple[str, int, tuple[_Atom, ...]]]) -> list[dict[str, Any]]:
+    """Engine ruleset definitions, each small enough for the engine's evaluation stack.
+
+    The engine walks its network of tests depth first with a stack of MAX_STACK_SIZE (64)
+    tests that passed and wait to be followed; more, and assert_fact fails with error 303
+    (measured: 65 rules, each testing a different key that the fact has). A network never
+    holds more tests than its rules contain, so a ruleset whose alternatives hold at most
+    STACK_BUDGET tests in all (the marker included) can never overflow it.
+    """
+    shards: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    used = 1  # the marker test, shared by every rule of a ruleset
+    for name, pri, atoms in alternatives:
+        if used + len(atoms) > STACK_BUDGET and current:
+            shards.append(current)
+            current, used = {}, 1
+        tests = [{MARKER_KEY: MARKER_VALUE}, *(_atom_to_engine(a) for a in atoms)]
+        current[name] = {"all": [{"m": {"$and": tests}}], "pri": pri}
+        used += len(atoms)
+    if current:
+        shards.append(current)
+    return shards
 
 
 class CompiledRuleSet:
@@ -361,7 +408,7 @@ class CompiledRuleSet:
         order = _decisive_order(self._rules)
         self._rank = {index: rank for rank, index in enumerate(order)}
         keys = _Keys()
-        definitions: dict[str, Any] = {}
+        alternatives: list[tuple[str, int, tuple[_Atom, ...]]] = []
         problems: list[Problem] = []
         for index, rule in enumerate(self._rules):
             expr = _compile(rule.when, keys)
@@ -373,21 +420,41 @@ class CompiledRuleSet:
                     f"(at most {MAX_ALTERNATIVES}); split it into several rules",
                     rule=rule.id))
                 continue
-            definitions[f"r{index}"] = _definition(expr, rule)
+            for number, atoms in enumerate(_expand(expr)):
+                if len(atoms) >= STACK_BUDGET:
+                    problems.append(Problem(
+                        rule.file, rule.line,
+                        f"this condition makes {len(atoms)} comparisons at once (at most "
+                        f"{STACK_BUDGET - 1}); split it into several rules", rule=rule.id))
+                    break
+                # Engine rule names are "r<rule index>_<alternative>": see matches().
+                alternatives.append((f"r{index}_{number}", _engine_priority(rule), atoms))
+        size = keys.count() + len(_RESERVED_KEYS)
+        if size > MAX_FACT_PROPERTIES:
+            first = self._rules[0]
+            problems.append(Problem(
+                first.file, None,
+                f"the rules test {size - len(_RESERVED_KEYS)} different facts, labels and "
+                f"context values (counting each context value three times); the engine takes "
+                f"at most {MAX_FACT_PROPERTIES - len(_RESERVED_KEYS)}: test fewer labels"))
         if problems:
             raise PolicyError(problems)
         self._encoders = self._make_encoders(keys)
         # A ruleset name cannot be registered twice in a process: hot reload and tests
         # compile the same set many times, so every compilation gets its own name.
         self.engine_name = f"escalator-{ruleset.name}-{next(_names)}-{uuid.uuid4().hex[:8]}"
-        try:
-            self._handle: Any = engine.create_ruleset(self.engine_name,
-                                                      engine_json(definitions))
-        except engine.error as exc:
-            raise PolicyError(self._locate_refusal(definitions, str(exc))) from exc
+        self._handles: list[Any] = []
         self._asserted = [False]
+        try:
+            for number, definitions in enumerate(_shards(alternatives)):
+                self._handles.append(engine.create_ruleset(f"{self.engine_name}-{number}",
+                                                           engine_json(definitions)))
+        except engine.error as exc:
+            _free(self._handles, self._asserted)
+            raise PolicyError(self._locate_refusal(alternatives, str(exc))) from exc
+        self._open = True
         # Free the engine's memory even if close() is forgotten (finalize never holds self).
-        self._finalizer = weakref.finalize(self, _free, self._handle, self._asserted)
+        self._finalizer = weakref.finalize(self, _free, self._handles, self._asserted)
 
     def _make_encoders(self, keys: _Keys) -> tuple[tuple[str, _Encoder], ...]:
         encoders: list[tuple[str, _Encoder]] = []
@@ -401,15 +468,22 @@ class CompiledRuleSet:
             encoders.append((fact, _scalar_encoder(typed)))
         return tuple(encoders)
 
-    def _locate_refusal(self, definitions: dict[str, Any], reason: str) -> list[Problem]:
+    def _locate_refusal(self, alternatives: list[tuple[str, int, tuple[_Atom, ...]]],
+                        reason: str) -> list[Problem]:
         """Which rules the engine refuses, tried one at a time, as problems."""
         problems = []
-        for name, definition in definitions.items():
-            trial = f"{self.engine_name}-probe-{name}"
+        refused: set[int] = set()
+        for name, pri, atoms in alternatives:
+            index = int(name[1:name.index("_")])
+            if index in refused:
+                continue
+            (definitions,) = _shards([(name, pri, atoms)])
             try:
-                handle = engine.create_ruleset(trial, engine_json({name: definition}))
+                handle = engine.create_ruleset(f"{self.engine_name}-probe-{name}",
+                                               engine_json(definitions))
             except engine.error as exc:
-                rule = self._rules[int(name[1:])]
+                refused.add(index)
+                rule = self._rules[index]
                 problems.append(Problem(rule.file, rule.line,
                                         f"the rules engine refused this rule ({exc})",
                                         rule=rule.id))
@@ -438,30 +512,29 @@ class CompiledRuleSet:
         """
         fired: set[int] = set()
         with self._lock:
-            if self._handle is None:
+            if not self._open:
                 raise RuleSetClosed(f"rule set {self.ruleset.name} {self.ruleset.version} "
                                     "was closed; compile it again to evaluate")
             # The fact id must be unique per evaluation, so build it under the lock.
             fact = self._fact_json(facts)
-            handle = self._handle
-            result = engine.assert_fact(handle, fact)
-            self._asserted[0] = True
-            try:
-                state = result[1]
-                action = engine.start_action_for_state(handle, state)
-                while action:
-                    # The result is '{"r<index>":{...the fact...}}': read the index from the
-                    # text (json.loads of the whole fact cost ~6 us per match). An any/in
-                    # fires once per matching branch, hence the set.
-                    text = action[1]
-                    if text.startswith('{"r'):
-                        fired.add(int(text[3:text.index('"', 3)]))
-                    else:
-                        fired.add(int(next(iter(json.loads(text)))[1:]))
-                    action = engine.complete_and_start_action(handle, state)
-                    action = (None, action) if action else None
-            finally:
-                engine.retract_fact(handle, fact)
+            for handle in self._handles:
+                result = engine.assert_fact(handle, fact)
+                self._asserted[0] = True
+                try:
+                    state = result[1]
+                    action = engine.start_action_for_state(handle, state)
+                    while action:
+                        # The result is '{"r<index>_<alternative>":{...the fact...}}': read
+                        # the index from the text (json.loads of the whole fact cost ~6 us
+                        # per match). Several alternatives of one rule can fire: a set.
+                        text = action[1]
+                        if not text.startswith('{"r'):
+                            text = '{"' + next(iter(json.loads(text)))
+                        fired.add(int(text[3:text.index("_", 3)]))
+                        action = engine.complete_and_start_action(handle, state)
+                        action = (None, action) if action else None
+                finally:
+                    engine.retract_fact(handle, fact)
         return tuple(self._rules[i] for i in sorted(fired, key=self._rank.__getitem__))
 
     def evaluate(self, facts: Mapping[str, FactValue | None]) -> Evaluation:
@@ -482,9 +555,9 @@ class CompiledRuleSet:
     def close(self) -> None:
         """Free the engine's ruleset; idempotent; later evaluations raise RuleSetClosed."""
         with self._lock:
-            if self._handle is None:
+            if not self._open:
                 return
-            self._handle = None
+            self._open = False
             self._finalizer()
 
     def __enter__(self) -> CompiledRuleSet:
@@ -492,13 +565,3 @@ class CompiledRuleSet:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _definition(expr: _Expr, rule: Rule) -> dict[str, Any]:
-    """One engine rule: the marker and the condition, with the rule's engine priority."""
-    parts: list[dict[str, Any]] = [{MARKER_KEY: MARKER_VALUE}]
-    if isinstance(expr, _And):
-        parts += [_to_engine(e) for e in expr.items]
-    else:
-        parts.append(_to_engine(expr))
-    return {"all": [{"m": {"$and": parts}}], "pri": _engine_priority(rule)}

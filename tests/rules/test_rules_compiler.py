@@ -349,6 +349,59 @@ def test_a_rule_with_too_many_alternatives_is_refused(write_rules: Callable[...,
     assert "343 combinations" in problem.message and "split it" in problem.message
 
 
+def test_more_keys_than_the_engine_takes_per_fact_is_refused(
+        write_rules: Callable[..., Path]) -> None:
+    def rule(rule_id: str, labels: list[str], extra: str = "") -> str:
+        tests = ", ".join(f"{{fact: complexity.topics, contains: {x}}}" for x in labels)
+        return (f"- {{id: {rule_id}, description: d, priority: 10, when: {{any: [{tests}{extra}]}},"
+                " then: {decision: keep_with_bot}}\n")
+
+    first = [f"topic-{i}" for i in range(125)]
+    second = [f"subject-{i}" for i in range(124)]
+    # 249 labels + requested_human + loop.fallback_streak + kind, sid, id = 254: just fits.
+    fits = load_ruleset(write_rules(rule("a", first) + rule("b", second)))
+    with CompiledRuleSet(fits) as compiled:
+        facts = {"complexity.topics": tuple(first + second), "requested_human": True}
+        assert [r.id for r in compiled.matches(facts)] == ["explicit-human-request", "a", "b"]
+
+    one_more = rule("a", first) + rule("b", second, ", {fact: channel, eq: web}")
+    with pytest.raises(PolicyError) as info:
+        CompiledRuleSet(load_ruleset(write_rules(one_more)))
+    (problem,) = info.value.problems
+    assert "the rules test 252 different facts, labels and context values" in problem.message
+    assert "at most 251" in problem.message
+
+
+def test_many_rules_matching_at_once_stay_within_the_engine_stack(
+        write_rules: Callable[..., Path]) -> None:
+    # 200 different thresholds on one fact, all true at once: in one engine ruleset this
+    # overflows the engine's 64-entry evaluation stack (error 303); the compiler spreads
+    # the rules over several rulesets.
+    rules = "".join(
+        f"- {{id: at-least-{i}, description: d, priority: 10, when: {{any: ["
+        f"{{fact: loop.repeats, gte: {i}}}, {{fact: context.key-{i % 40}, eq: {i}}}]}},"
+        " then: {decision: keep_with_bot}}\n" for i in range(200))
+    with CompiledRuleSet(load_ruleset(write_rules(rules))) as compiled:
+        found = compiled.matches({"loop.repeats": 1000, "requested_human": True,
+                                  **{f"context.key-{i}": i for i in range(40)}})
+        assert [r.id for r in found] == ["explicit-human-request"] + [
+            f"at-least-{i}" for i in range(200)]
+        found = compiled.matches({"loop.repeats": 150, "context.key-0": 160})
+        assert [r.id for r in found] == [f"at-least-{i}" for i in [*range(151), 160]]
+
+
+def test_a_rule_with_more_comparisons_than_the_engine_stack_is_refused(
+        write_rules: Callable[..., Path]) -> None:
+    tests = ", ".join(f"{{fact: context.k{i}, eq: {i}}}" for i in range(64))
+    folder = write_rules(f"- {{id: long, description: d, priority: 10, when: {{all: [{tests}]}},"
+                         " then: {decision: keep_with_bot}}")
+    with pytest.raises(PolicyError) as info:
+        CompiledRuleSet(load_ruleset(folder))
+    (problem,) = info.value.problems
+    assert (problem.rule, problem.line) == ("long", 16)
+    assert "64 comparisons at once (at most 63)" in problem.message
+
+
 def test_close_is_idempotent_and_later_use_is_a_clear_error(compile_rules: Compile) -> None:
     compiled = compile_rules()
     assert compiled.evaluate({"requested_human": True}).decision == "route_to_human"
