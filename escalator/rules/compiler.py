@@ -25,6 +25,12 @@ How facts reach the engine (every rule is also compiled against this encoding):
 - Numbers are written without a bare exponent (the engine rejects `1e-05`, error 204);
   NaN and infinities are refused; integers beyond int64 (which would match nothing) are
   sent as floats.
+
+How rules reach the engine: each condition is expanded into alternatives (conjunctions
+of comparisons), one engine rule `r<rule index>_<n>` per alternative, packed into as many
+engine rulesets as keep each within the engine's 64-entry evaluation stack (error 303
+otherwise; see _shards). `pri` follows the decisive order; matches are de-duplicated and
+sorted here anyway (priority descending, route_to_human first on a tie, then file order).
 """
 
 from __future__ import annotations
@@ -54,8 +60,8 @@ MARKER_VALUE = "turn"
 # One fixed session id: a new sid per evaluation hits the engine's 1024 live-session limit
 # (MAX_STATE_INDEX_LENGTH), after which the ruleset is broken for good.
 SESSION_ID = "0"
-# An `any` or `in` fires the engine rule once per matching alternative (it expands the
-# condition into alternatives); cap the expansion so one rule cannot make evaluation slow.
+# Each alternative of a condition (any/in/not expanded) is one engine rule; cap the
+# expansion so one rule cannot make compiling and evaluation slow.
 MAX_ALTERNATIVES = 256
 # Tests per engine ruleset (see _shards): the engine's MAX_STACK_SIZE is 64.
 STACK_BUDGET = 64
