@@ -60,6 +60,9 @@ MARKER_VALUE = "turn"
 # One fixed session id: a new sid per evaluation hits the engine's 1024 live-session limit
 # (MAX_STATE_INDEX_LENGTH), after which the ruleset is broken for good.
 SESSION_ID = "0"
+# A rule in every engine ruleset that only the priming fact matches (see _prime).
+PRIME_RULE = "prime"
+PRIME_VALUE = "prime"
 # Each alternative of a condition (any/in/not expanded) is one engine rule; cap the
 # expansion so one rule cannot make compiling and evaluation slow.
 MAX_ALTERNATIVES = 256
@@ -394,7 +397,27 @@ def _shards(alternatives: list[tuple[str, int, tuple[_Atom, ...]]]) -> list[dict
         used += len(atoms)
     if current:
         shards.append(current)
+    for shard in shards:
+        shard[PRIME_RULE] = {"all": [{"m": {MARKER_KEY: PRIME_VALUE}}], "pri": 0}
     return shards
+
+
+def _prime(handle: Any) -> None:
+    """Initialise the session's state node with a fact the engine certainly handles.
+
+    Measured (valgrind): when every fact a session ever saw was "not handled" (assert_fact
+    code 1: no rule's first test passed), the engine leaves the session's state node
+    half-initialised and delete_state frees garbage pointers ("free(): invalid pointer").
+    One handled fact at construction makes the state node whole.
+    """
+    fact = f'{{"{MARKER_KEY}":"{PRIME_VALUE}","sid":"{SESSION_ID}","id":"prime"}}'
+    result = engine.assert_fact(handle, fact)
+    try:
+        action = engine.start_action_for_state(handle, result[1])
+        while action:
+            action = engine.complete_and_start_action(handle, result[1])
+    finally:
+        engine.retract_fact(handle, fact)
 
 
 class CompiledRuleSet:
@@ -455,6 +478,8 @@ class CompiledRuleSet:
             for number, definitions in enumerate(_shards(alternatives)):
                 self._handles.append(engine.create_ruleset(f"{self.engine_name}-{number}",
                                                            engine_json(definitions)))
+                _prime(self._handles[-1])
+                self._asserted[0] = True
         except engine.error as exc:
             _free(self._handles, self._asserted)
             raise PolicyError(self._locate_refusal(alternatives, str(exc))) from exc
@@ -525,7 +550,6 @@ class CompiledRuleSet:
             fact = self._fact_json(facts)
             for handle in self._handles:
                 result = engine.assert_fact(handle, fact)
-                self._asserted[0] = True
                 try:
                     state = result[1]
                     action = engine.start_action_for_state(handle, state)
