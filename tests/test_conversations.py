@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
@@ -16,6 +17,7 @@ from flask.testing import FlaskClient
 from escalator.app import create_app
 from escalator.config import Config
 from escalator.services import EXTENSION
+from escalator.state import unpack_decision
 
 
 def say(client: FlaskClient, cid: str, turn_id: str, text: str, **extra: Any) -> dict[str, Any]:
@@ -63,7 +65,8 @@ def test_an_angry_customer_repeating_themselves_reaches_a_person(
     first = routed[0]
     assert first["turn_index"] <= 6
     rules = {r["rule"] for r in first["reasons"]}
-    assert rules & {"customer-repeating", "sustained-frustration", "frustration-spike",
+    assert rules & {"customer-repeating", "repeating-while-frustrated", "sustained-frustration",
+                    "frustration-spike",
                     "worsening-sentiment", "conversation-looping"}
     assert all(r["description"] for r in first["reasons"])
     assert first["handoff"]["customer_message"]
@@ -135,46 +138,32 @@ def test_bot_fallbacks_are_capped(client: FlaskClient,
 
 
 def test_no_customer_text_is_stored_in_redis(
-        client: FlaskClient, new_conversation_id: Callable[..., str],
-        redis_client: redis.Redis) -> None:
+        client: FlaskClient, new_conversation_id: Callable[..., str], redis_url: str) -> None:
     cid = new_conversation_id()
     texts = ["My neighbour Bartholomew ordered a zucchini casserole",
              "Bartholomew says the zucchini casserole never arrived",
              "Bartholomew zucchini casserole again!!!"]
     for i, text in enumerate(texts, 1):
         say(client, cid, f"t-{i}", text)
-    dump = _dump_conversation(redis_client, cid)
-    assert dump, "the conversation should have stored state"
+    dump = _dump_conversation(redis_url, cid)
+    assert "decision_id" in dump, "the conversation should have stored state"
     for word in ("bartholomew", "zucchini", "casserole", "neighbour", "arrived"):
         assert word not in dump.lower(), f"{word!r} found in Redis"
 
 
-def _dump_conversation(client: redis.Redis, cid: str) -> str:
-    raw = redis.Redis(connection_pool=client.connection_pool, decode_responses=False)
+def _dump_conversation(redis_url: str, cid: str) -> str:
+    """Every key and value of a conversation as text, stored decisions unpacked."""
+    raw = redis.Redis.from_url(redis_url)  # bytes: stored decisions are compressed
     parts: list[str] = []
     for key in raw.scan_iter(match=f"escalator:{{{cid}}}:*"):
         parts.append(key.decode())
-        kind = raw.type(key)
-        if kind == b"hash":
-            for field, value in raw.hgetall(key).items():
-                parts.append(_readable(field) + "=" + _readable(value))
-        elif kind == b"string":
-            parts.append(_readable(raw.get(key) or b""))
-        else:
-            parts.append(repr(kind))
+        assert raw.type(key) == b"hash"
+        for field, value in raw.hgetall(key).items():
+            readable = (json.dumps(unpack_decision(value)) if key.endswith(b":turns")
+                        else value.decode())
+            parts.append(f"{field.decode()}={readable}")
+    raw.close()
     return "\n".join(parts)
-
-
-def _readable(blob: bytes) -> str:
-    """Text of a stored value, decompressing it if the store compressed it."""
-    import zlib
-
-    for attempt in (lambda b: zlib.decompress(b), lambda b: b):
-        try:
-            return attempt(blob).decode("utf-8", errors="replace")
-        except zlib.error:
-            continue
-    return repr(blob)
 
 
 def test_concurrent_turns_of_one_conversation_lose_nothing(

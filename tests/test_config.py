@@ -1,0 +1,55 @@
+"""Configuration: one table of environment variables, validated at start, documented."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from escalator.config import SETTINGS, Config, ConfigError
+from escalator.rules.catalogue import FACTS
+
+README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_defaults_without_environment() -> None:
+    config = Config.from_env({})
+    assert config.redis_url is None
+    assert config.state_ttl_seconds == 86400
+    assert config.fail_mode == "stateless"
+    assert (config.rules_path / "ruleset.yaml").is_file()
+
+
+def test_values_are_parsed_and_typed() -> None:
+    config = Config.from_env({
+        "ESCALATOR_REDIS_URL": "redis://127.0.0.1:6379/3",
+        "ESCALATOR_STATE_TTL_SECONDS": "60",
+        "ESCALATOR_API_KEYS": "a, b,,c",
+        "ESCALATOR_RULES_DIR": "/tmp/rules",
+    })
+    assert config.redis_url == "redis://127.0.0.1:6379/3"
+    assert config.state_ttl_seconds == 60
+    assert config.api_keys == ("a", "b", "c")
+    assert config.rules_path == Path("/tmp/rules")
+
+
+def test_every_bad_value_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({"ESCALATOR_STATE_TTL_SECONDS": "-5",
+                         "ESCALATOR_FAIL_MODE": "shrug",
+                         "ESCALATOR_MAX_BODY_BYTES": "lots"})
+    message = str(caught.value)
+    for name in ("ESCALATOR_STATE_TTL_SECONDS", "ESCALATOR_FAIL_MODE",
+                 "ESCALATOR_MAX_BODY_BYTES"):
+        assert name in message
+
+
+def test_the_settings_table_matches_the_config() -> None:
+    assert {f.name for f in fields(Config)} == {s.attr for s in SETTINGS}
+
+
+def test_the_readme_documents_every_setting_and_fact() -> None:
+    missing = [s.env for s in SETTINGS if f"`{s.env}`" not in README]
+    missing += [name for name in FACTS if f"`{name}`" not in README]
+    assert missing == []
