@@ -99,7 +99,7 @@ def post_turn(conversation_id: str) -> Response:
         turn = TurnSchema(context_keys=svc.config.max_context_keys).load(payload)
     except ValidationError as exc:
         raise ApiError(400, "invalid_request", "The turn is not valid.",
-                       exc.normalized_messages()) from exc
+                       exc.messages_dict) from exc
     decision = svc.pipeline.decide(conversation_id, turn)
     return jsonify(decision.to_dict())
 

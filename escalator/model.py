@@ -6,16 +6,16 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 Scalar = str | int | float | bool
 # A fact is a scalar or a tuple of labels (for `contains`); an absent fact is simply missing.
 FactValue = str | int | float | bool | tuple[str, ...]
 Facts = Mapping[str, FactValue]
 
-ROUTE = "route_to_human"
-KEEP = "keep_with_bot"
 DecisionName = Literal["route_to_human", "keep_with_bot"]
+ROUTE: Final = "route_to_human"
+KEEP: Final = "keep_with_bot"
 HANDOFF_PRIORITIES = ("low", "normal", "high", "urgent")
 
 

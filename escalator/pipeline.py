@@ -20,6 +20,7 @@ from escalator.model import (
     ROUTE,
     ConversationState,
     Decision,
+    DecisionName,
     FactValue,
     Handoff,
     Reason,
@@ -41,7 +42,9 @@ BACKOFF_SECONDS = 0.001
 
 STICKY_RULE = "handoff-in-progress"
 STICKY_PRIORITY = 1000
-STICKY_MESSAGE = "You're in the queue for a member of our team; they'll be with you as soon as they can."
+STICKY_MESSAGE = (
+    "You're in the queue for a member of our team; they'll be with you as soon as they can."
+)
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ class Pipeline:
             Reason(rule.id, rule.priority, rule.then.decision, rule.description)
             for rule in evaluation.matches
         ]
-        decision_name = evaluation.decision
+        decision_name: DecisionName = evaluation.decision
         handoff: Handoff | None = None
         if evaluation.handoff is not None:
             handoff = Handoff(

@@ -23,7 +23,8 @@ ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 ID_RE = re.compile(ID_PATTERN)
 # Labels (intents, tiers, channels, context strings) look like ids: never free text, so
 # nothing a customer typed can end up in state or logs through them.
-LABEL = validate.Regexp(r"^[A-Za-z0-9._:@-]{1,64}$", error="must be 1-64 characters of A-Z a-z 0-9 . _ : @ -")
+LABEL_PATTERN = r"^[A-Za-z0-9._:@-]{1,64}$"
+LABEL = validate.Regexp(LABEL_PATTERN, error="must be 1-64 characters of A-Z a-z 0-9 . _ : @ -")
 ID = validate.Regexp(ID_PATTERN, error="must be 1-128 characters of A-Z a-z 0-9 . _ : @ -")
 LANGUAGE = validate.Regexp(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
                            error="must be a language tag such as en or pt-BR")
@@ -37,11 +38,9 @@ def valid_id(value: str) -> bool:
     return bool(ID_RE.match(value))
 
 
-class StrictBoolean(fields.Boolean):
+def strict_boolean(**kwargs: Any) -> fields.Boolean:
     """Only JSON true/false: "yes" or 1 are refused rather than guessed."""
-
-    truthy = {True}
-    falsy = {False}
+    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
 
 
 class StrictFloat(fields.Float):
@@ -55,7 +54,7 @@ class StrictFloat(fields.Float):
         return float(value)
 
 
-class ContextField(fields.Field):
+class ContextField(fields.Field):  # type: ignore[type-arg]
     """A small flat map of scalars, exposed to rules as context.<key>."""
 
     def __init__(self, max_keys: int = DEFAULT_MAX_CONTEXT_KEYS, **kwargs: Any) -> None:
@@ -67,14 +66,17 @@ class ContextField(fields.Field):
     ) -> dict[str, Scalar]:
         if not isinstance(value, Mapping):
             raise ValidationError("Must be an object of scalar values.")
-        max_keys = self.parent.context_keys if isinstance(self.parent, TurnSchema) else self.max_keys
+        max_keys = self.max_keys
+        if isinstance(self.parent, TurnSchema):  # the app's configured limit
+            max_keys = self.parent.context_keys
         if len(value) > max_keys:
             raise ValidationError(f"At most {max_keys} keys.")
         errors: dict[str, list[str]] = {}
         result: dict[str, Scalar] = {}
         for key, item in value.items():
             if not CONTEXT_KEY.match(str(key)):
-                errors[str(key)] = ["Keys must be 1-40 characters of a-z 0-9 _, starting with a letter."]
+                errors[str(key)] = ["Keys must be 1-40 characters of a-z 0-9 _, "
+                                    "starting with a letter."]
             elif isinstance(item, bool | int):
                 if not isinstance(item, bool) and abs(item) >= 2**63:
                     errors[key] = ["Integers must fit in 64 bits."]
@@ -121,7 +123,7 @@ class BotSchema(Schema):
         unknown = RAISE
 
     prompt_id = fields.String(load_default=None, validate=ID)
-    fallback = StrictBoolean(load_default=False)
+    fallback = strict_boolean(load_default=False)
 
     @post_load
     def _build(self, data: dict[str, Any], **kwargs: Any) -> BotReply:
@@ -140,7 +142,7 @@ class ConsentSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    store_state = StrictBoolean(load_default=True)
+    store_state = strict_boolean(load_default=True)
 
 
 class TurnSchema(Schema):
