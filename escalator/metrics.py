@@ -74,10 +74,17 @@ def observe_decision(decision: Decision, channel: str | None, seconds: float) ->
     DECISION_LATENCY.observe(seconds)
 
 
+_active_ruleset: tuple[str, str, str] | None = None
+
+
 def set_ruleset(name: str, version: str, digest: str) -> None:
-    """Publish which rule set is active (one series)."""
-    RULESET_INFO.clear()
+    """Publish which rule set is active: its series is 1, a replaced one drops to 0."""
+    global _active_ruleset
+    # Gauge.clear() is not implemented in multiprocess mode, so the old series stays at 0.
+    if _active_ruleset is not None and _active_ruleset != (name, version, digest):
+        RULESET_INFO.labels(*_active_ruleset).set(0)
     RULESET_INFO.labels(name, version, digest).set(1)
+    _active_ruleset = (name, version, digest)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -443,6 +443,8 @@ def start_embedded(directory: Path) -> EmbeddedRedis:
         def __del__(self) -> None:
             pass
 
+    # Absolute: the server resolves relative paths against its own working directory.
+    directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     try:
         # The data file lives in `directory`; the socket in a short temporary directory,

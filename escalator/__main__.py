@@ -1,0 +1,5 @@
+"""`python -m escalator` is the `escalator` command."""
+
+from escalator.cli import main
+
+main()

@@ -1,0 +1,103 @@
+"""End to end: `escalator serve` under gunicorn with two workers and the embedded Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def request(url: str, body: dict[str, Any] | None = None) -> tuple[int, bytes]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method="POST" if data else "GET",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as response:
+        status: int = response.status
+        return status, response.read()
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited with {process.returncode}")
+        try:
+            if request(url)[0] == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("serve did not come up in time")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Any:
+    """`escalator serve` in a fresh folder, without ESCALATOR_REDIS_URL: embedded Redis."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ESCALATOR_", "PROMETHEUS_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "escalator", "serve", "--port", str(port), "--workers", "2"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(f"{base}/healthz", process, time.monotonic() + 30)
+        yield base, process, tmp_path
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+def test_two_workers_share_state_and_metrics_and_stop_cleanly(served: Any) -> None:
+    base, process, folder = served
+    turns = 12
+    for i in range(1, turns + 1):
+        status, body = request(f"{base}/v1/conversations/e2e-1/turns",
+                               {"turn_id": f"t-{i}", "message": {"text": f"question {i}?"}})
+        assert status == 200
+        assert json.loads(body)["turn_index"] == i  # one state, whichever worker answered
+    _, metrics = request(f"{base}/metrics")
+    decided = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.decode().splitlines()
+                  if line.startswith("escalator_decisions_total{"))
+    assert decided == turns
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert not list(folder.glob("var/redis/owner.pid"))  # the embedded Redis was stopped
+
+
+def test_a_rule_set_without_the_floor_refuses_to_start(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    (rules / "lexicons").mkdir(parents=True)
+    source = Path(__file__).parent.parent / "rules"
+    for lexicon in (source / "lexicons").glob("*.yaml"):
+        (rules / "lexicons" / lexicon.name).write_text(lexicon.read_text())
+    (rules / "policy.yaml").write_text(
+        "ruleset: no-way-out\nversion: '1'\n"
+        "default: {decision: keep_with_bot, queue: q, priority: normal, customer_message: hi}\n"
+        "rules:\n"
+        "  - id: fallbacks\n    description: Too many fallbacks.\n    priority: 10\n"
+        "    when: {all: [{fact: loop.fallback_streak, gte: 3}]}\n"
+        "    then: {decision: route_to_human}\n")
+    env = {**os.environ, "ESCALATOR_RULES_DIR": str(rules)}
+    result = subprocess.run([sys.executable, "-m", "escalator", "serve", "--port",
+                             str(free_port())], env=env, capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "requested_human" in result.stderr
+    assert "refusing to start" in result.stderr
