@@ -52,6 +52,12 @@ HEALTH_CHECK_INTERVAL_SECONDS = 30
 _DEFAULT_FIELDS = ConversationState().encode()
 
 
+# How many recent turns keep their decision for idempotent retries. A chatbot platform
+# retries a turn within seconds, before more than a turn or two has followed it; every
+# record costs ~300 bytes of Redis memory per conversation (bench/decide.py).
+DEFAULT_TURN_RECORDS = 8
+
+
 def state_key(conversation_id: str) -> str:
     """The key of a conversation's state hash."""
     return f"escalator:{{{conversation_id}}}:state"
@@ -239,7 +245,7 @@ class StateStore:
     """Loads and atomically commits conversation state and decided turns in Redis."""
 
     def __init__(self, client: redis.Redis, *, ttl_seconds: int = 86400,
-                 max_turn_records: int = 32) -> None:
+                 max_turn_records: int = DEFAULT_TURN_RECORDS) -> None:
         if ttl_seconds < 1:
             raise ValueError("ttl_seconds must be at least 1")
         if max_turn_records < 1:
@@ -253,7 +259,7 @@ class StateStore:
 
     @classmethod
     def from_url(cls, url: str, *, ttl_seconds: int = 86400, timeout_seconds: float = 0.1,
-                 max_turn_records: int = 32) -> StateStore:
+                 max_turn_records: int = DEFAULT_TURN_RECORDS) -> StateStore:
         """A store on the Redis at url (redis://, rediss://, unix://), failing within the budget."""
         client = redis.Redis.from_url(
             url,

@@ -1,0 +1,119 @@
+"""Quick in-process cost of one decision, and Redis memory of a 20-turn conversation.
+
+    python bench/decide.py [--redis-url redis://127.0.0.1:6379/15] [--conversations 200]
+
+Runs the service's own Pipeline (scoring, durable-rules, the Redis state store) on
+20-turn conversations and prints the median cost per turn of each stage, measured in the
+same run, plus `MEMORY USAGE` of one conversation's keys. Without --redis-url an
+embedded Redis is started. Keys it writes are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import redis
+
+from escalator.config import default_rules_dir
+from escalator.model import ConversationState
+from escalator.pipeline import Pipeline
+from escalator.policy import PolicyHolder, load_policy
+from escalator.schemas import TurnSchema
+from escalator.scoring import score_turn
+from escalator.state import StateStore, start_embedded, state_key, turns_key
+
+TEXTS = [
+    "Hi, I ordered a pair of running shoes last week and they still have not arrived yet",
+    "The order number is 48213, can you tell me where my parcel is right now please",
+    "It says delivered but I was home all day and nobody came to the door at all",
+    "I already told you, the parcel never came and I have been waiting for two weeks",
+    "Can you send a replacement or give me a refund, I need them before my race",
+    "Why do I have to repeat myself, this is the third time I explain the same thing!!",
+    "OK thanks, please send the replacement to the same address as the first order",
+    "Will I get an email with the tracking number once the new parcel is shipped out",
+    "Great, and how long does the delivery usually take to arrive in my area today",
+    "Thank you for your help, have a nice day and I hope it arrives this time",
+]
+
+
+def turns(n: int) -> list[dict[str, object]]:
+    return [{"turn_id": f"t-{i}", "message": {"text": TEXTS[i % len(TEXTS)],
+                                              "intent": "order_status",
+                                              "intent_confidence": 0.8},
+             "bot": {"prompt_id": f"p{i % 4}", "fallback": i % 7 == 3},
+             "customer": {"tier": "gold"}, "channel": "web",
+             "context": {"agents_available": 2}} for i in range(1, n + 1)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--redis-url")
+    parser.add_argument("--conversations", type=int, default=200)
+    args = parser.parse_args()
+
+    embedded = None
+    url = args.redis_url
+    if url is None:
+        embedded = start_embedded(Path(tempfile.mkdtemp(prefix="escalator-bench-")))
+        url = embedded.url
+    store = StateStore.from_url(url, timeout_seconds=1.0)
+    policy = load_policy(default_rules_dir())
+    pipeline = Pipeline(PolicyHolder(policy), store)
+    schema = TurnSchema()
+    conversation = [schema.load(t) for t in turns(20)]
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    cids: list[str] = []
+
+    decide, score, rules = [], [], []
+    for c in range(args.conversations):
+        cid = f"{prefix}-{c}"
+        cids.append(cid)
+        state = ConversationState()
+        for turn in conversation:
+            t0 = time.perf_counter()
+            scored = score_turn(turn, state.scoring, state.turn_index + 1, policy.lexicons)
+            t1 = time.perf_counter()
+            policy.engine.evaluate(scored.facts)
+            t2 = time.perf_counter()
+            pipeline.decide(cid, turn)
+            t3 = time.perf_counter()
+            state = state.evolve(turn_index=state.turn_index + 1, scoring=scored.memory)
+            score.append(t1 - t0)
+            rules.append(t2 - t1)
+            decide.append(t3 - t2)
+
+    raw = redis.Redis.from_url(url)
+    pings = []
+    for _ in range(2000):
+        t0 = time.perf_counter()
+        raw.ping()
+        pings.append(time.perf_counter() - t0)
+    memory = sum(raw.memory_usage(k, samples=0) or 0
+                 for k in (state_key(cids[0]), turns_key(cids[0])))
+    for cid in cids:
+        raw.delete(state_key(cid), turns_key(cid))
+
+    def us(samples: list[float]) -> str:
+        return f"{statistics.median(samples) * 1e6:8.1f} us"
+
+    print(f"turns measured        {len(decide)} ({args.conversations} conversations x 20)")
+    print(f"score_turn            {us(score)}   (median per turn)")
+    print(f"rules evaluate        {us(rules)}")
+    print(f"Pipeline.decide       {us(decide)}   (load + score + rules + commit, Redis {url})")
+    print(f"  p99                 {statistics.quantiles(decide, n=100)[98] * 1e6:8.1f} us")
+    print(f"Redis PING            {us(pings)}   (one round trip, for scale)")
+    print(f"decide / PING         {statistics.median(decide) / statistics.median(pings):8.1f} x")
+    print(f"Redis MEMORY USAGE    {memory} bytes for one 20-turn conversation (both keys)")
+    store.close()
+    policy.close()
+    if embedded is not None:
+        embedded.shutdown()
+
+
+if __name__ == "__main__":
+    main()
