@@ -50,13 +50,17 @@ def serve(host: str, port: int, workers: int) -> None:
         os.environ["ESCALATOR_REDIS_URL"] = embedded.url
         click.echo(f"escalator: embedded Redis at {embedded.url} "
                    "(set ESCALATOR_REDIS_URL for a real one)", err=True)
+    master = os.getpid()
     try:
         _run_gunicorn(host, port, workers)
     finally:
-        if embedded is not None:
-            embedded.shutdown()
-        if own_metrics_dir is not None:
-            shutil.rmtree(own_metrics_dir, ignore_errors=True)
+        # Workers are forks of this process and leave through this same frame: only the
+        # master may remove what the master set up.
+        if os.getpid() == master:
+            if embedded is not None:
+                embedded.shutdown()
+            if own_metrics_dir is not None:
+                shutil.rmtree(own_metrics_dir, ignore_errors=True)
 
 
 def _run_gunicorn(host: str, port: int, workers: int) -> None:
