@@ -13,7 +13,7 @@ import difflib
 import hashlib
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -584,7 +584,7 @@ def load_ruleset(directory: Path) -> RuleSet:
             problems.append(Problem(first, None, f"no file declares '{key}'; add e.g. {example}"))
     default: Outcome | None = header.values.get("default")
     if default is not None:
-        problems.extend(_handoff_problems(default, rules, header))
+        default = _with_builtin_handoff(default)
     floor_file = header.where.get("ruleset", (first, None))[0]
     problems.extend(floor_problems(rules, floor_file, unreadable))
     if problems:
@@ -641,28 +641,21 @@ def _parse_rule(raw: Any, file: str, document: Any, problems: list[Problem]) -> 
                 when=when, then=Outcome(**then), file=file, line=line)
 
 
-def _handoff_problems(default: Outcome, rules: list[Rule], header: _Header) -> list[Problem]:
-    """Every handoff must say where to go, how urgently and what to tell the customer."""
-    problems: list[Problem] = []
-    file, line = header.where["default"]
-    needed = ("queue", "priority", "customer_message")
-    if default.decision == ROUTE:
-        missing = [k for k in needed if getattr(default, k) is None]
-        if missing:
-            problems.append(Problem(file, line, "the default routes to a person, so it must "
-                                                f"also give {', '.join(missing)}"))
-        return problems
-    for rule in rules:
-        if rule.then.decision != ROUTE:
-            continue
-        missing = [k for k in needed if getattr(rule.then, k) is None and
-                   getattr(default, k) is None]
-        if missing:
-            problems.append(Problem(
-                rule.file, rule.line,
-                f"the rule routes to a person but neither it nor the default gives "
-                f"{', '.join(missing)}; add them to 'then' or to 'default'", rule=rule.id))
-    return problems
+# What a handoff says when neither the rule nor the set's default does: every route to a
+# person names a queue and a priority and gives the bot a sentence (DESIGN principle 2),
+# without making a policy owner spell them out in every rule.
+BUILTIN_HANDOFF = Outcome(ROUTE, queue="support", priority="normal",
+                          customer_message="I'm connecting you with a member of our team.")
+
+
+def _with_builtin_handoff(default: Outcome) -> Outcome:
+    """The default with the built-in queue, priority and customer message filled in."""
+    return replace(
+        default,
+        queue=default.queue or BUILTIN_HANDOFF.queue,
+        priority=default.priority or BUILTIN_HANDOFF.priority,
+        customer_message=default.customer_message or BUILTIN_HANDOFF.customer_message,
+    )
 
 
 # ---------------------------------------------------------------------------- the floor

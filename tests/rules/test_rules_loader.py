@@ -259,19 +259,16 @@ def test_a_keep_rule_cannot_carry_handoff_details(write_rules: WriteRules) -> No
     assert "a keep_with_bot rule does not hand over, so 'queue' has no effect" in problem.message
 
 
-def test_every_handoff_must_be_complete(write_rules: WriteRules) -> None:
+def test_a_handoff_left_unsaid_gets_the_built_in_queue_priority_and_sentence(
+        write_rules: WriteRules) -> None:
     header = 'ruleset: test\nversion: "1"\ndefault: {decision: keep_with_bot}\n'
-    problems = refusal(write_rules(header=header))
-    assert [(p.rule, p.message) for p in problems] == [
-        ("explicit-human-request", "the rule routes to a person but neither it nor the default "
-                                   "gives queue, priority; add them to 'then' or to 'default'"),
-        ("fallback-cap", "the rule routes to a person but neither it nor the default gives "
-                         "queue, customer_message; add them to 'then' or to 'default'"),
-    ]
+    ruleset = load_ruleset(write_rules(header=header))
+    assert ruleset.default == Outcome("keep_with_bot", "support", "normal",
+                                      "I'm connecting you with a member of our team.")
     header = 'ruleset: test\nversion: "1"\ndefault: {decision: route_to_human, queue: q}\n'
-    (problem,) = refusal(write_rules(header=header))
-    assert problem.message == ("the default routes to a person, so it must also give priority, "
-                               "customer_message")
+    default = load_ruleset(write_rules(header=header)).default
+    assert (default.queue, default.priority) == ("q", "normal")
+    assert default.customer_message
 
 
 def test_a_missing_header_is_reported_with_an_example(write_rules: WriteRules) -> None:
