@@ -81,10 +81,9 @@ def checked_id(conversation_id: str) -> str:
 def state_summary(conversation_id: str, state: ConversationState, version: int) -> dict[str, Any]:
     """What GET /v1/conversations/{id} shows: numbers and labels, never text."""
     body = asdict(state)
-    scoring = body.pop("scoring")
+    # The scorers' memory (signatures, hashed ids) means nothing outside the scorers.
+    del body["scoring"]
     body.update(conversation_id=conversation_id, version=version)
-    # The scorers' memory holds signatures and labels; expose its size, not its contents.
-    body["scoring_memory_keys"] = sorted(scoring)
     return body
 
 

@@ -215,3 +215,18 @@ def test_with_redis_stopped_turns_are_still_decided_and_flagged_degraded(
         assert state.get_json()["error"]["code"] == "state_unavailable"
     finally:
         app.extensions[EXTENSION].close()
+
+
+def test_with_fail_mode_error_a_dead_redis_is_a_503(doomed_redis: Any) -> None:
+    app = create_app(Config(redis_url=f"unix://{doomed_redis.socket_file}", env="test",
+                            fail_mode="error"))
+    try:
+        client = app.test_client()
+        doomed_redis.shutdown()
+        response = client.post("/v1/conversations/c-strict/turns",
+                               json={"turn_id": "t-1", "message": {"text": "hello"}})
+        assert response.status_code == 503
+        assert response.get_json()["error"]["code"] == "state_unavailable"
+        assert client.get("/readyz").status_code == 503
+    finally:
+        app.extensions[EXTENSION].close()
