@@ -1,6 +1,6 @@
 """Per-turn cost of score_turn; a timing script, not a test.
 
-Run: /work/venv/bin/python tests/scoring/timing_score_turn.py
+Run: python bench/score_turn.py
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from escalator.model import BotReply, Message, Turn
 from escalator.scoring import load_lexicons, score_turn
 
-LEXICONS = Path(__file__).resolve().parents[2] / "rules" / "lexicons"
+LEXICONS = Path(__file__).resolve().parents[1] / "rules" / "lexicons"
 MESSAGES = {
     "20 words, no VADER word": "I already told you twice, the parcel never came and nobody "
                                "answers my emails so where is my refund now?",
