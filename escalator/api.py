@@ -121,13 +121,9 @@ def delete_conversation(conversation_id: str) -> Response:
 
 @bp.post("/v1/conversations/<conversation_id>/release")
 def release_conversation(conversation_id: str) -> Response:
-    store = _store(services())
-    state = store.release(checked_id(conversation_id))
-    if state is None:
+    if _store(services()).release(checked_id(conversation_id)) is None:
         raise ApiError(404, "not_found", "No state is kept for this conversation.")
-    found = store.summary(conversation_id)
-    version = found[1] if found else 0
-    return jsonify(state_summary(conversation_id, state, version))
+    return get_conversation(conversation_id)
 
 
 @bp.get("/v1/ruleset")
