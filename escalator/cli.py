@@ -104,23 +104,82 @@ def rules() -> None:
     """Work with rule sets."""
 
 
-@rules.command("check")
-@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
-def rules_check(directory: Path | None) -> None:
-    """Validate a rule set (default: the configured one); exit 0 only when clean."""
-    from escalator.config import Config
+def _load_or_exit(folder: Path) -> Any:
+    """The compiled policy of FOLDER, or every problem printed and exit status 1."""
     from escalator.errors import PolicyError
     from escalator.policy import load_policy
 
-    folder = directory or Config.from_env().rules_path
     try:
-        policy = load_policy(folder)
+        return load_policy(folder)
     except PolicyError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         click.echo(f"{len(exc.problems)} problem(s) in {folder}", err=True)
         sys.exit(1)
+
+
+def _rules_folder(directory: Path | None) -> Path:
+    from escalator.config import Config
+
+    return directory or Config.from_env().rules_path
+
+
+@rules.command("check")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+def rules_check(directory: Path | None) -> None:
+    """Validate a rule set (default: the configured one); exit 0 only when clean."""
+    folder = _rules_folder(directory)
+    policy = _load_or_exit(folder)
     ruleset = policy.ruleset
     click.echo(f"ok: {ruleset.name} {ruleset.version} ({len(ruleset.rules)} rules, "
                f"{ruleset.digest})")
     policy.close()
+
+
+@rules.command("test")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+def rules_test(directory: Path | None) -> None:
+    """Run the rule tests in DIRECTORY/tests/*.yaml; exit 0 only when all pass."""
+    from escalator.errors import PolicyError
+    from escalator.ruletests import load_rule_tests, run_rule_tests
+
+    folder = _rules_folder(directory)
+    policy = _load_or_exit(folder)
+    try:
+        tests = load_rule_tests(folder, [rule.id for rule in policy.ruleset.rules])
+    except PolicyError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
+    if not tests:
+        click.echo(f"no rule tests in {folder}/tests", err=True)
+        sys.exit(1)
+    report = run_rule_tests(policy, tests)
+    policy.close()
+    for failure in report.failures:
+        click.echo(failure.explain())
+    click.echo(report.summary())
+    sys.exit(1 if report.failures else 0)
+
+
+@main.command()
+@click.argument("transcript", type=click.File("r", encoding="utf-8"))
+@click.option("--rules", "rules_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Rule set folder (default: the configured one).")
+def evaluate(transcript: Any, rules_dir: Path | None) -> None:
+    """Decide every turn of a TRANSCRIPT (JSON; - for stdin) without touching any state."""
+    import json
+
+    from escalator.transcripts import TranscriptError, decide_transcript, parse_transcript
+
+    try:
+        parsed = parse_transcript(json.load(transcript))
+    except (ValueError, TranscriptError) as exc:
+        details = getattr(exc, "details", None)
+        raise click.ClickException(f"{exc}{' ' + json.dumps(details) if details else ''}") \
+            from exc
+    policy = _load_or_exit(_rules_folder(rules_dir))
+    decisions = decide_transcript(policy, parsed)
+    policy.close()
+    click.echo(json.dumps({"conversation_id": parsed.conversation_id,
+                           "decisions": [d.to_dict() for d in decisions]}, indent=2))

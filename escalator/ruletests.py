@@ -1,0 +1,235 @@
+"""Rule tests beside the rules (rules/tests/*.yaml), run with the service's own pipeline.
+
+A test is a transcript, written as the turns API takes it, with what should happen at
+chosen turns:
+
+    tests:
+      - name: An explicit request routes at once
+        turns:
+          - message: {text: "I want to talk to a person"}
+        expect:
+          - turn: 1
+            decision: route_to_human
+            decisive: explicit-human-request   # the rule that decided
+            rules: [explicit-human-request]    # these matched (others may too)
+            not_rules: [no-agents-available]   # these did not match
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from escalator.errors import PolicyError, Problem
+from escalator.model import KEEP, ROUTE, Decision, FactValue
+from escalator.policy import Policy
+from escalator.transcripts import Transcript, TranscriptError, decide_transcript, parse_turns
+from escalator.yamlfile import line_of, load_yaml
+
+TESTS_FOLDER = "tests"
+
+
+class ExpectSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    turn = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    decision = fields.String(load_default=None, validate=validate.OneOf([ROUTE, KEEP]))
+    decisive = fields.String(load_default=None)
+    rules = fields.List(fields.String(), load_default=list)
+    not_rules = fields.List(fields.String(), load_default=list)
+
+
+class CaseSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    conversation_id = fields.String(load_default="rule-test")
+    turns = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1))
+    expect = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1))
+
+
+class FileSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    tests = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1))
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What should hold at one turn of a test."""
+
+    turn: int
+    line: int | None
+    decision: str | None = None
+    decisive: str | None = None
+    rules: tuple[str, ...] = ()
+    not_rules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuleTest:
+    """One named transcript with its expectations, located in its file."""
+
+    name: str
+    file: str
+    line: int | None
+    transcript: Transcript
+    expectations: tuple[Expectation, ...]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An expectation that did not hold: what was expected, what happened, and why."""
+
+    test: RuleTest
+    expectation: Expectation
+    problems: tuple[str, ...]
+    decision: Decision
+
+    def explain(self) -> str:
+        """A plain-language account of the failure, with the facts of that turn."""
+        got = self.decision
+        matched = ", ".join(r.rule for r in got.reasons) or "none"
+        where = f"{self.test.file}:{self.expectation.line or self.test.line}"
+        lines = [f"FAIL {where} {self.test.name!r}, turn {self.expectation.turn}"]
+        lines += [f"  expected {p}" for p in self.problems]
+        lines.append(f"  got      {got.decision}; rules matched (decisive first): {matched}")
+        lines.append("  facts    " + ", ".join(f"{k}={_show(v)}" for k, v in got.facts.items()))
+        return "\n".join(lines)
+
+
+@dataclass
+class Report:
+    """The outcome of running a set of rule tests."""
+
+    passed: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len({(f.test.file, f.test.name) for f in self.failures})
+
+    def summary(self) -> str:
+        """The closing count line."""
+        return f"{self.passed} passed, {self.failed} failed"
+
+
+def _show(value: FactValue) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(value) + "]"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def load_rule_tests(directory: Path, known_rules: Sequence[str]) -> list[RuleTest]:
+    """Every test in DIRECTORY/tests/*.yaml; PolicyError lists every problem, located."""
+    folder = directory / TESTS_FOLDER
+    tests: list[RuleTest] = []
+    problems: list[Problem] = []
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        name = f"{TESTS_FOLDER}/{path.name}"
+        try:
+            document = load_yaml(path, name)
+            FileSchema().load(document if isinstance(document, dict) else {})
+        except PolicyError as exc:
+            problems.extend(exc.problems)
+            continue
+        except ValidationError as exc:
+            problems.append(Problem(name, line_of(document, 1),
+                                    f"a test file holds a list under 'tests': {exc.messages}"))
+            continue
+        for raw in document["tests"]:
+            test = _load_case(raw, name, known_rules, problems)
+            if test is not None:
+                tests.append(test)
+    if problems:
+        raise PolicyError(problems)
+    return tests
+
+
+def _load_case(raw: Any, file: str, known_rules: Sequence[str],
+               problems: list[Problem]) -> RuleTest | None:
+    line = line_of(raw)
+    title = raw.get("name") if isinstance(raw.get("name"), str) else None
+    try:
+        case = CaseSchema().load(raw)
+    except ValidationError as exc:
+        problems.append(Problem(file, line, f"test {title or '(unnamed)'}: {exc.messages}"))
+        return None
+    try:
+        turns = parse_turns(case["turns"])
+    except TranscriptError as exc:
+        problems.append(Problem(file, line, f"test {title!r}: {exc} {exc.details}"))
+        return None
+    expectations: list[Expectation] = []
+    ok = True
+    for raw_expect in raw["expect"]:
+        where = line_of(raw_expect, line)
+        try:
+            data = ExpectSchema().load(raw_expect)
+        except ValidationError as exc:
+            problems.append(Problem(file, where, f"test {title!r}: expect: {exc.messages}"))
+            ok = False
+            continue
+        if data["turn"] > len(turns):
+            problems.append(Problem(file, where, f"test {title!r}: turn {data['turn']} is "
+                                                 f"past the last turn ({len(turns)})"))
+            ok = False
+        named = [data["decisive"]] if data["decisive"] else []
+        for rule in [*named, *data["rules"], *data["not_rules"]]:
+            if rule not in known_rules:
+                close = difflib.get_close_matches(rule, known_rules, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                problems.append(Problem(file, where, f"test {title!r}: no rule '{rule}' in the "
+                                                     f"rule set{hint}"))
+                ok = False
+        expectations.append(Expectation(
+            turn=data["turn"], line=where, decision=data["decision"],
+            decisive=data["decisive"], rules=tuple(data["rules"]),
+            not_rules=tuple(data["not_rules"])))
+    if not ok:
+        return None
+    return RuleTest(name=case["name"], file=file, line=line,
+                    transcript=Transcript(case["conversation_id"], turns),
+                    expectations=tuple(expectations))
+
+
+def check(expectation: Expectation, decision: Decision) -> list[str]:
+    """What the expectation wanted and the decision did not give (empty: it holds)."""
+    matched = [r.rule for r in decision.reasons]
+    problems: list[str] = []
+    if expectation.decision and decision.decision != expectation.decision:
+        problems.append(f"decision {expectation.decision}")
+    if expectation.decisive and (not matched or matched[0] != expectation.decisive):
+        problems.append(f"decisive rule {expectation.decisive}")
+    missing = [r for r in expectation.rules if r not in matched]
+    if missing:
+        problems.append("rules matched: " + ", ".join(missing))
+    unwanted = [r for r in expectation.not_rules if r in matched]
+    if unwanted:
+        problems.append("rules not matched: " + ", ".join(unwanted))
+    return problems
+
+
+def run_rule_tests(policy: Policy, tests: Sequence[RuleTest]) -> Report:
+    """Run every test through the pipeline; a test passes when all its expectations hold."""
+    report = Report()
+    for test in tests:
+        decisions = decide_transcript(policy, test.transcript)
+        failures = [
+            Failure(test, expectation, tuple(problems), decisions[expectation.turn - 1])
+            for expectation in test.expectations
+            if (problems := check(expectation, decisions[expectation.turn - 1]))
+        ]
+        if failures:
+            report.failures.extend(failures)
+        else:
+            report.passed += 1
+    return report

@@ -1,0 +1,115 @@
+"""`escalator rules test`, `rules check` and `evaluate`: the policy owner's commands."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from escalator.cli import main
+from escalator.config import default_rules_dir
+
+PASSING = """
+tests:
+  - name: An explicit request routes at once
+    turns:
+      - message: {text: "I want to talk to a human"}
+    expect:
+      - {turn: 1, decision: route_to_human, decisive: explicit-human-request}
+"""
+
+FAILING = """
+tests:
+  - name: A calm question is wrongly expected to route
+    turns:
+      - message: {text: "What time do you open?"}
+    expect:
+      - {turn: 1, decision: route_to_human, rules: [customer-repeating]}
+"""
+
+
+@pytest.fixture
+def rules_copy(tmp_path: Path) -> Path:
+    """The default rule set, copied so a test can edit it; without its shipped tests."""
+    folder = tmp_path / "rules"
+    shutil.copytree(default_rules_dir(), folder,
+                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    shutil.rmtree(folder / "tests")
+    (folder / "tests").mkdir()
+    return folder
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_passing_rule_tests_exit_zero_with_a_count(rules_copy: Path) -> None:
+    (rules_copy / "tests" / "floor.yaml").write_text(PASSING)
+    code, output = run("rules", "test", str(rules_copy))
+    assert code == 0
+    assert output.strip().splitlines()[-1] == "1 passed, 0 failed"
+
+
+def test_a_failure_shows_expected_got_and_the_facts(rules_copy: Path) -> None:
+    (rules_copy / "tests" / "floor.yaml").write_text(PASSING)
+    (rules_copy / "tests" / "wrong.yaml").write_text(FAILING)
+    code, output = run("rules", "test", str(rules_copy))
+    assert code == 1
+    assert "FAIL tests/wrong.yaml:" in output
+    assert "expected decision route_to_human" in output
+    assert "expected rules matched: customer-repeating" in output
+    assert "got      keep_with_bot" in output
+    assert "facts    message.chars=22" in output
+    assert output.strip().splitlines()[-1] == "1 passed, 1 failed"
+
+
+def test_a_test_naming_an_unknown_rule_is_refused_with_a_suggestion(rules_copy: Path) -> None:
+    (rules_copy / "tests" / "typo.yaml").write_text(PASSING.replace(
+        "decisive: explicit-human-request", "decisive: explicit-human-requests"))
+    code, output = run("rules", "test", str(rules_copy))
+    assert code == 1
+    assert "tests/typo.yaml:7" in output
+    assert "did you mean 'explicit-human-request'" in output
+
+
+def test_a_rule_set_without_tests_fails_the_test_command(rules_copy: Path) -> None:
+    code, output = run("rules", "test", str(rules_copy))
+    assert code == 1 and "no rule tests" in output
+
+
+def test_rules_check_passes_the_default_set_and_names_each_problem(rules_copy: Path) -> None:
+    code, output = run("rules", "check", str(rules_copy))
+    assert code == 0 and output.startswith("ok: default ")
+    loops = rules_copy / "loops.yaml"
+    loops.write_text(loops.read_text().replace("loop.bot_repeats", "loop.bot_repeat"))
+    code, output = run("rules", "check", str(rules_copy))
+    assert code == 1
+    assert "loops.yaml:" in output and "rule 'bot-repeating-prompt'" in output
+    assert "did you mean 'loop.bot_repeats'" in output
+
+
+def test_evaluate_decides_every_turn_of_a_transcript(tmp_path: Path) -> None:
+    transcript = tmp_path / "t.json"
+    transcript.write_text(json.dumps({"conversation_id": "c-dry", "turns": [
+        {"message": {"text": "Hello, where is my parcel?"}},
+        {"message": {"text": "Let me talk to an agent"}},
+    ]}))
+    code, output = run("evaluate", str(transcript))
+    assert code == 0, output
+    body = json.loads(output)
+    assert body["conversation_id"] == "c-dry"
+    assert [d["decision"] for d in body["decisions"]] == ["keep_with_bot", "route_to_human"]
+    assert [d["turn_index"] for d in body["decisions"]] == [1, 2]
+    assert body["decisions"][1]["turn_id"] == "t-2"
+
+
+def test_evaluate_refuses_an_invalid_transcript(tmp_path: Path) -> None:
+    transcript = tmp_path / "t.json"
+    transcript.write_text(json.dumps([{"message": {}}]))
+    code, output = run("evaluate", str(transcript))
+    assert code != 0
+    assert "Some turns are not valid" in output and '"1"' in output
