@@ -12,11 +12,13 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from escalator import metrics
-from escalator.errors import StateUnavailable
+from escalator.errors import PolicyError, StateUnavailable
 from escalator.model import ConversationState
+from escalator.policy import Policy, load_inline_policy
 from escalator.schemas import TurnSchema, valid_id
 from escalator.services import Services, services
 from escalator.state import StateStore
+from escalator.transcripts import TranscriptError, decide_transcript, parse_transcript
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
@@ -124,6 +126,52 @@ def release_conversation(conversation_id: str) -> Response:
     if _store(services()).release(checked_id(conversation_id)) is None:
         raise ApiError(404, "not_found", "No state is kept for this conversation.")
     return get_conversation(conversation_id)
+
+
+@bp.post("/v1/evaluate")
+def evaluate() -> Response:
+    """Dry run: decide a whole transcript, against the active rules or ones sent inline."""
+    svc = services()
+    payload = json_body()
+    if not isinstance(payload, dict):
+        raise ApiError(400, "invalid_request", "The body must be a JSON object.")
+    unknown = sorted(set(payload) - {"conversation_id", "turns", "ruleset"})
+    if unknown:
+        raise ApiError(400, "invalid_request", "Unknown fields.",
+                       {name: ["Unknown field."] for name in unknown})
+    try:
+        transcript = parse_transcript(
+            {k: v for k, v in payload.items() if k != "ruleset"},
+            max_context_keys=svc.config.max_context_keys)
+    except TranscriptError as exc:
+        raise ApiError(400, "invalid_request", str(exc), exc.details) from exc
+    inline = payload.get("ruleset")
+    if inline is None:
+        policy, owned = svc.policies.current, False
+    else:
+        policy, owned = _inline_policy(inline, svc), True
+    try:
+        decisions = decide_transcript(policy, transcript)
+    finally:
+        if owned:
+            policy.close()
+    return jsonify({"conversation_id": transcript.conversation_id,
+                    "ruleset": asdict(policy.ruleset.ref()),
+                    "decisions": [d.to_dict() for d in decisions]})
+
+
+def _inline_policy(inline: Any, svc: Services) -> Policy:
+    files = inline.get("files") if isinstance(inline, dict) else None
+    if (not isinstance(files, dict) or not files or set(inline) != {"files"}
+            or not all(isinstance(v, str) for v in files.values())):
+        raise ApiError(400, "invalid_request", "A rule set sent inline is "
+                       '{"files": {"NAME.yaml": "<the file\'s text>", ...}}.',
+                       {"ruleset": ["must be an object with 'files'"]})
+    try:
+        return load_inline_policy(files, svc.config.rules_path)
+    except PolicyError as exc:
+        raise ApiError(400, "invalid_request", "The rule set sent is not valid.",
+                       {"ruleset": [str(p) for p in exc.problems]}) from exc
 
 
 @bp.get("/v1/ruleset")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +49,31 @@ def load_policy(directory: Path) -> Policy:
     if problems or lexicons is None or ruleset is None:
         raise PolicyError(problems)
     return Policy(ruleset=ruleset, engine=CompiledRuleSet(ruleset), lexicons=lexicons)
+
+
+INLINE_FILE = re.compile(r"^(lexicons/)?[A-Za-z0-9_-]{1,64}\.yaml$")
+MAX_INLINE_FILES = 32
+
+
+def load_inline_policy(files: Mapping[str, str], lexicons_from: Path) -> Policy:
+    """A policy from files sent in a request ({"name.yaml": text}); lexicons not sent are
+    taken from `lexicons_from` (the active rule set's folder)."""
+    problems = [Problem(name, None, "file names are NAME.yaml or lexicons/NAME.yaml")
+                for name in files if not INLINE_FILE.match(name)]
+    if len(files) > MAX_INLINE_FILES:
+        problems.append(Problem("ruleset", None, f"at most {MAX_INLINE_FILES} files"))
+    if problems:
+        raise PolicyError(problems)
+    with tempfile.TemporaryDirectory(prefix="escalator-inline-") as folder:
+        root = Path(folder)
+        (root / LEXICON_FOLDER).mkdir()
+        sends_lexicons = any(name.startswith(f"{LEXICON_FOLDER}/") for name in files)
+        if not sends_lexicons:
+            for lexicon in (lexicons_from / LEXICON_FOLDER).glob("*.yaml"):
+                shutil.copy(lexicon, root / LEXICON_FOLDER / lexicon.name)
+        for name, text in files.items():
+            (root / name).write_text(text, encoding="utf-8")
+        return load_policy(root)
 
 
 class PolicyHolder:
