@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from escalator.scoring.lexicons import (
     ASK,
@@ -43,8 +44,12 @@ def asks_for_person(words: Words, matches: Sequence[Match], lexicons: Lexicons) 
     ws, clauses, params = words.words, words.clauses, lexicons.params
 
     not_person = _covered(found.get(NOT_PERSON, []))
-    persons = [p for p in found.get(PERSON, [])
-               if not any(i in not_person for i in range(p.start, p.end))]
+
+    def kept(match: Match) -> bool:
+        # A not_persons phrase also cancels a request phrase inside it: "I'm a real person".
+        return not any(i in not_person for i in range(match.start, match.end))
+
+    persons = [p for p in found.get(PERSON, []) if kept(p)]
     exempt = _covered(found.get(NOT_NEGATION, []))
     negators = {i for m in found.get(NEGATION, []) for i in range(m.start, m.end)
                 if m.start not in exempt}
@@ -62,7 +67,7 @@ def asks_for_person(words: Words, matches: Sequence[Match], lexicons: Lexicons) 
         rest = [i for i in range(end, len(ws)) if clauses[i] == clauses[end - 1]]
         return all(ws[i] in lexicons.fillers for i in rest)
 
-    candidates = [_Candidate(r.start, r.end, False) for r in found.get(REQUEST, [])]
+    candidates = [_Candidate(r.start, r.end, False) for r in found.get(REQUEST, []) if kept(r)]
     for ask in found.get(ASK, []):
         for person in persons:
             if person.start >= ask.end and gap_ok(ask.end, person.start):
@@ -71,10 +76,16 @@ def asks_for_person(words: Words, matches: Sequence[Match], lexicons: Lexicons) 
         for ask in found.get(ASK_AFTER, []):
             if ask.start >= person.end and gap_ok(person.end, ask.start) and ends_clause(ask.end):
                 candidates.append(_Candidate(person.start, ask.end, True))
-    if persons and len(ws) <= params.alone_max_words:
+    if persons:
+        # A short sentence of nothing but person words and fillers is a request, on its
+        # own ("OPERATOR!") or inside a longer message ("This is useless. Human. NOW.").
         in_person = _covered(persons)
-        if all(i in in_person or ws[i] in lexicons.fillers for i in range(len(ws))):
-            candidates.append(_Candidate(0, len(ws), False))
+        for start, end in pairwise((*words.sentence_starts, len(ws))):
+            sentence = range(start, end)
+            if (len(sentence) <= params.alone_max_words
+                    and any(i in in_person for i in sentence)
+                    and all(i in in_person or ws[i] in lexicons.fillers for i in sentence)):
+                candidates.append(_Candidate(start, end, False))
 
     for candidate in candidates:
         if not candidate.has_ask and words.sentences[candidate.start] in question_sentences:
