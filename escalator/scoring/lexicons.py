@@ -196,6 +196,7 @@ class _LanguageEntrySchema(Schema):
     letters = fields.String(load_default="")
     stop_words = _phrases(required=True)
     small_talk = _phrases(load_default=list)
+    markers = _phrases(load_default=list)
 
 
 class _LanguagesFileSchema(Schema):
@@ -355,7 +356,7 @@ class Lexicons:
     params: Params
     languages: tuple[str, ...]
     index: PhraseIndex
-    # folded word -> the languages it is a stop word of (for the language vote)
+    # folded word -> the languages it votes for: its stop words, small talk and markers
     stop_words: Mapping[str, tuple[str, ...]]
     letters: Mapping[str, frozenset[str]]
     # words a repeat signature ignores: stop words and small talk of every language
@@ -534,7 +535,8 @@ def _build(data: Mapping[str, Any]) -> Lexicons:
     not_content: set[str] = set()
     letters: dict[str, frozenset[str]] = {}
     for code, entry in languages.items():
-        for word in _words_of(entry["stop_words"]):
+        voters = entry["stop_words"] + entry["small_talk"] + entry["markers"]
+        for word in _words_of(voters):
             if code not in stop_words.setdefault(word, []):
                 stop_words[word].append(code)
         not_content.update(_words_of(entry["stop_words"]))
