@@ -183,3 +183,35 @@ def evaluate(transcript: Any, rules_dir: Path | None) -> None:
     policy.close()
     click.echo(json.dumps({"conversation_id": parsed.conversation_id,
                            "decisions": [d.to_dict() for d in decisions]}, indent=2))
+
+
+@main.command()
+@click.argument("corpus", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--rules", "rules_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The rule set to replay (default: the configured one).")
+@click.option("--against", "against_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="A second rule set (e.g. the one in production) to compare with.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def replay(corpus: Path, rules_dir: Path | None, against_dir: Path | None,
+           as_json: bool) -> None:
+    """Replay a CORPUS of transcripts (JSON lines) and report what the rules decide."""
+    import json
+
+    from escalator import replay as replaying
+
+    policy = _load_or_exit(_rules_folder(rules_dir))
+    against = _load_or_exit(against_dir) if against_dir is not None else None
+    total = replaying.count_lines(corpus)
+    try:
+        with corpus.open(encoding="utf-8") as stream, click.progressbar(
+                length=total, label="replaying", file=sys.stderr) as bar:
+            result = replaying.replay(replaying.read_corpus(stream, str(corpus)), policy,
+                                      against, on_conversation=lambda: bar.update(1))
+    except replaying.CorpusError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        policy.close()
+        if against is not None:
+            against.close()
+    click.echo(json.dumps(result.as_dict(), indent=2) if as_json
+               else replaying.report(result))

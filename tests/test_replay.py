@@ -1,0 +1,91 @@
+"""`escalator replay`: a corpus through one rule set, or two side by side."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from escalator.cli import main
+from escalator.config import default_rules_dir
+
+
+def conversation(cid: str, *texts: str) -> str:
+    return json.dumps({"conversation_id": cid,
+                       "turns": [{"message": {"text": t}} for t in texts]})
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("\n".join([
+        conversation("calm", "What time do you open?", "Thanks!"),
+        conversation("asks", "Hello", "I want to speak to a human"),
+        "",
+        json.dumps({"conversation_id": "fails", "turns": [
+            {"message": {"intent": "x"}, "bot": {"prompt_id": f"p{i}", "fallback": True}}
+            for i in range(3)]}),
+    ]) + "\n")
+    return path
+
+
+@pytest.fixture
+def strict_rules(tmp_path: Path) -> Path:
+    """The default rules with the fallback cap lowered from 3 to 2."""
+    folder = tmp_path / "strict"
+    shutil.copytree(default_rules_dir(), folder,
+                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    floor = folder / "ruleset.yaml"
+    floor.write_text(floor.read_text().replace("{fact: loop.fallback_streak, gte: 3}",
+                                               "{fact: loop.fallback_streak, gte: 2}")
+                     .replace('version: "', 'version: "strict-'))
+    return folder
+
+
+def replay(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["replay", *args])
+    return result.exit_code, result.output
+
+
+def test_a_replay_reports_rates_first_turns_and_rule_counts(corpus: Path) -> None:
+    code, output = replay(str(corpus), "--json")
+    assert code == 0, output
+    body = json.loads(output[output.index("{"):])
+    assert body["conversations"] == 3 and body["turns"] == 7
+    assert body["escalation_rate"]["rules"] == pytest.approx(2 / 3, abs=1e-4)
+    summary = body["rules"]
+    assert summary["first_escalation_turn"] == {"mean": 2.5, "median": 2.5}
+    assert summary["rule_matches"]["explicit-human-request"] == 1
+    assert summary["deciding_rules"] == {"explicit-human-request": 1, "bot-fallback-cap": 1}
+
+
+def test_against_another_rule_set_lists_the_conversations_that_change(
+        corpus: Path, strict_rules: Path) -> None:
+    code, output = replay(str(corpus), "--rules", str(strict_rules), "--against",
+                          str(default_rules_dir()))
+    assert code == 0, output
+    assert "decisions changed in 1 of 3 conversations" in output
+    assert "fails turn 2: keep_with_bot (default) -> route_to_human (bot-fallback-cap)" in output
+    code, output = replay(str(corpus), "--rules", str(strict_rules), "--against",
+                          str(default_rules_dir()), "--json")
+    body = json.loads(output[output.index("{"):])
+    assert body["decisions_changed"] == 1
+    # Both route the failing conversation in the end: the rate is the same, the turn not.
+    assert body["escalation_rate"] == {"rules": pytest.approx(2 / 3, abs=1e-4),
+                                       "against": pytest.approx(2 / 3, abs=1e-4)}
+    assert body["rules"]["first_escalation_turn"]["mean"] == 2.0
+    assert body["changes"][0]["conversation_id"] == "fails"
+
+
+def test_a_bad_corpus_line_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(conversation("ok", "hi") + "\n" + '{"turns": [{"message": {}}]}\n')
+    code, output = replay(str(path))
+    assert code != 0
+    assert "bad.jsonl:2" in output and "Some turns are not valid" in output
+    path.write_text("not json\n")
+    code, output = replay(str(path))
+    assert code != 0 and "bad.jsonl:1: not JSON" in output
