@@ -107,3 +107,68 @@ def test_a_request_in_a_later_clause_survives_a_negation_in_an_earlier_one(
         score: Callable[..., ScoredTurn]) -> None:
     assert score("I don't understand this menu, let me talk to a person").facts[
         "requested_human"] is True
+
+
+# Tricky families, one readable test each (the full measured set is request_cases.yaml).
+
+@pytest.mark.parametrize("text", [
+    "nope dont need a human",
+    "no quiero hablar con nadie",
+    "ich will mit niemandem sprechen, nur meine sendungsnummer",
+    "je ne veux parler à personne",
+    "nao quero falar com ninguem",
+])
+def test_a_refusal_of_a_person_is_not_a_request(
+        score: Callable[..., ScoredTurn], text: str) -> None:
+    assert score(text).facts["requested_human"] is False
+
+
+@pytest.mark.parametrize("text", [
+    "no i want an agent",
+    "no, quiero hablar con un agente",
+    "Nein, ich will einen Mitarbeiter",
+    "non je veux parler a une personne",
+    "nao, quero falar com uma pessoa",
+])
+def test_a_no_that_answers_the_bot_does_not_cancel_the_ask_after_it(
+        score: Callable[..., ScoredTurn], text: str) -> None:
+    assert score(text).facts["requested_human"] is True
+
+
+@pytest.mark.parametrize("text", [
+    "I spoke to someone yesterday and they said it would be fixed",
+    "ya hablé con un agente ayer y no me solucionó nada",
+    "ich habe gestern mit einem mitarbeiter gesprochen und nichts ist passiert",
+    "j'ai déjà parlé à un conseiller hier et rien n'a changé",
+    "já falei com um atendente ontem e nada foi resolvido",
+])
+def test_a_report_of_an_earlier_conversation_is_not_a_request(
+        score: Callable[..., ScoredTurn], text: str) -> None:
+    assert score(text).facts["requested_human"] is False
+
+
+@pytest.mark.parametrize("text", [
+    "eres una persona real?",
+    "sind sie ein echter mensch?",
+    "c'est une vraie personne qui répond ?",
+    "I'm a real person, why do you keep asking me to verify",
+])
+def test_asking_what_the_bot_is_or_saying_what_you_are_is_not_a_request(
+        score: Callable[..., ScoredTurn], text: str) -> None:
+    assert score(text).facts["requested_human"] is False
+
+
+@pytest.mark.parametrize("text", [
+    "This bot is useless. Human. NOW.",
+    "ich brauche einen menschen, keinen bot",
+    "ya me canse de este bot, pasame con alguien de verdad",
+])
+def test_an_ask_inside_a_complaint_is_found(score: Callable[..., ScoredTurn], text: str) -> None:
+    assert score(text).facts["requested_human"] is True
+
+
+def test_a_person_word_alone_in_a_long_sentence_is_not_a_request(
+        score: Callable[..., ScoredTurn]) -> None:
+    # The person-only rule is for short sentences ("Human. NOW."), not any mention.
+    assert score("Your staff were very helpful, thanks").facts["requested_human"] is False
+    assert score("Thanks. The agent was great.").facts["requested_human"] is False
