@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -12,6 +13,7 @@ from escalator.scoring.text import Match
 
 SHOUTING = "shouting"
 EXCLAMATION = "exclamation"
+LONG_MESSAGE = "long_message"
 _PUNCTUATION_RUN = re.compile(r"[!?¡¿]{2,}")
 
 
@@ -25,14 +27,39 @@ class FrustrationFacts:
 
 
 def is_shouting(text: str, params: Params) -> bool:
-    """Mostly capital letters, in a message long enough that it is not just "OK" or "NO"."""
-    enough = params.shouting_min_letters * params.shouting_min_upper_ratio
-    if text.islower() or (not text.isupper() and sum(map(str.isupper, text)) < enough):
-        return False  # cheap exits: no capitals, or too few to reach the share
-    letters = sum(map(str.isalpha, text))
+    """Capitals used as shouting: the whole message, or a run of words inside it.
+
+    The whole message counts when it has at least `shouting.min_letters` letters and
+    `shouting.min_upper_ratio` of them are capitals. A run counts when at least
+    `shouting.segment_words` words in a row are in capitals and hold at least
+    `shouting.min_letters` letters ("my order... THE PARCEL NEVER CAME"), so a short
+    acronym ("UPS", "DM") or a short "OK THX" is not shouting.
+    """
+    if text.islower():
+        return False  # cheap exit: no capitals at all (most messages)
     upper = sum(map(str.isupper, text))
-    return letters >= params.shouting_min_letters and (
-        upper >= params.shouting_min_upper_ratio * letters)
+    if upper < params.shouting_min_letters * min(1.0, params.shouting_min_upper_ratio):
+        return False  # too few capitals for either kind of shouting
+    letters = sum(map(str.isalpha, text))
+    if letters >= params.shouting_min_letters and upper >= (
+            params.shouting_min_upper_ratio * letters):
+        return True
+    return _has_shouted_run(text, params)
+
+
+def _has_shouted_run(text: str, params: Params) -> bool:
+    run_words = run_letters = 0
+    for token in text.split():
+        if token.isupper():
+            run_words += 1
+            run_letters += sum(map(str.isalpha, token))
+            if (run_words >= params.shouting_segment_words
+                    and run_letters >= params.shouting_min_letters):
+                return True
+        elif any(map(str.isalpha, token)):
+            run_words = run_letters = 0  # a word with small letters ends the run
+        # tokens without letters ("-", "3") neither end nor extend a run
+    return False
 
 
 def has_punctuation_run(text: str, params: Params) -> bool:
@@ -48,15 +75,42 @@ def cues_of(text: str, matches: Iterable[Match], params: Params) -> tuple[str, .
         cues.add(SHOUTING)
     if has_punctuation_run(text, params):
         cues.add(EXCLAMATION)
+    if len(text.split()) >= params.long_message_min_words:
+        cues.add(LONG_MESSAGE)
     return tuple(sorted(cues))
 
 
-def turn_score(sentiment: float, cues: Iterable[str], params: Params) -> float:
-    """0..1: each piece of evidence removes a share of the remaining calm (a noisy-OR)."""
-    calm = 1.0 - params.sentiment_weight * max(0.0, -sentiment)
+def log_odds(sentiment: float, cues: Iterable[str], params: Params) -> float:
+    """The evidence for frustration in one message, as log-odds (see turn_score).
+
+    A sum of named parts, so every part of a score can be read back: the baseline of a
+    message with no evidence, the negative and the positive side of the sentiment
+    (each weighted by how far from neutral it is), and one weight per cue that fired
+    (each label counts once; gratitude has a negative weight).
+    """
+    total = params.frustration_baseline
+    if sentiment < 0.0:
+        total -= params.negative_sentiment_weight * sentiment
+    else:
+        total += params.positive_sentiment_weight * sentiment
+    weights = params.cue_weights
     for cue in cues:
-        calm *= 1.0 - params.cue_weights.get(cue, 0.0)
-    return max(0.0, min(1.0, 1.0 - calm))
+        total += weights.get(cue, 0.0)
+    return total
+
+
+def turn_score(sentiment: float, cues: Iterable[str], params: Params) -> float:
+    """0..1: the logistic of the evidence, on the scale of people's ratings (0-4 / 4).
+
+    The weights were fitted so that the score estimates how frustrated people would
+    rate the message (bench/fit_frustration.py): 0.25 is "a little", 0.75 "clearly".
+    Evidence adds up without ever passing 1, and every cue moves the score the same
+    way whatever else fired.
+    """
+    evidence = log_odds(sentiment, cues, params)
+    if evidence < -30.0:  # exp() would overflow; the score is 0 to 13 decimals anyway
+        return 0.0
+    return 1.0 / (1.0 + math.exp(-evidence))
 
 
 def step(memory: Memory, text: str | None, sentiment: float, matches: Iterable[Match],

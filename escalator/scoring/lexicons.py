@@ -49,7 +49,7 @@ NOT_PERSON = "not_person"
 NOT_REQUEST = "not_request"
 
 # Cues measured from the text itself rather than from phrases.
-MEASURED_CUES = frozenset({"shouting", "exclamation"})
+MEASURED_CUES = frozenset({"shouting", "exclamation", "long_message"})
 
 FILES = ("scoring.yaml", "languages.yaml", "frustration.yaml", "topics.yaml",
          "complexity.yaml", "requests.yaml", "sentiment.yaml")
@@ -108,19 +108,31 @@ class _SentimentSchema(Schema):
 class _ShoutingSchema(Schema):
     min_letters = _count(1, 1000)
     min_upper_ratio = _fraction()
+    segment_words = _count(1, 100)
 
 
 class _ExclamationSchema(Schema):
     min_run = _count(2, 20)
 
 
+class _LongMessageSchema(Schema):
+    min_words = _count(1, 10000)
+
+
+def _log_odds() -> fields.Float:
+    return fields.Float(required=True, validate=validate.Range(-10, 10))
+
+
 class _FrustrationSchema(Schema):
     half_life_turns = _half_life()
-    sentiment_weight = _fraction()
-    cue_weights = fields.Dict(keys=fields.String(validate=_LABEL), values=_fraction(),
+    baseline = _log_odds()
+    negative_sentiment = _log_odds()
+    positive_sentiment = _log_odds()
+    cue_weights = fields.Dict(keys=fields.String(validate=_LABEL), values=_log_odds(),
                               required=True)
     shouting = fields.Nested(_ShoutingSchema, required=True)
     exclamation = fields.Nested(_ExclamationSchema, required=True)
+    long_message = fields.Nested(_LongMessageSchema, required=True)
 
 
 class _RampSchema(Schema):
@@ -284,11 +296,16 @@ class Params:
     trend_window: int
     negative_threshold: float
     frustration_decay: float
-    sentiment_weight: float
+    # Frustration weights are log-odds (see frustration.turn_score).
+    frustration_baseline: float
+    negative_sentiment_weight: float
+    positive_sentiment_weight: float
     cue_weights: Mapping[str, float]
     shouting_min_letters: int
     shouting_min_upper_ratio: float
+    shouting_segment_words: int
     exclamation_min_run: int
+    long_message_min_words: int
     questions: Ramp
     issues: Ramp
     length: Ramp
@@ -320,11 +337,15 @@ def _params(data: Mapping[str, Any]) -> Params:
         trend_window=s["trend_window"],
         negative_threshold=s["negative_threshold"],
         frustration_decay=decay_of(f["half_life_turns"]),
-        sentiment_weight=f["sentiment_weight"],
+        frustration_baseline=f["baseline"],
+        negative_sentiment_weight=f["negative_sentiment"],
+        positive_sentiment_weight=f["positive_sentiment"],
         cue_weights=dict(f["cue_weights"]),
         shouting_min_letters=f["shouting"]["min_letters"],
         shouting_min_upper_ratio=f["shouting"]["min_upper_ratio"],
+        shouting_segment_words=f["shouting"]["segment_words"],
         exclamation_min_run=f["exclamation"]["min_run"],
+        long_message_min_words=f["long_message"]["min_words"],
         questions=Ramp(**c["questions"]),
         issues=Ramp(**c["issues"]),
         length=Ramp(**c["length"]),

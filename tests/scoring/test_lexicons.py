@@ -78,7 +78,7 @@ def test_every_problem_of_every_file_is_listed(folder: Path) -> None:
 
 
 def test_a_cue_without_a_weight_and_a_weight_without_a_cue_are_refused(folder: Path) -> None:
-    edit(folder / "scoring.yaml", "    sarcasm: 0.3 ", "    sarcasam: 0.3 ")
+    edit(folder / "scoring.yaml", "    sarcasm: 0.8 ", "    sarcasam: 0.8 ")
     problems = refused(folder)
     assert any("frustration.yaml" in p and "cues.sarcasm: no weight" in p for p in problems)
     assert any("scoring.yaml" in p and "cue_weights.sarcasam: no phrases" in p
