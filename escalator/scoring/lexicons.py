@@ -595,7 +595,12 @@ def _build(data: Mapping[str, Any]) -> Lexicons:
     # Extra words are stored folded: score_turn hands VADER accent-folded text.
     for per_language in data["sentiment.yaml"]["valence"].values():
         for word, valence in per_language.items():
-            analyzer.lexicon[fold(word).strip()] = float(valence)
+            if valence == 0:
+                # Neutral means "not a sentiment word": removing it (rather than storing
+                # 0) keeps compound()'s cheap exit for texts with no sentiment word.
+                analyzer.lexicon.pop(fold(word).strip(), None)
+            else:
+                analyzer.lexicon[fold(word).strip()] = float(valence)
 
     return Lexicons(
         params=params,
