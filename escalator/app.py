@@ -7,7 +7,8 @@ import logging
 from flask import Flask
 
 from escalator import api, metrics
-from escalator.config import Config
+from escalator.config import Config, ConfigError
+from escalator.decisionlog import open_decision_log
 from escalator.pipeline import Pipeline
 from escalator.policy import PolicyHolder, load_policy
 from escalator.services import EXTENSION, Services
@@ -33,8 +34,12 @@ def create_app(config: Config | None = None) -> Flask:
         url, ttl_seconds=config.state_ttl_seconds,
         timeout_seconds=config.redis_timeout_ms / 1000.0,
     )
+    try:
+        decision_log = open_decision_log(config.decision_log, store)
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"ESCALATOR_DECISION_LOG={config.decision_log!r}: {exc}") from exc
     policies = PolicyHolder(policy)
-    pipeline = Pipeline(policies, store, fail_mode=config.fail_mode)
+    pipeline = Pipeline(policies, store, fail_mode=config.fail_mode, decision_log=decision_log)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes

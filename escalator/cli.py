@@ -215,3 +215,21 @@ def replay(corpus: Path, rules_dir: Path | None, against_dir: Path | None,
             against.close()
     click.echo(json.dumps(result.as_dict(), indent=2) if as_json
                else replaying.report(result))
+
+
+@main.command()
+@click.argument("log", type=click.File("r", encoding="utf-8"))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--min-count", default=30, show_default=True, type=click.IntRange(1),
+              help="Segments with fewer decisions in a band are not compared.")
+def audit(log: Any, as_json: bool, min_count: int) -> None:
+    """Route-to-human rates by channel, language and tier in a decision LOG, and disparities."""
+    import json
+
+    from escalator import audit as auditing
+
+    try:
+        result = auditing.audit(auditing.read_log(log, log.name), min_count=min_count)
+    except auditing.AuditError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(result.as_dict(), indent=2) if as_json else auditing.report(result))

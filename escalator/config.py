@@ -96,7 +96,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ESCALATOR_ADMIN_KEYS", "admin_keys", _keys, (),
             "Comma-separated admin keys (auth arrives with issue 6)."),
     Setting("ESCALATOR_DECISION_LOG", "decision_log", str, None,
-            "Where decision records go (arrives with issue 4)."),
+            "Where decision records go: stdout, redis[:<max records>] (a capped stream "
+            "escalator:decisions) or a file path. Unset: no decision log."),
     Setting("ESCALATOR_RELOAD_INTERVAL_SECONDS", "reload_interval_seconds", _non_negative_float,
             0.0, "Rule file polling interval (arrives with issue 4); 0 disables polling."),
 )

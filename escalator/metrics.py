@@ -49,6 +49,9 @@ STATE_CONFLICTS = Counter(
     "escalator_state_conflicts_total",
     "Optimistic updates retried because another turn of the conversation won.",
 )
+DECISION_LOG_ERRORS = Counter(
+    "escalator_decision_log_errors_total", "Decision records that could not be written."
+)
 DEGRADED_DECISIONS = Counter(
     "escalator_degraded_decisions_total", "Decisions made without state (state store down)."
 )

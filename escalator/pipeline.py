@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from escalator import metrics
+from escalator.decisionlog import DecisionLog, decision_record
 from escalator.errors import StateUnavailable
 from escalator.model import (
     KEEP,
@@ -64,12 +65,14 @@ class Pipeline:
         store: StateStore | None,
         *,
         fail_mode: str = "stateless",
+        decision_log: DecisionLog | None = None,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self.policies = policies
         self.store = store
         self.fail_mode = fail_mode
+        self.decision_log = decision_log
         self._clock = clock
         self._new_id = new_id
 
@@ -78,7 +81,19 @@ class Pipeline:
         started = time.perf_counter()
         decision = self._decide(conversation_id, turn)
         metrics.observe_decision(decision, turn.channel, time.perf_counter() - started)
+        if self.decision_log is not None and not decision.replayed:
+            self._log(decision, turn)
         return decision
+
+    def _log(self, decision: Decision, turn: Turn) -> None:
+        # The decision stands whatever happens to its record: a full disk or a dead Redis
+        # must not fail the chatbot's turn. Lost records are counted.
+        assert self.decision_log is not None
+        try:
+            self.decision_log.write(decision_record(decision, turn, self._clock()))
+        except Exception:
+            metrics.DECISION_LOG_ERRORS.inc()
+            log.warning("decision %s could not be logged", decision.decision_id, exc_info=True)
 
     def _decide(self, conversation_id: str, turn: Turn) -> Decision:
         policy = self.policies.current

@@ -26,6 +26,8 @@ class Services:
 
     def close(self) -> None:
         """Release the state store, the embedded Redis (if we started it) and the engine."""
+        if self.pipeline.decision_log is not None:
+            self.pipeline.decision_log.close()
         if self.store is not None:
             self.store.close()
         if self.embedded is not None:

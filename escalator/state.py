@@ -330,6 +330,13 @@ class StateStore:
         except (ValueError, TypeError) as exc:
             raise StateUnavailable(f"unreadable state for {conversation_id!r}: {exc}") from exc
 
+    def append_decision(self, key: str, record: bytes, max_length: int) -> None:
+        """Add a decision record to a capped stream (the decision log); one round trip."""
+        # approximate=True lets Redis trim whole nodes: the cap is kept cheaply, give or
+        # take a few records.
+        self._call(lambda: self._client.xadd(key, {"r": record}, maxlen=max_length,
+                                             approximate=True))
+
     def ping(self) -> bool:
         """True if Redis answers within the budget."""
         try:
