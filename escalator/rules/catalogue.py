@@ -69,16 +69,27 @@ FACTS: dict[str, FactSpec] = {s.name: s for s in (
           "Consecutive turns, up to this one, whose intent confidence was low.", 0),
     _spec("loop.score", "number",
           "How much the conversation is going round in circles, 0..1 (repeats, fallbacks, "
-          "the bot asking the same thing again), recent turns weighing more.", 0, 1),
+          "turns not understood, the bot asking the same thing again, the customer turning "
+          "the bot down), recent turns weighing more.", 0, 1),
     _spec("loop.repeats", "integer",
           "Customer turns that repeat an earlier one (by similarity), so far.", 0),
     _spec("loop.fallback_streak", "integer",
           "Consecutive bot replies, up to this turn, where the bot did not understand.", 0),
     _spec("loop.fallbacks", "integer", "Bot fallbacks in the whole conversation so far.", 0),
     _spec("loop.bot_repeats", "integer",
-          "Times the bot sent a prompt it had already sent in this conversation.", 0),
+          "Times the bot sent a prompt it had already sent in this conversation (variants "
+          "such as ask_email_retry count as the same prompt).", 0),
     _spec("loop.intent_repeats", "integer",
-          "Times the customer's intent was one already seen in this conversation.", 0),
+          "Times the customer's intent was one already seen in this conversation (agreements "
+          "such as confirm are answers, not requests, and never count).", 0),
+    _spec("loop.oscillations", "integer",
+          "Times the bot went back to the prompt before its last one (A, B, A), so far.", 0),
+    _spec("loop.not_understood", "integer",
+          "Customer turns the bot's NLU did not understand (a fallback-like intent such as "
+          "nlu_fallback, or a low confidence), so far.", 0),
+    _spec("loop.rejections", "integer",
+          "Customer turns that turned down what the bot said (an intent such as deny), so far.",
+          0),
     _spec("requested_human", "boolean",
           "The customer explicitly asked for a person in this message (negations like "
           "\"I don't need an agent\" do not count)."),

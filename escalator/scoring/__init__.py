@@ -105,6 +105,9 @@ def score_turn(turn: Turn, memory: Mapping[str, Any], turn_index: int,
         "loop.fallbacks": loop_facts.fallbacks,
         "loop.bot_repeats": loop_facts.bot_repeats,
         "loop.intent_repeats": loop_facts.intent_repeats,
+        "loop.oscillations": loop_facts.oscillations,
+        "loop.not_understood": loop_facts.not_understood,
+        "loop.rejections": loop_facts.rejections,
         "requested_human": asked,
     }
     if message.intent is not None:

@@ -9,6 +9,7 @@ all problems are reported together, each with its file and line.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from marshmallow import (
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from escalator.errors import PolicyError, Problem
+from escalator.scoring.labels import intent_key, variant_suffix_pattern
 from escalator.scoring.text import (
     Pattern,
     PhraseIndex,
@@ -154,8 +156,15 @@ class _ComplexitySchema(Schema):
                                 required=True)
 
 
+def _intents(**kwargs: Any) -> fields.List[Any]:
+    return fields.List(_Phrase(validate=validate.Length(1, 64)), **kwargs)
+
+
 class _IntentSchema(Schema):
     low_confidence_below = _fraction()
+    not_understood = _intents(load_default=list)
+    agreement = _intents(load_default=list)
+    rejection = _intents(load_default=list)
 
 
 class _SignatureSchema(Schema):
@@ -170,6 +179,9 @@ class _LoopWeightsSchema(Schema):
     fallback = fields.Float(required=True, validate=validate.Range(0, 10))
     bot_repeat = fields.Float(required=True, validate=validate.Range(0, 10))
     intent_repeat = fields.Float(required=True, validate=validate.Range(0, 10))
+    oscillation = fields.Float(load_default=0.0, validate=validate.Range(0, 10))
+    not_understood = fields.Float(load_default=0.0, validate=validate.Range(0, 10))
+    rejection = fields.Float(load_default=0.0, validate=validate.Range(0, 10))
 
 
 class _LoopsSchema(Schema):
@@ -179,6 +191,12 @@ class _LoopsSchema(Schema):
     remember = _count(1, 32)
     signature = fields.Nested(_SignatureSchema, required=True)
     weights = fields.Nested(_LoopWeightsSchema, required=True)
+    prompt_variants = fields.List(
+        fields.String(validate=validate.Regexp(
+            r"^(?=.)[a-z0-9]*#?$",
+            error="a variant suffix is lower-case letters and digits, optionally ending in "
+                  "'#' (any number), e.g. retry or v#")),
+        load_default=list)
 
 
 class _RequestsSchema(Schema):
@@ -322,6 +340,15 @@ class Params:
     fallback_weight: float
     bot_repeat_weight: float
     intent_repeat_weight: float
+    oscillation_weight: float
+    not_understood_weight: float
+    rejection_weight: float
+    # matches the variant suffixes at the end of a prompt id ("ask_email_retry"), if any
+    prompt_variant: re.Pattern[str] | None
+    # intent names, normalised by intent_key()
+    not_understood_intents: frozenset[str]
+    agreement_intents: frozenset[str]
+    rejection_intents: frozenset[str]
     max_gap: int
     negation_window: int
     alone_max_words: int
@@ -362,6 +389,13 @@ def _params(data: Mapping[str, Any]) -> Params:
         fallback_weight=lo["weights"]["fallback"],
         bot_repeat_weight=lo["weights"]["bot_repeat"],
         intent_repeat_weight=lo["weights"]["intent_repeat"],
+        oscillation_weight=lo["weights"]["oscillation"],
+        not_understood_weight=lo["weights"]["not_understood"],
+        rejection_weight=lo["weights"]["rejection"],
+        prompt_variant=variant_suffix_pattern(lo["prompt_variants"]),
+        not_understood_intents=frozenset(map(intent_key, data["intent"]["not_understood"])),
+        agreement_intents=frozenset(map(intent_key, data["intent"]["agreement"])),
+        rejection_intents=frozenset(map(intent_key, data["intent"]["rejection"])),
         max_gap=r["max_gap"],
         negation_window=r["negation_window"],
         alone_max_words=r["alone_max_words"],

@@ -1,7 +1,23 @@
-"""Loops: repeated customer messages, bot fallbacks, repeated prompts and intents.
+"""Loops: a conversation going round in circles, from text or from NLU results alone.
 
-Repeats are found by comparing one-way signatures of messages (see text.signature),
-never the messages themselves: only the signatures of the last few messages are kept.
+Each turn can add loop events, and loop.score is 1 - exp(-level), where the level is the
+weighted sum of the events with each turn's weight fading by half every half_life_turns:
+so one early repeat fades away over a long, smooth conversation. The events:
+
+- repeat: the customer's message is similar to a recent one (by one-way signatures,
+  see text.signature; never the text itself);
+- fallback: the bot's reply this message answers was a fallback (bot.fallback);
+- not understood: the NLU gave a fallback-like intent (intent.not_understood in
+  scoring.yaml: nlu_fallback, out_of_scope, ...) or a confidence below
+  intent.low_confidence_below;
+- bot repeat: the bot sent a prompt it sent before, variants of one prompt
+  ("ask_email_retry") counting as the same prompt;
+- oscillation: the bot went back to the prompt before the last one (A B A);
+- intent repeat: the customer's intent was seen before (agreements such as "confirm",
+  and not-understood outcomes, are answers rather than requests and never repeat);
+- rejection: the customer turned down what the bot said (intent.rejection: deny, ...).
+
+Every event also has its own counter fact, so a score is always explained by counts.
 """
 
 from __future__ import annotations
@@ -11,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from escalator.model import Turn
+from escalator.scoring.labels import intent_key, prompt_key
 from escalator.scoring.lexicons import Lexicons, Params
 from escalator.scoring.memory import Memory, remember
 from escalator.scoring.text import (
@@ -33,6 +50,9 @@ class LoopFacts:
     bot_repeats: int
     intent_repeats: int
     low_confidence_streak: int
+    oscillations: int
+    not_understood: int
+    rejections: int
 
 
 def message_signature(words: Sequence[str], lexicons: Lexicons) -> tuple[int, ...]:
@@ -83,19 +103,35 @@ def step(memory: Memory, turn: Turn, words: Sequence[str],
         signatures = signatures[-params.remember:]
 
     fallback = turn.bot.fallback
-    prompts, bot_repeat = memory.prompts, False
+    prompts, bot_repeat, oscillation = memory.prompts, False, False
     if turn.bot.prompt_id is not None:
-        tag = short_hash(turn.bot.prompt_id)
+        tag = short_hash(prompt_key(turn.bot.prompt_id, params.prompt_variant))
         bot_repeat = tag in prompts
+        # prompts is in last-sent order, so [-2] is the prompt before the last different one.
+        oscillation = len(prompts) >= 2 and prompts[-2] == tag
         prompts = remember(prompts, tag, params.remember)
+
+    message = turn.message
     intents, intent_repeat = memory.intents, False
-    if turn.message.intent is not None:
-        tag = short_hash(turn.message.intent)
-        intent_repeat = tag in intents
-        intents = remember(intents, tag, params.remember)
+    not_understood = (message.intent_confidence is not None
+                      and message.intent_confidence < params.low_confidence_below)
+    rejection = False
+    if message.intent is not None:
+        key = intent_key(message.intent)
+        if key in params.not_understood_intents:
+            not_understood = True
+        elif key not in params.agreement_intents:
+            rejection = key in params.rejection_intents
+            tag = short_hash(message.intent)
+            intent_repeat = tag in intents
+            intents = remember(intents, tag, params.remember)
 
     pushed = (params.repeat_weight * repeat + params.fallback_weight * fallback
-              + params.bot_repeat_weight * bot_repeat + params.intent_repeat_weight * intent_repeat)
+              + params.bot_repeat_weight * bot_repeat
+              + params.oscillation_weight * oscillation
+              + params.intent_repeat_weight * intent_repeat
+              + params.not_understood_weight * not_understood
+              + params.rejection_weight * rejection)
     level = memory.loop_level * params.loop_decay + pushed
     updated = replace(
         memory,
@@ -106,11 +142,14 @@ def step(memory: Memory, turn: Turn, words: Sequence[str],
         fallbacks=memory.fallbacks + fallback,
         prompts=prompts,
         bot_repeats=memory.bot_repeats + bot_repeat,
+        oscillations=memory.oscillations + oscillation,
         intents=intents,
         intent_repeats=memory.intent_repeats + intent_repeat,
+        not_understood=memory.not_understood + not_understood,
+        rejections=memory.rejections + rejection,
         loop_level=level,
         low_confidence_streak=low_confidence_streak(
-            memory.low_confidence_streak, turn.message.intent_confidence, params),
+            memory.low_confidence_streak, message.intent_confidence, params),
     )
     facts = LoopFacts(
         score=max(0.0, min(1.0, 1.0 - math.exp(-level))),
@@ -120,5 +159,8 @@ def step(memory: Memory, turn: Turn, words: Sequence[str],
         bot_repeats=updated.bot_repeats,
         intent_repeats=updated.intent_repeats,
         low_confidence_streak=updated.low_confidence_streak,
+        oscillations=updated.oscillations,
+        not_understood=updated.not_understood,
+        rejections=updated.rejections,
     )
     return facts, updated

@@ -18,7 +18,13 @@ sentiment scores, and one-way tags and signatures.
     fk   fallback streak                           fb  fallbacks so far
     pr   tags of the last few bot prompt ids       br  bot repeats so far
     it   tags of the last few intents              ir  intent repeats so far
+    os   oscillations so far (the bot back at the prompt before last: A B A)
+    nu   turns the NLU did not understand so far   rj  rejections so far
     ll   loop level: decayed sum of loop events (loop.score = 1 - exp(-ll))
+
+pr holds the prompts in the order they were last sent (a prompt sent again moves to the
+end), which is what both repeats and oscillations are read from. Keys added later (os,
+nu, rj) read as 0 from a memory written before them.
 
 Tags are 32-bit BLAKE2b hashes (6 base64 characters): a prompt id or intent can be 128
 characters long, and only equality is ever needed.
@@ -84,6 +90,9 @@ class Memory:
     bot_repeats: int = 0
     intents: tuple[str, ...] = ()
     intent_repeats: int = 0
+    oscillations: int = 0
+    not_understood: int = 0
+    rejections: int = 0
     loop_level: float = 0.0
 
     @classmethod
@@ -109,6 +118,9 @@ class Memory:
             bot_repeats=_count(raw, "br"),
             intents=_strings(raw, "it"),
             intent_repeats=_count(raw, "ir"),
+            oscillations=_count(raw, "os"),
+            not_understood=_count(raw, "nu"),
+            rejections=_count(raw, "rj"),
             loop_level=max(0.0, _number(raw, "ll")),
         )
 
@@ -133,6 +145,9 @@ class Memory:
             "br": self.bot_repeats,
             "it": list(self.intents),
             "ir": self.intent_repeats,
+            "os": self.oscillations,
+            "nu": self.not_understood,
+            "rj": self.rejections,
             "ll": round(self.loop_level, 4),
         }
         return {key: value for key, value in full.items() if value or key == "v"}
