@@ -15,6 +15,7 @@ from escalator import metrics
 from escalator.errors import PolicyError, StateUnavailable
 from escalator.model import ConversationState
 from escalator.policy import Policy, load_inline_policy
+from escalator.reloader import notify_other_workers
 from escalator.schemas import TurnSchema, valid_id
 from escalator.services import Services, services
 from escalator.state import StateStore
@@ -147,13 +148,13 @@ def evaluate() -> Response:
         raise ApiError(400, "invalid_request", str(exc), exc.details) from exc
     inline = payload.get("ruleset")
     if inline is None:
-        policy, owned = svc.policies.current, False
+        with svc.policies.use() as policy:
+            decisions = decide_transcript(policy, transcript)
     else:
-        policy, owned = _inline_policy(inline, svc), True
-    try:
-        decisions = decide_transcript(policy, transcript)
-    finally:
-        if owned:
+        policy = _inline_policy(inline, svc)
+        try:
+            decisions = decide_transcript(policy, transcript)
+        finally:
             policy.close()
     return jsonify({"conversation_id": transcript.conversation_id,
                     "ruleset": asdict(policy.ruleset.ref()),
@@ -177,6 +178,21 @@ def _inline_policy(inline: Any, svc: Services) -> Policy:
 @bp.get("/v1/ruleset")
 def get_ruleset() -> Response:
     return jsonify(services().policies.current.ruleset.describe())
+
+
+@bp.post("/v1/ruleset/reload")
+def reload_ruleset() -> Response:
+    """Admin: reload the rules folder now (in this worker; under gunicorn, all workers)."""
+    svc = services()
+    outcome = svc.reloader.reload("api")
+    notify_other_workers()
+    body: dict[str, Any] = {"result": outcome.result, "version": outcome.version,
+                            "digest": outcome.digest, "seconds": round(outcome.seconds, 4)}
+    if outcome.problems:
+        body["problems"] = [str(p) for p in outcome.problems]
+        return error_response(422, "invalid_ruleset", "The rules folder was refused; the "
+                              "running rule set stays.", {"problems": body["problems"]})
+    return jsonify(body)
 
 
 @bp.get("/healthz")

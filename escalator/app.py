@@ -11,15 +11,19 @@ from escalator.config import Config, ConfigError
 from escalator.decisionlog import open_decision_log
 from escalator.pipeline import Pipeline
 from escalator.policy import PolicyHolder, load_policy
+from escalator.reloader import RuleReloader
 from escalator.services import EXTENSION, Services
 from escalator.state import EmbeddedRedis, StateStore, start_embedded
 
 log = logging.getLogger(__name__)
 
 
-def create_app(config: Config | None = None) -> Flask:
+def create_app(config: Config | None = None, *, start_reloader: bool = True) -> Flask:
     """Build the service: load and check the rules (refuse to start if they break the
-    floor), connect the state store (embedded Redis when no URL is set), wire the routes."""
+    floor), connect the state store (embedded Redis when no URL is set), wire the routes.
+
+    `start_reloader=False` leaves rule polling to the caller (the gunicorn worker hook,
+    since threads do not survive a fork)."""
     config = config or Config.from_env()
     policy = load_policy(config.rules_path)  # PolicyError: the caller refuses to start
     metrics.set_ruleset(policy.ruleset.name, policy.ruleset.version, policy.ruleset.digest)
@@ -44,7 +48,10 @@ def create_app(config: Config | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions[EXTENSION] = Services(config, policies, store, pipeline, embedded)
+    reloader = RuleReloader(policies, config.rules_path, config.reload_interval_seconds)
+    app.extensions[EXTENSION] = Services(config, policies, store, pipeline, reloader, embedded)
+    if start_reloader:
+        reloader.start()
     app.register_blueprint(api.bp)
     api.register_errors(app)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -64,7 +65,10 @@ def serve(host: str, port: int, workers: int) -> None:
 
 
 def _run_gunicorn(host: str, port: int, workers: int) -> None:
+    import signal
+
     from gunicorn.app.base import BaseApplication
+    from gunicorn.arbiter import Arbiter
     from prometheus_client import multiprocess
 
     def wipe_metrics(server: Any) -> None:
@@ -75,6 +79,33 @@ def _run_gunicorn(host: str, port: int, workers: int) -> None:
 
     def child_exit(server: Any, worker: Any) -> None:
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+    def post_worker_init(worker: Any) -> None:
+        # Each worker reloads its own rules on SIGHUP (gunicorn resets the worker's HUP to
+        # the default action, which would kill it), and knows its master so that a
+        # reload asked over HTTP reaches every worker.
+        from escalator import reloader
+        from escalator.services import EXTENSION
+
+        services = worker.wsgi.extensions[EXTENSION]
+        reloader.master_pid = worker.ppid
+        signal.signal(signal.SIGHUP,
+                      lambda signum, frame: services.reloader.reload_in_background("SIGHUP"))
+        # Threads do not survive the fork: poll from here. A worker forked after a reload
+        # starts with the master's rules, so it catches up at once.
+        services.reloader.start()
+        services.reloader.reload_in_background("worker start", force=False)
+
+    class ReloadingArbiter(Arbiter):  # type: ignore[misc]
+        """SIGHUP reloads the rules in every worker instead of restarting them: a
+        restarted worker with a broken rule set would fail to boot, and the service
+        would stop; a reload in place refuses the broken set and keeps serving."""
+
+        def handle_hup(self) -> None:
+            self.log.info("SIGHUP: asking %d worker(s) to reload the rules", len(self.WORKERS))
+            for pid in list(self.WORKERS):
+                with contextlib.suppress(ProcessLookupError):  # a worker just exited
+                    os.kill(pid, signal.SIGHUP)
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -87,6 +118,12 @@ def _run_gunicorn(host: str, port: int, workers: int) -> None:
                 "accesslog": None,
                 "on_starting": wipe_metrics,
                 "child_exit": child_exit,
+                "post_worker_init": post_worker_init,
+                # The rules are loaded and checked once, in the master, and every worker
+                # is forked from that: a worker restarted while a broken rule file sits
+                # in the folder still boots (with the last good rules) instead of failing
+                # to boot, which would make gunicorn stop the whole service.
+                "preload_app": True,
             }
             for key, value in settings.items():
                 self.cfg.set(key, value)
@@ -94,7 +131,10 @@ def _run_gunicorn(host: str, port: int, workers: int) -> None:
         def load(self) -> Any:
             from escalator.app import create_app
 
-            return create_app()
+            return create_app(start_reloader=False)
+
+        def run(self) -> None:
+            ReloadingArbiter(self).run()
 
     Server().run()
 

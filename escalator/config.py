@@ -99,7 +99,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Where decision records go: stdout, redis[:<max records>] (a capped stream "
             "escalator:decisions) or a file path. Unset: no decision log."),
     Setting("ESCALATOR_RELOAD_INTERVAL_SECONDS", "reload_interval_seconds", _non_negative_float,
-            0.0, "Rule file polling interval (arrives with issue 4); 0 disables polling."),
+            0.0, "Check the rules folder for changes this often (seconds) and reload it "
+            "when valid; 0 disables polling (SIGHUP and POST /v1/ruleset/reload still work)."),
 )
 
 

@@ -55,6 +55,10 @@ DECISION_LOG_ERRORS = Counter(
 DEGRADED_DECISIONS = Counter(
     "escalator_degraded_decisions_total", "Decisions made without state (state store down)."
 )
+RELOADS = Counter(
+    "escalator_ruleset_reloads_total", "Rule set reloads, by result (success, failed).",
+    ["result"],
+)
 RULESET_INFO = Gauge(
     "escalator_ruleset_info", "The active rule set (value 1), by name, version and digest.",
     ["name", "version", "digest"], multiprocess_mode="mostrecent",

@@ -96,7 +96,10 @@ class Pipeline:
             log.warning("decision %s could not be logged", decision.decision_id, exc_info=True)
 
     def _decide(self, conversation_id: str, turn: Turn) -> Decision:
-        policy = self.policies.current
+        with self.policies.use() as policy:
+            return self._decide_with(policy, conversation_id, turn)
+
+    def _decide_with(self, policy: Policy, conversation_id: str, turn: Turn) -> Decision:
         if self.store is None:
             return self.evaluate(conversation_id, turn, ConversationState(), policy).decision
         if not turn.store_state:

@@ -6,7 +6,8 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,19 +78,54 @@ def load_inline_policy(files: Mapping[str, str], lexicons_from: Path) -> Policy:
 
 
 class PolicyHolder:
-    """The active policy, swapped atomically; readers always see one complete policy."""
+    """The active policy, swapped atomically; a replaced policy is freed once unused.
+
+    Decisions take the policy with `use()`, so a reload never frees an engine that a
+    decision in flight is still evaluating with (durable-rules handles must be freed
+    explicitly, and freeing one in use would crash the process).
+    """
 
     def __init__(self, policy: Policy) -> None:
         self._policy = policy
         self._lock = threading.Lock()
+        self._users: dict[int, int] = {id(policy): 0}
+        self._retired: dict[int, Policy] = {}
 
     @property
     def current(self) -> Policy:
-        """The policy new decisions use."""
+        """The policy new decisions use (for reading its rule set; decide with use())."""
         return self._policy
 
-    def swap(self, policy: Policy) -> Policy:
-        """Make `policy` active and return the previous one (the caller frees it)."""
+    @contextmanager
+    def use(self) -> Iterator[Policy]:
+        """The active policy, kept alive until the block ends."""
+        with self._lock:
+            policy = self._policy
+            self._users[id(policy)] = self._users.get(id(policy), 0) + 1
+        try:
+            yield policy
+        finally:
+            with self._lock:
+                self._users[id(policy)] -= 1
+                done = self._users[id(policy)] == 0 and id(policy) in self._retired
+                if done:
+                    del self._retired[id(policy)], self._users[id(policy)]
+            if done:
+                policy.close()
+
+    def swap(self, policy: Policy) -> None:
+        """Make `policy` active; the previous one is freed as soon as nothing uses it."""
         with self._lock:
             previous, self._policy = self._policy, policy
-        return previous
+            self._users.setdefault(id(policy), 0)
+            idle = self._users.get(id(previous), 0) == 0
+            if idle:
+                self._users.pop(id(previous), None)
+            else:
+                self._retired[id(previous)] = previous
+        if idle:
+            previous.close()
+
+    def close(self) -> None:
+        """Free the active policy (at shutdown)."""
+        self._policy.close()

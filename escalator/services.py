@@ -9,6 +9,7 @@ from flask import current_app
 from escalator.config import Config
 from escalator.pipeline import Pipeline
 from escalator.policy import PolicyHolder
+from escalator.reloader import RuleReloader
 from escalator.state import EmbeddedRedis, StateStore
 
 EXTENSION = "escalator"
@@ -22,17 +23,19 @@ class Services:
     policies: PolicyHolder
     store: StateStore | None
     pipeline: Pipeline
+    reloader: RuleReloader
     embedded: EmbeddedRedis | None = None
 
     def close(self) -> None:
         """Release the state store, the embedded Redis (if we started it) and the engine."""
+        self.reloader.stop()
         if self.pipeline.decision_log is not None:
             self.pipeline.decision_log.close()
         if self.store is not None:
             self.store.close()
         if self.embedded is not None:
             self.embedded.shutdown()
-        self.policies.current.close()
+        self.policies.close()
 
 
 def services() -> Services:

@@ -1,0 +1,207 @@
+"""Hot reload: a valid rule change goes live atomically; a broken one is refused and the
+running rules stay; replaced engines are freed only when no decision uses them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from escalator.app import create_app
+from escalator.config import Config, default_rules_dir
+from escalator.policy import PolicyHolder, load_policy
+from escalator.rules.compiler import RuleSetClosed
+from escalator.services import EXTENSION
+
+
+def copy_rules(folder: Path) -> Path:
+    shutil.copytree(default_rules_dir(), folder,
+                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py", "tests"))
+    return folder
+
+
+def set_version(folder: Path, version: str) -> None:
+    header = folder / "ruleset.yaml"
+    text = header.read_text()
+    start = text.index('version: "') + len('version: "')
+    header.write_text(text[:start] + version + text[text.index('"', start):])
+
+
+def break_rules(folder: Path) -> None:
+    loops = folder / "loops.yaml"
+    loops.write_text(loops.read_text().replace("loop.bot_repeats", "loop.bot_repeat"))
+
+
+@pytest.fixture
+def rules(tmp_path: Path) -> Path:
+    return copy_rules(tmp_path / "rules")
+
+
+@pytest.fixture
+def reloading_app(redis_url: str, rules: Path) -> Iterator[Flask]:
+    app = create_app(Config(redis_url=redis_url, env="test", rules_dir=rules,
+                            reload_interval_seconds=0.05))
+    yield app
+    app.extensions[EXTENSION].close()
+
+
+def wait_for(condition: Any, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def test_reload_over_http_swaps_a_valid_change_and_refuses_a_broken_one(
+        redis_url: str, rules: Path) -> None:
+    app = create_app(Config(redis_url=redis_url, env="test", rules_dir=rules))
+    client = app.test_client()
+    try:
+        set_version(rules, "2026.12.0")
+        reloaded = client.post("/v1/ruleset/reload")
+        assert reloaded.status_code == 200
+        assert reloaded.get_json()["result"] == "reloaded"
+        assert client.get("/v1/ruleset").get_json()["version"] == "2026.12.0"
+
+        break_rules(rules)
+        set_version(rules, "2026.12.1-broken")
+        refused = client.post("/v1/ruleset/reload")
+        assert refused.status_code == 422
+        error = refused.get_json()["error"]
+        assert error["code"] == "invalid_ruleset"
+        assert any("loop.bot_repeat" in p and "loops.yaml" in p
+                   for p in error["details"]["problems"])
+        assert client.get("/v1/ruleset").get_json()["version"] == "2026.12.0"
+        turn = client.post("/v1/conversations/reload-1/turns",
+                           json={"turn_id": "t-1", "message": {"text": "agent please"}})
+        assert turn.get_json()["ruleset"]["version"] == "2026.12.0"
+        client.delete("/v1/conversations/reload-1")
+        metrics = client.get("/metrics").get_data(as_text=True)
+        assert 'escalator_ruleset_reloads_total{result="failed"}' in metrics
+    finally:
+        app.extensions[EXTENSION].close()
+
+
+def test_polling_picks_up_a_change(reloading_app: Flask, rules: Path) -> None:
+    client = reloading_app.test_client()
+    set_version(rules, "2026.12.5")
+    wait_for(lambda: client.get("/v1/ruleset").get_json()["version"] == "2026.12.5")
+
+
+def test_a_replaced_policy_is_freed_only_when_its_last_user_is_done() -> None:
+    first = load_policy(default_rules_dir())
+    holder = PolicyHolder(first)
+    with holder.use() as in_flight:
+        holder.swap(load_policy(default_rules_dir()))
+        # Still usable by the decision that took it before the swap.
+        assert in_flight.engine.evaluate({"requested_human": True}).decision == \
+            "route_to_human"
+    with pytest.raises(RuleSetClosed):
+        first.engine.evaluate({"requested_human": True})
+    holder.close()
+
+
+@pytest.mark.slow
+def test_a_broken_push_under_load_fails_no_request_and_keeps_the_old_rules(
+        tmp_path: Path) -> None:
+    rules = copy_rules(tmp_path / "rules")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATOR_", "PROM"))}
+    env.update(ESCALATOR_RULES_DIR=str(rules), ESCALATOR_RELOAD_INTERVAL_SECONDS="0.2")
+    server = subprocess.Popen([sys.executable, "-m", "escalator", "serve", "--port", str(port),
+                               "--workers", "2"], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def load(worker: int) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            statuses.append(_post(f"{base}/v1/conversations/load-{worker}-{n % 7}/turns",
+                                  {"turn_id": f"t-{n}", "message": {"text": f"question {n}"}}))
+
+    try:
+        wait_for(lambda: _get(f"{base}/healthz") is not None, 30)
+        threads = [threading.Thread(target=load, args=(w,)) for w in range(4)]
+        for thread in threads:
+            thread.start()
+        break_rules(rules)
+        set_version(rules, "2027.1.0-broken")
+        # Every worker polls, refuses and counts the broken set.
+        wait_for(lambda: _metric(_get(f"{base}/metrics") or "",
+                                 'escalator_ruleset_reloads_total{result="failed"}') >= 2, 20)
+        versions = {json.loads(_get(f"{base}/v1/ruleset") or "{}")["version"]
+                    for _ in range(10)}
+        assert versions == {"2026.11.1"}
+
+        copy_rules(tmp_path / "fixed")
+        set_version(tmp_path / "fixed", "2027.1.1")
+        shutil.rmtree(rules)
+        shutil.move(tmp_path / "fixed", rules)
+        server.send_signal(signal.SIGHUP)
+        wait_for(lambda: {json.loads(_get(f"{base}/v1/ruleset") or "{}").get("version")
+                          for _ in range(10)} == {"2027.1.1"}, 20)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        assert len(statuses) > 50
+        assert set(statuses) == {200}
+    finally:
+        stop.set()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _metric(exposition: str, series: str) -> float:
+    for line in exposition.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text: str = response.read().decode()
+            return text
+    except OSError:
+        return None
+
+
+def _post(url: str, body: dict[str, Any]) -> int:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return -1
