@@ -21,9 +21,10 @@ the odd-numbered ones (never seen by the search) and on all. Few parameters (a h
 and five weights, each from a coarse grid), half-lives of 3-6 turns only (so an early
 event fades within a conversation of ten turns), and the scale of the weights is not
 fitted (AUC ignores it): it is fixed by setting the not-understood weight equal to the
-hand-set fallback weight (both mean "the bot did not understand the customer"). The
-text-repeat and fallback weights cannot be fitted here (BETOLD has no text, and the
-mapping never sets bot.fallback) and are left as they are.
+hand-set fallback weight (both mean "the bot did not understand the customer"); the
+prompt-side weights then get hand-set floors (FLOORS, below). The text-repeat and
+fallback weights cannot be fitted here (BETOLD has no text, and the mapping never sets
+bot.fallback) and are left as they are.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ COUNTERS = {"bot_repeat": "loop.bot_repeats", "oscillation": "loop.oscillations"
             "rejection": "loop.rejections"}
 HALF_LIVES = (3.0, 4.0, 5.0, 6.0)
 PREFER_FADE = 0.01
+# Hand-set floors, applied after the fit: on BETOLD a prompt id is a template (propose_date
+# with a new date each time), so the fit gives the bot's side little or no weight; on bots
+# whose prompt ids are questions, the same question again is the loop itself.
+FLOORS = {"bot_repeat": 0.1, "oscillation": 0.1}
 GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
 
 Events = list[tuple[int, ...]]
@@ -141,10 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     scale = params.fallback_weight / anchor if anchor else 1.0
     scaled = [round(w * scale, 2) for w in weights]
     report("fitted", scaled, half_life)
+    shipped = [max(w, FLOORS.get(name, 0.0)) for name, w in zip(FITTED, scaled, strict=True)]
+    report("floored", shipped, half_life)
     print("\nloops:")
     print(f"  half_life_turns: {half_life:g}")
     print("  weights:")
-    for name, value in zip(FITTED, scaled, strict=True):
+    for name, value in zip(FITTED, shipped, strict=True):
         print(f"    {name}: {value:g}")
     return 0
 

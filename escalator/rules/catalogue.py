@@ -80,8 +80,8 @@ FACTS: dict[str, FactSpec] = {s.name: s for s in (
           "Times the bot sent a prompt it had already sent in this conversation (variants "
           "such as ask_email_retry count as the same prompt).", 0),
     _spec("loop.intent_repeats", "integer",
-          "Times the customer's intent was one already seen in this conversation (agreements "
-          "such as confirm are answers, not requests, and never count).", 0),
+          "Times the customer's intent was one already seen in this conversation (answers "
+          "such as confirm or inform are not requests and never count).", 0),
     _spec("loop.oscillations", "integer",
           "Times the bot went back to the prompt before its last one (A, B, A), so far.", 0),
     _spec("loop.not_understood", "integer",

@@ -163,7 +163,7 @@ def _intents(**kwargs: Any) -> fields.List[Any]:
 class _IntentSchema(Schema):
     low_confidence_below = _fraction()
     not_understood = _intents(load_default=list)
-    agreement = _intents(load_default=list)
+    answers = _intents(load_default=list)
     rejection = _intents(load_default=list)
 
 
@@ -347,7 +347,7 @@ class Params:
     prompt_variant: re.Pattern[str] | None
     # intent names, normalised by intent_key()
     not_understood_intents: frozenset[str]
-    agreement_intents: frozenset[str]
+    answer_intents: frozenset[str]
     rejection_intents: frozenset[str]
     max_gap: int
     negation_window: int
@@ -394,7 +394,7 @@ def _params(data: Mapping[str, Any]) -> Params:
         rejection_weight=lo["weights"]["rejection"],
         prompt_variant=variant_suffix_pattern(lo["prompt_variants"]),
         not_understood_intents=frozenset(map(intent_key, data["intent"]["not_understood"])),
-        agreement_intents=frozenset(map(intent_key, data["intent"]["agreement"])),
+        answer_intents=frozenset(map(intent_key, data["intent"]["answers"])),
         rejection_intents=frozenset(map(intent_key, data["intent"]["rejection"])),
         max_gap=r["max_gap"],
         negation_window=r["negation_window"],

@@ -13,8 +13,8 @@ so one early repeat fades away over a long, smooth conversation. The events:
 - bot repeat: the bot sent a prompt it sent before, variants of one prompt
   ("ask_email_retry") counting as the same prompt;
 - oscillation: the bot went back to the prompt before the last one (A B A);
-- intent repeat: the customer's intent was seen before (agreements such as "confirm",
-  and not-understood outcomes, are answers rather than requests and never repeat);
+- intent repeat: the customer's intent was seen before (answers such as "affirm" or
+  "inform", and not-understood outcomes, are not requests and never repeat);
 - rejection: the customer turned down what the bot said (intent.rejection: deny, ...).
 
 Every event also has its own counter fact, so a score is always explained by counts.
@@ -120,7 +120,7 @@ def step(memory: Memory, turn: Turn, words: Sequence[str],
         key = intent_key(message.intent)
         if key in params.not_understood_intents:
             not_understood = True
-        elif key not in params.agreement_intents:
+        elif key not in params.answer_intents:
             rejection = key in params.rejection_intents
             tag = short_hash(message.intent)
             intent_repeat = tag in intents

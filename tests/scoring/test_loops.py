@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 
 from escalator.model import Turn
@@ -81,3 +82,115 @@ def test_low_confidence_streak_ignores_turns_without_a_confidence(
     assert [r.facts["intent.low_confidence_streak"] for r in results] == [1, 1, 2, 0]
     assert "intent.confidence" not in results[1].facts
     assert results[0].facts["intent.confidence"] == 0.2
+
+
+# --- conversations that send only NLU results and prompt ids (voice bots) -------------------
+
+
+def test_a_prompt_asked_three_times_scores_higher_than_three_different_prompts(
+        converse: Converse, turn: MakeTurn) -> None:
+    same = converse([turn(None, intent="inform", prompt="ask_date")] * 3)
+    different = converse([turn(None, intent="inform", prompt=p)
+                          for p in ("ask_date", "ask_time", "ask_name")])
+    assert [r.facts["loop.bot_repeats"] for r in same] == [0, 1, 2]
+    assert different[-1].facts["loop.bot_repeats"] == 0
+    assert same[-1].scores.loop > different[-1].scores.loop
+
+
+def test_a_variant_of_a_prompt_is_the_same_prompt_but_numbered_parts_are_not(
+        converse: Converse, turn: MakeTurn) -> None:
+    variants = converse([turn(None, intent="inform", prompt="ask_email"),
+                         turn(None, intent="inform", prompt="ask_email_retry"),
+                         turn(None, intent="inform", prompt="ask_email-v2")])
+    assert [r.facts["loop.bot_repeats"] for r in variants] == [0, 1, 2]
+    parts = converse([turn(None, intent="inform", prompt="intro_1"),
+                      turn(None, intent="inform", prompt="intro_2")])
+    assert parts[-1].facts["loop.bot_repeats"] == 0
+
+
+def test_the_bot_going_back_and_forth_between_two_prompts_is_an_oscillation(
+        converse: Converse, turn: MakeTurn) -> None:
+    prompts = ["propose_date", "ask_time_preference"] * 3
+    results = converse([turn(None, intent="negate", prompt=p) for p in prompts])
+    assert [r.facts["loop.oscillations"] for r in results] == [0, 0, 1, 2, 3, 4]
+    onwards = converse([turn(None, intent="inform", prompt=p)
+                        for p in ("ask_name", "ask_date", "ask_date", "ask_time")])
+    assert onwards[-1].facts["loop.oscillations"] == 0
+
+
+def test_intents_that_mean_not_understood_count_whatever_the_platform_calls_them(
+        converse: Converse, turn: MakeTurn) -> None:
+    results = converse([turn(None, intent="nlu_fallback"),
+                        turn(None, intent="Default.Fallback.Intent"),
+                        turn(None, intent="out_of_scope"),
+                        turn(None, intent="book_table")])
+    assert [r.facts["loop.not_understood"] for r in results] == [1, 2, 3, 3]
+    # Not understood is not a request, so it is never an intent repeat either.
+    assert results[-1].facts["loop.intent_repeats"] == 0
+    assert results[2].scores.loop > 0.6
+
+
+def test_a_low_confidence_intent_counts_as_not_understood(
+        converse: Converse, turn: MakeTurn) -> None:
+    results = converse([turn(None, intent="book_table", confidence=0.2),
+                        turn(None, intent="cancel", confidence=0.95),
+                        turn(None, intent="opening_hours")])
+    assert [r.facts["loop.not_understood"] for r in results] == [1, 1, 1]
+
+
+def test_yes_again_is_not_a_loop_but_no_again_is(converse: Converse, turn: MakeTurn) -> None:
+    agreeing = converse([turn(None, intent="affirm", prompt=p)
+                         for p in ("confirm_name", "confirm_date", "confirm_time")])
+    assert agreeing[-1].facts["loop.intent_repeats"] == 0
+    assert agreeing[-1].scores.loop == 0.0
+    refusing = converse([turn(None, intent="deny", prompt=p)
+                         for p in ("confirm_name", "confirm_date", "confirm_time")])
+    assert [r.facts["loop.rejections"] for r in refusing] == [1, 2, 3]
+    assert [r.facts["loop.intent_repeats"] for r in refusing] == [0, 1, 2]
+    assert refusing[-1].scores.loop > 0.5
+
+
+def test_an_intent_only_conversation_stuck_on_one_question_is_scored_as_a_loop(
+        converse: Converse, turn: MakeTurn) -> None:
+    stuck = converse([turn(None, intent="book_table", prompt="welcome"),
+                      turn(None, intent="nlu_fallback", prompt="ask_party_size"),
+                      turn(None, intent="nlu_fallback", prompt="ask_party_size_rephrase",
+                           fallback=True),
+                      turn(None, intent="nlu_fallback", prompt="ask_party_size", fallback=True)])
+    assert [r.scores.loop for r in stuck] == sorted(r.scores.loop for r in stuck)
+    assert stuck[-1].scores.loop > 0.8
+    smooth = converse([turn(None, intent=i, prompt=p) for i, p in (
+        ("book_table", "welcome"), ("inform", "ask_party_size"), ("inform", "ask_date"),
+        ("affirm", "confirm_booking"))])
+    assert smooth[-1].scores.loop < 0.1
+
+
+def test_one_early_misunderstanding_fades_after_smooth_turns(
+        converse: Converse, turn: MakeTurn) -> None:
+    results = converse([turn(None, intent="nlu_fallback", prompt="welcome"),
+                        *[turn(None, intent=f"step_{n}", prompt=f"ask_{n}") for n in range(10)]])
+    assert results[0].scores.loop > 0.3
+    assert results[-1].scores.loop < 0.05
+    assert results[-1].facts["loop.not_understood"] == 1  # the count stays; the score fades
+
+
+def test_a_memory_written_before_the_new_loop_counters_still_works(
+        score: Callable[..., ScoredTurn]) -> None:
+    # As the previous version stored it: no os/nu/rj keys.
+    old = score(None, intent="book_table", prompt="ask_date").memory
+    old = {k: v for k, v in old.items() if k not in ("os", "nu", "rj")}
+    result = score(None, memory=old, intent="book_table", prompt="ask_date")
+    assert result.facts["loop.bot_repeats"] == 1
+    assert result.facts["loop.intent_repeats"] == 1
+    assert result.facts["loop.oscillations"] == 0
+    assert result.facts["loop.not_understood"] == 0
+
+
+def test_the_loop_memory_stays_small_over_a_long_conversation(
+        converse: Converse, turn: MakeTurn) -> None:
+    results = converse([turn(None, intent=f"intent_{n % 13}", prompt=f"prompt_{n}")
+                        for n in range(200)])
+    memory = results[-1].memory
+    assert len(memory["pr"]) <= 8 and len(memory["it"]) <= 8
+    assert all(len(tag) == 6 for tag in memory["pr"] + memory["it"])
+    assert len(json.dumps(memory)) < 400
