@@ -12,7 +12,8 @@ human labels of each set:
 - breakdown: the largest `loop.score` of a phone-bot dialogue against its LUHF label
   (BETOLD_valid.json: the caller forwarded to a person or hung up late), as ROC AUC; the
   caller's intents go in as `message.intent`, the bot's last prompt as `bot.prompt_id`,
-  and the bot's `did_not_understand` prompt as `bot.fallback`;
+  and a `did_not_understand` among the bot's messages since the caller last spoke as
+  `bot.fallback`;
 - satisfaction: 1 - `frustration.mean` after the customer's last turn against the mean
   S (satisfaction) rating of 19 annotators (stc3_train_en.json), Pearson and Spearman;
 - traffic: the share of twcc_dev.json conversations the rules would route to a person;
@@ -142,15 +143,20 @@ def breakdown_turns(dialogue: dict[str, Any]) -> list[Turn]:
     """A BETOLD dialogue as the turns a bot platform would send: intents and prompt ids."""
     turns: list[Turn] = []
     prompt: str | None = None
+    fallback = False
     for utterance in dialogue["utterances_annotations"]:
         if utterance["caller_name"] == "nlg":
             prompt = utterance["intent"]
+            # The bot often says "did not understand" and then asks again in a second
+            # message: the reply the caller answers was still a fallback.
+            fallback = fallback or prompt == "did_not_understand"
             continue
         turns.append(Turn(
             turn_id=f"t-{len(turns) + 1}",
             message=Message(intent=utterance["intent"]),
-            bot=BotReply(prompt_id=prompt, fallback=prompt == "did_not_understand"),
+            bot=BotReply(prompt_id=prompt, fallback=fallback),
         ))
+        fallback = False
     return turns
 
 

@@ -57,11 +57,15 @@ def test_breakdown_dialogue_becomes_intent_turns() -> None:
         {"caller_name": "nlg", "intent": "ask_date", "entities": []},
         {"caller_name": "nlu", "intent": "inform", "entities": []},
         {"caller_name": "nlg", "intent": "did_not_understand", "entities": []},
+        {"caller_name": "nlg", "intent": "ask_date", "entities": []},
         {"caller_name": "nlu", "intent": "noise", "entities": []},
+        {"caller_name": "nlg", "intent": "ask_time", "entities": []},
+        {"caller_name": "nlu", "intent": "inform", "entities": []},
     ]}
     turns = quality.breakdown_turns(dialogue)
     assert [(t.message.intent, t.bot.prompt_id, t.bot.fallback) for t in turns] == [
-        ("inform", "ask_date", False), ("noise", "did_not_understand", True)]
+        ("inform", "ask_date", False), ("noise", "ask_date", True),
+        ("inform", "ask_time", False)]
     assert all(t.message.text is None for t in turns)
 
 
