@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from escalator.model import FactValue, Scores, Turn
@@ -76,7 +76,7 @@ def score_turn(turn: Turn, memory: Mapping[str, Any], turn_index: int,
                         else complexity.NONE)
     loop_facts, state = loops.step(state, turn, words.words, lexicons)
     asked = requested_human(words, matches, message.intent, lexicons)
-    state = replace(state, turns=previous.turns + 1)
+    state = state.evolve(turns=previous.turns + 1)
 
     scores = Scores(
         sentiment=_number(sentiment_facts.score, -1, 1),

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from escalator.model import Turn
 from escalator.scoring.labels import intent_key, prompt_key
@@ -133,8 +133,7 @@ def step(memory: Memory, turn: Turn, words: Sequence[str],
               + params.not_understood_weight * not_understood
               + params.rejection_weight * rejection)
     level = memory.loop_level * params.loop_decay + pushed
-    updated = replace(
-        memory,
+    updated = memory.evolve(
         signature_bits=params.signature_bits,
         signatures=signatures,
         repeats=memory.repeats + repeat,

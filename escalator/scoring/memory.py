@@ -95,6 +95,18 @@ class Memory:
     rejections: int = 0
     loop_level: float = 0.0
 
+    def evolve(self, **changes: Any) -> Memory:
+        """A copy with some fields changed (several per turn: must be cheap).
+
+        dataclasses.replace() re-runs __init__ and costs ~5 us on this 21-field class;
+        copying the instance dict costs well under 1 us. Field names are not checked
+        here: callers are this package's own scorers, and mypy checks the types.
+        """
+        copy = object.__new__(Memory)
+        copy.__dict__.update(self.__dict__)
+        copy.__dict__.update(changes)
+        return copy
+
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Memory:
         """Read a stored memory; missing or malformed keys (older versions) read as defaults."""

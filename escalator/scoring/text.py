@@ -10,6 +10,7 @@ spelling correction).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 import struct
@@ -230,10 +231,9 @@ def similarity(a: Sequence[int], b: Sequence[int], size: int) -> float:
     """Estimated Jaccard similarity of the word sets behind two bottom-k sketches (0..1)."""
     if not a or not b:
         return 0.0
-    set_a, set_b = set(a), set(b)
-    union = sorted(set_a | set_b)[:size]
-    shared = sum(1 for h in union if h in set_a and h in set_b)
-    return shared / len(union)
+    union = sorted({*a, *b})[:size]
+    shared = set(a).intersection(b).intersection(union)
+    return len(shared) / len(union)
 
 
 def pack_signature(hashes: Sequence[int], bits: int) -> str:
@@ -243,6 +243,10 @@ def pack_signature(hashes: Sequence[int], bits: int) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
+# Every turn compares the new message with the remembered ones, so the same stored
+# sketches are unpacked again and again; a small cache of sketches (hashes, never words)
+# saves most of that.
+@functools.lru_cache(maxsize=4096)
 def unpack_signature(packed: str, bits: int) -> tuple[int, ...]:
     """Inverse of pack_signature(); an unreadable value gives an empty sketch."""
     width, code = (2, "H") if bits <= 16 else (4, "I")
