@@ -44,6 +44,7 @@ ISSUE_TOPIC = "issue_topic"
 REQUEST = "request"
 ASK = "ask"
 ASK_AFTER = "ask_after"
+POLITE = "polite"
 PERSON = "person"
 NEGATION = "negation"
 NOT_NEGATION = "not_negation"
@@ -252,6 +253,7 @@ class _RequestLanguageSchema(Schema):
     requests = _phrases(load_default=list)
     asks = _phrases(load_default=list)
     asks_after = _phrases(load_default=list)
+    polite = _phrases(load_default=list)
     persons = _phrases(load_default=list)
     fillers = _phrases(load_default=list)
     negations = _phrases(load_default=list)
@@ -618,7 +620,8 @@ def _build(data: Mapping[str, Any]) -> Lexicons:
     requests = data["requests.yaml"]
     fillers: set[str] = set()
     kinds = (("requests", REQUEST), ("asks", ASK), ("asks_after", ASK_AFTER),
-             ("persons", PERSON), ("negations", NEGATION), ("not_negations", NOT_NEGATION),
+             ("polite", POLITE), ("persons", PERSON), ("negations", NEGATION),
+             ("not_negations", NOT_NEGATION),
              ("not_persons", NOT_PERSON), ("not_requests", NOT_REQUEST))
     for entry in requests["languages"].values():
         for key, kind in kinds:

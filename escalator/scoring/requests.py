@@ -17,6 +17,7 @@ from escalator.scoring.lexicons import (
     NOT_PERSON,
     NOT_REQUEST,
     PERSON,
+    POLITE,
     REQUEST,
     Lexicons,
 )
@@ -67,6 +68,10 @@ def asks_for_person(words: Words, matches: Sequence[Match], lexicons: Lexicons) 
         rest = [i for i in range(end, len(ws)) if clauses[i] == clauses[end - 1]]
         return all(ws[i] in lexicons.fillers for i in rest)
 
+    def opens_clause(start: int) -> bool:
+        before = [i for i in range(start) if clauses[i] == clauses[start]]
+        return all(ws[i] in lexicons.fillers for i in before)
+
     candidates = [_Candidate(r.start, r.end, False) for r in found.get(REQUEST, []) if kept(r)]
     for ask in found.get(ASK, []):
         for person in persons:
@@ -76,6 +81,12 @@ def asks_for_person(words: Words, matches: Sequence[Match], lexicons: Lexicons) 
         for ask in found.get(ASK_AFTER, []):
             if ask.start >= person.end and gap_ok(person.end, ask.start) and ends_clause(ask.end):
                 candidates.append(_Candidate(person.start, ask.end, True))
+        for polite in found.get(POLITE, []):
+            # "agent please", and in voice text with no comma "operador por favor ya me
+            # harté": the person word opens the clause, so the rest is a new thought.
+            if (polite.start >= person.end and gap_ok(person.end, polite.start)
+                    and (ends_clause(polite.end) or opens_clause(person.start))):
+                candidates.append(_Candidate(person.start, polite.end, False))
     if persons:
         # A short sentence of nothing but person words and fillers is a request, on its
         # own ("OPERATOR!") or inside a longer message ("This is useless. Human. NOW.").
