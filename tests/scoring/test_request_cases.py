@@ -108,13 +108,22 @@ def test_requests_are_found_with_high_precision_and_recall_in_every_language(
 
 
 def test_held_out_requests_stay_above_a_floor(score: Callable[..., ScoredTurn]) -> None:
-    # A floor against regressions, not a target: the first measurement after tuning
-    # (recall 0.58, precision 1.0) showed the vocabulary misses phrasings it was not
-    # tuned on; see the report in the commit that added these cases.
+    # A floor against regressions, not a target. Round 1 (33 cases) measured recall 0.58
+    # and was then moved into the tuning set; this round 2 file (62 cases) measured
+    # precision 1.00, recall 0.84 (26 of 31 asks) the first and only time it was run
+    # before being committed. Misses are left in on purpose: see the commit report.
     tallies, wrong = tally(load_cases(HELD_OUT), score)
     print("\nrequest_cases_heldout.yaml (never tuned on)\n" + table(tallies))
-    assert tallies["all"].precision >= 0.9, wrong
-    assert tallies["all"].recall >= 0.5, wrong
+    assert tallies["all"].precision >= 0.95, wrong
+    assert tallies["all"].recall >= 0.8, wrong
+
+
+def test_the_held_out_set_has_at_least_five_asks_and_five_non_asks_per_language() -> None:
+    cases = load_cases(HELD_OUT)
+    for language in LANGUAGES:
+        mine = [c for c in cases if c.language == language]
+        assert sum(c.asks for c in mine) >= 5, language
+        assert sum(not c.asks for c in mine) >= 5, language
 
 
 def test_the_detector_names_the_language_of_most_cases_and_rarely_a_wrong_one(
