@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import pytest
+import yaml
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from escalator.model import Turn
 from escalator.scoring import Lexicons, ScoredTurn
 from escalator.scoring.frustration import log_odds
+from escalator.scoring.text import fold
 
 Score = Callable[..., ScoredTurn]
 Converse = Callable[[Iterable[Turn | str]], list[ScoredTurn]]
@@ -209,3 +213,70 @@ def test_every_family_is_listed_in_every_language(lexicons: Lexicons) -> None:
     measured = {"shouting", "exclamation", "long_message"}
     assert set(FAMILIES) == set(lexicons.params.cue_weights) - measured
     assert all(set(phrasings) == {"en", "es", "de", "fr", "pt"} for phrasings in FAMILIES.values())
+
+
+# The complaints English had cues or sentiment words for and the other languages
+# lacked: worst service, scams, swearing, "fourth time", plural insults, leaving to a
+# competitor, fed up, "still no...".
+@pytest.mark.parametrize(("text", "cue"), [
+    ("el peor servicio que he tenido", "insult"),
+    ("das ist der schlechteste Service überhaupt", "insult"),
+    ("c'est le pire service client", "insult"),
+    ("pior atendimento do Brasil", "insult"),
+    ("esto es una estafa", "insult"),
+    ("totale Abzocke", "insult"),
+    ("c'est une arnaque", "insult"),
+    ("isso é golpe", "insult"),
+    ("ihr seid alle nutzlose Idioten", "insult"),
+    ("vocês são inúteis", "insult"),
+    ("maldita sea, no funciona", "profanity"),
+    ("diese verdammte App", "profanity"),
+    ("porra, de novo", "profanity"),
+    ("es la cuarta vez que escribo", "repetition"),
+    ("ich schreibe zum vierten Mal", "repetition"),
+    ("c'est la quatrième fois", "repetition"),
+    ("é a quarta vez que eu ligo", "repetition"),
+    ("vou pra concorrência", "threat_to_leave"),
+    ("me voy a la competencia", "threat_to_leave"),
+    ("je vais voir ailleurs", "threat_to_leave"),
+    ("estou de saco cheio", "problem"),
+    ("ya me harté de esto", "problem"),
+    ("ich habe die Nase voll", "problem"),
+    ("j'en ai marre", "problem"),
+    ("e nada do pacote", "waiting"),
+    ("todavía no llega mi pedido", "waiting"),
+    ("immer noch nicht angekommen", "waiting"),
+    ("toujours pas reçu mon colis", "waiting"),
+])
+def test_complaints_of_every_language_fire_their_family(score: Score, text: str,
+                                                         cue: str) -> None:
+    assert cue in score(text).facts["frustration.cues"]
+
+
+@pytest.mark.parametrize(("negative", "positive"), [
+    ("estoy muy decepcionado, es una porquería", "estoy muy contento, todo solucionado"),
+    ("ich bin total enttäuscht und genervt", "ich bin sehr zufrieden, echt hilfreich"),
+    ("je suis déçu et énervé, c'est pénible", "je suis ravi, c'est résolu, très sympa"),
+    ("estou decepcionado e revoltado", "estou muito satisfeito, tudo resolvido"),
+])
+def test_each_language_has_negative_and_positive_sentiment_words(
+        score: Score, negative: str, positive: str) -> None:
+    assert score(negative).facts["sentiment.score"] < -0.3
+    assert score(positive).facts["sentiment.score"] > 0.3
+
+
+def test_no_other_language_turns_an_english_sentiment_word_around() -> None:
+    # All languages share one lexicon: a word that is also English must keep the sign
+    # VADER gives it, and a word shared by languages gets one valence.
+    english = SentimentIntensityAnalyzer().lexicon
+    path = Path(__file__).resolve().parents[2] / "rules" / "lexicons" / "sentiment.yaml"
+    valence = yaml.safe_load(path.read_text(encoding="utf-8"))["valence"]
+    seen: dict[str, float] = {}
+    for language, words in valence.items():
+        if language == "en":
+            continue
+        for word, value in words.items():
+            key = fold(word)
+            if key in english:
+                assert english[key] * value > 0, (language, word)
+            assert seen.setdefault(key, value) == value, (language, word)
