@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from escalator.scoring.lexicons import CUE, Params
 from escalator.scoring.memory import Memory
@@ -128,4 +128,4 @@ def step(memory: Memory, text: str | None, sentiment: float, matches: Iterable[M
     total = memory.frustration_sum * params.frustration_decay + score
     weight = memory.frustration_weight * params.frustration_decay + 1.0
     facts = FrustrationFacts(score, max(0.0, min(1.0, total / weight)), cues)
-    return facts, replace(memory, frustration_sum=total, frustration_weight=weight)
+    return facts, memory.evolve(frustration_sum=total, frustration_weight=weight)

@@ -280,3 +280,19 @@ def test_no_other_language_turns_an_english_sentiment_word_around() -> None:
             if key in english:
                 assert english[key] * value > 0, (language, word)
             assert seen.setdefault(key, value) == value, (language, word)
+
+
+@pytest.mark.parametrize("text", [
+    "This is NOT good at all!!! I'm kind of angry, but thanks anyway :)",
+    "The service was great but the delivery was terrible",
+    "I really, really hate waiting. Never again.",
+    "not bad, actually pretty good",
+    "  Ok.  ",
+    "Sort of useless?? kind of helpful...",
+])
+def test_vader_without_the_emoji_pass_scores_as_vader_does(text: str) -> None:
+    from escalator.scoring.sentiment import vader_compound_without_emoji
+
+    analyzer = SentimentIntensityAnalyzer()
+    assert vader_compound_without_emoji(analyzer, text) == pytest.approx(
+        analyzer.polarity_scores(text)["compound"], abs=1e-12)
