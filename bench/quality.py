@@ -17,7 +17,8 @@ human labels of each set:
 - satisfaction: 1 - `frustration.mean` after the customer's last turn against the mean
   S (satisfaction) rating of 19 annotators (stc3_train_en.json), Pearson and Spearman;
 - traffic: the share of twcc_dev.json conversations the rules would route to a person;
-- cost: `score_turn` per turn, in-process, for a typical 20-word message.
+- cost: `score_turn` per turn, in-process, for a typical 20-word message, and the
+  median over the real customer messages of 15-25 words.
 
 The labels are read only to compare, never to score. Plain VADER (`compound`) is shown
 beside the frustration and satisfaction numbers as the baseline to beat.
@@ -263,6 +264,30 @@ def measure_cost(policy: Policy, rounds: int = 5, calls: int = 2000) -> dict[str
     return {"words": len(TYPICAL.split()), "microseconds": statistics.median(medians) * 1e6}
 
 
+def measure_cost_real(policy: Policy, data: Path, rounds: int = 20) -> dict[str, Any]:
+    """Median cost of score_turn over the real customer messages of 15-25 words (the
+    frustration and traffic sets), each timed at its best of `rounds` runs."""
+    texts = [t for d in frustration_dialogues(data / FRUSTRATION) for t, _ in d]
+    texts += [t for c in json.loads((data / TRAFFIC).read_text(encoding="utf-8"))
+              for t in traffic_texts(c)]
+    chosen = [t for t in texts if 15 <= len(t.split()) <= 25]
+    memory: dict[str, Any] = {}
+    for i in range(19):
+        turn = Turn(f"w{i}", Message(text=f"message number {i} about order {i * 7}"),
+                    BotReply(prompt_id=f"p{i % 3}"))
+        memory = score_turn(turn, memory, i + 1, policy.lexicons).memory
+    costs = []
+    for text in chosen:
+        turn = Turn("t", Message(text=text), BotReply(prompt_id="ask_order"))
+        best = math.inf
+        for _ in range(rounds):
+            start = time.perf_counter()
+            score_turn(turn, memory, 20, policy.lexicons)
+            best = min(best, time.perf_counter() - start)
+        costs.append(best)
+    return {"messages": len(chosen), "median_microseconds": statistics.median(costs) * 1e6}
+
+
 # ------------------------------------------------------------------------------ report
 
 
@@ -279,14 +304,15 @@ def measure(data: Path, rules: Path) -> dict[str, Any]:
             "satisfaction": measure_satisfaction(replayer, data / SATISFACTION),
             "traffic": measure_traffic(replayer, data / TRAFFIC),
             "cost": measure_cost(policy),
+            "cost_real": measure_cost_real(policy, data),
         }
     finally:
         policy.close()
 
 
 def table(result: dict[str, Any]) -> str:
-    f, b, s, t, c = (result[k] for k in ("frustration", "breakdown", "satisfaction",
-                                          "traffic", "cost"))
+    f, b, s, t, c, r = (result[k] for k in ("frustration", "breakdown", "satisfaction",
+                                             "traffic", "cost", "cost_real"))
     rows = [
         ("frustration vs people, Pearson", f"{f['pearson']:.3f}",
          f"{f['vader_pearson']:.3f}", f"{f['turns']} customer turns"),
@@ -302,6 +328,8 @@ def table(result: dict[str, Any]) -> str:
          f"{t['conversations']} conversations, {t['turns']} turns"),
         ("score_turn per turn", f"{c['microseconds']:.0f} us", "",
          f"{c['words']}-word message, 19 turns of memory"),
+        ("score_turn per real 15-25 word message", f"{r['median_microseconds']:.0f} us", "",
+         f"median of {r['messages']} customer messages, each best of 20"),
     ]
     width = max(len(r[0]) for r in rows)
     lines = [f"rule set {result['ruleset']['name']} {result['ruleset']['version']}",
