@@ -88,13 +88,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ESCALATOR_MAX_CONTEXT_KEYS", "max_context_keys", _positive_int, 32,
             "Most keys allowed in a turn's context map."),
     Setting("ESCALATOR_ENV", "env", _choice("development", "production", "test"), "development",
-            "Deployment environment; production refuses unsafe settings."),
+            "Deployment environment: development, production or test."),
     Setting("ESCALATOR_LOG_LEVEL", "log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR"),
             "INFO", "Log level."),
     Setting("ESCALATOR_API_KEYS", "api_keys", _keys, (),
-            "Comma-separated caller keys (auth arrives with issue 6)."),
+            "Comma-separated caller keys. Not enforced yet: keep the service on a private "
+            "network."),
     Setting("ESCALATOR_ADMIN_KEYS", "admin_keys", _keys, (),
-            "Comma-separated admin keys (auth arrives with issue 6)."),
+            "Comma-separated admin keys (for POST /v1/ruleset/reload). Not enforced yet."),
     Setting("ESCALATOR_DECISION_LOG", "decision_log", str, None,
             "Where decision records go: stdout, redis[:<max records>] (a capped stream "
             "escalator:decisions) or a file path. Unset: no decision log."),
