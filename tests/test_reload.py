@@ -208,3 +208,26 @@ def _post(url: str, body: dict[str, Any]) -> int:
         return exc.code
     except OSError:
         return -1
+
+
+def test_a_configmap_style_symlink_swap_is_picked_up(redis_url: str, tmp_path: Path) -> None:
+    # Kubernetes mounts a ConfigMap as files that link through "..data", a link to a
+    # timestamped folder; an update writes a new folder and swaps "..data" atomically.
+    mount = tmp_path / "mount"
+    mount.mkdir()
+    first = copy_rules(mount / "..2026_11_27_1")
+    (mount / "..data").symlink_to(first.name)
+    for path in [*first.glob("*.yaml"), first / "lexicons"]:
+        (mount / path.name).symlink_to(Path("..data") / path.name)
+    app = create_app(Config(redis_url=redis_url, env="test", rules_dir=mount,
+                            reload_interval_seconds=0.05))
+    try:
+        client = app.test_client()
+        assert client.get("/v1/ruleset").get_json()["version"] != "2027.2.0"
+        second = copy_rules(mount / "..2026_11_27_2")
+        set_version(second, "2027.2.0")
+        (mount / "..data_tmp").symlink_to(second.name)
+        os.replace(mount / "..data_tmp", mount / "..data")
+        wait_for(lambda: client.get("/v1/ruleset").get_json()["version"] == "2027.2.0")
+    finally:
+        app.extensions[EXTENSION].close()

@@ -113,3 +113,21 @@ def test_evaluate_refuses_an_invalid_transcript(tmp_path: Path) -> None:
     code, output = run("evaluate", str(transcript))
     assert code != 0
     assert "Some turns are not valid" in output and '"1"' in output
+
+
+def test_the_shipped_rule_tests_pass_and_cover_every_default_rule() -> None:
+    from escalator.policy import load_policy
+    from escalator.ruletests import load_rule_tests, run_rule_tests
+
+    policy = load_policy(default_rules_dir())
+    try:
+        rule_ids = [rule.id for rule in policy.ruleset.rules]
+        tests = load_rule_tests(default_rules_dir(), rule_ids)
+        report = run_rule_tests(policy, tests)
+    finally:
+        policy.close()
+    assert [f.explain() for f in report.failures] == []
+    named = {name for test in tests for expectation in test.expectations
+             for name in (*expectation.rules, *([expectation.decisive]
+                                                if expectation.decisive else []))}
+    assert set(rule_ids) - named == set()
