@@ -42,10 +42,10 @@ from typing import Any
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from escalator.config import default_rules_dir
-from escalator.model import ROUTE, BotReply, ConversationState, Message, Turn
-from escalator.pipeline import Pipeline
-from escalator.policy import Policy, PolicyHolder, load_policy
+from escalator.model import ROUTE, BotReply, Message, Turn
+from escalator.policy import Policy, load_policy
 from escalator.scoring import score_turn
+from escalator.transcripts import decide_turns
 
 FRUSTRATION = "frustration/dfrustration_dev.txt"
 BREAKDOWN = "breakdown/BETOLD_valid.json"
@@ -98,20 +98,13 @@ def roc_auc(scores: Sequence[float], positive: Sequence[bool]) -> float:
 
 @dataclass
 class Replayer:
-    """Replays transcripts through the service's pipeline, keeping state in memory."""
+    """Replays transcripts through the service's pipeline (escalator.transcripts)."""
 
     policy: Policy
 
-    def __post_init__(self) -> None:
-        self.pipeline = Pipeline(PolicyHolder(self.policy), None)
-
     def run(self, conversation_id: str, turns: Iterable[Turn]) -> Iterator[Any]:
         """The decision of each turn, in order."""
-        state = ConversationState()
-        for turn in turns:
-            outcome = self.pipeline.evaluate(conversation_id, turn, state, self.policy)
-            state = outcome.state
-            yield outcome.decision
+        return decide_turns(self.policy, conversation_id, list(turns))
 
 
 def text_turn(index: int, text: str, prompt_id: str | None = None) -> Turn:
