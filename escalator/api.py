@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict
 from typing import Any, NoReturn
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, g, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -103,6 +104,7 @@ def post_turn(conversation_id: str) -> Response:
         raise ApiError(400, "invalid_request", "The turn is not valid.",
                        exc.messages_dict) from exc
     decision = svc.pipeline.decide(conversation_id, turn)
+    g.decision_id = decision.decision_id
     return jsonify(decision.to_dict())
 
 
@@ -260,5 +262,8 @@ def register_errors(app: Flask) -> None:
     def _count(response: Response) -> Response:
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
         metrics.HTTP_REQUESTS.labels(rule, str(response.status_code)).inc()
+        started = g.get("started")
+        if started is not None:
+            metrics.HTTP_DURATION.labels(rule).observe(time.perf_counter() - started)
         return response
 

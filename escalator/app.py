@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from escalator import api, metrics
+from escalator import api, logs, metrics
 from escalator.config import Config, ConfigError
 from escalator.decisionlog import open_decision_log
 from escalator.pipeline import Pipeline
@@ -25,6 +25,7 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
     `start_reloader=False` leaves rule polling to the caller (the gunicorn worker hook,
     since threads do not survive a fork)."""
     config = config or Config.from_env()
+    logs.configure(config.log_level)
     policy = load_policy(config.rules_path)  # PolicyError: the caller refuses to start
     metrics.set_ruleset(policy.ruleset.name, policy.ruleset.version, policy.ruleset.digest)
 
@@ -54,4 +55,5 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
         reloader.start()
     app.register_blueprint(api.bp)
     api.register_errors(app)
+    logs.init_app(app)
     return app

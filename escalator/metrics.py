@@ -42,6 +42,11 @@ DECISION_LATENCY = Histogram(
 HTTP_REQUESTS = Counter(
     "escalator_http_requests_total", "HTTP requests, by route and status.", ["route", "status"]
 )
+HTTP_DURATION = Histogram(
+    "escalator_http_request_duration_seconds", "Time to answer an HTTP request, by route.",
+    ["route"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
 STATE_ERRORS = Counter(
     "escalator_state_errors_total", "State store calls that failed or timed out."
 )

@@ -111,6 +111,7 @@ class Pipeline:
             try:
                 snapshot = self.store.load(conversation_id, turn.turn_id)
             except StateUnavailable:
+                metrics.STATE_ERRORS.inc()
                 return self._degraded(conversation_id, turn, policy)
             if snapshot.replay is not None:
                 return replayed(snapshot.replay)
@@ -123,6 +124,7 @@ class Pipeline:
                     outcome.decision.to_dict(),
                 )
             except StateUnavailable:
+                metrics.STATE_ERRORS.inc()
                 return self._degraded(conversation_id, turn, policy, outcome)
             if isinstance(result, Committed):
                 return outcome.decision
@@ -140,6 +142,7 @@ class Pipeline:
         try:
             self.store.erase(conversation_id)
         except StateUnavailable:
+            metrics.STATE_ERRORS.inc()
             return self._degraded(conversation_id, turn, policy)
         return self.evaluate(conversation_id, turn, ConversationState(), policy).decision
 
