@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from vaderSentiment.vaderSentiment import BOOSTER_DICT, SentimentIntensityAnalyzer, SentiText
+from vaderSentiment.vaderSentiment import (
+    BOOSTER_DICT,
+    SentimentIntensityAnalyzer,
+    allcap_differential,
+)
 
 from escalator.scoring.lexicons import Lexicons, Params
 from escalator.scoring.memory import Memory
 from escalator.scoring.text import fold_accents
 
 
-def _vader_words(text: str) -> list[str]:
-    """The words VADER looks up, tokenised as VADER does (split, punctuation stripped)."""
-    words = []
+def _vader_tokens(text: str) -> list[str]:
+    """The words VADER scores, tokenised as its SentiText does: split on whitespace, and
+    punctuation stripped from each token unless that leaves 2 characters or fewer (":)")."""
+    tokens = []
     for token in text.split():
         stripped = token.strip(string.punctuation)
-        words.append((token if len(stripped) <= 2 else stripped).lower())
-    return words
+        tokens.append(token if len(stripped) <= 2 else stripped)
+    return tokens
 
 
 def compound(text: str, lexicons: Lexicons) -> float:
@@ -33,13 +39,15 @@ def compound(text: str, lexicons: Lexicons) -> float:
     if not text or text.isspace():
         return 0.0
     folded = fold_accents(text)
-    has_emoji = not folded.isascii() and not lexicons.vader_emoji.isdisjoint(folded)
-    if not has_emoji and lexicons.vader_words.isdisjoint(_vader_words(folded)):
-        return 0.0
-    if has_emoji:
+    if not folded.isascii() and not lexicons.vader_emoji.isdisjoint(folded):
         score = float(lexicons.analyzer.polarity_scores(folded)["compound"])
     else:
-        score = vader_compound_without_emoji(lexicons.analyzer, folded)
+        # The tokens are made once, for the pre-check and for the analysis.
+        tokens = _vader_tokens(folded)
+        lowered = [token.lower() for token in tokens]
+        if lexicons.vader_words.isdisjoint(lowered):
+            return 0.0
+        score = _compound_of_tokens(lexicons.analyzer, folded.strip(), tokens, lowered)
     return max(-1.0, min(1.0, score))
 
 
@@ -52,17 +60,46 @@ def vader_compound_without_emoji(analyzer: SentimentIntensityAnalyzer, text: str
     there is no emoji. tests/scoring checks both give the same score.
     """
     text = text.strip()
-    sentitext = SentiText(text)
-    words = sentitext.words_and_emoticons
+    tokens = _vader_tokens(text)
+    return _compound_of_tokens(analyzer, text, tokens, [token.lower() for token in tokens])
+
+
+class _Neighbourhood(NamedTuple):
+    """What SentimentIntensityAnalyzer.sentiment_valence() reads of a SentiText."""
+
+    words_and_emoticons: list[str]
+    is_cap_diff: bool
+
+
+def _compound_of_tokens(analyzer: SentimentIntensityAnalyzer, text: str, tokens: list[str],
+                        lowered: list[str]) -> float:
+    """VADER's compound score of a stripped, emoji-free text, given its tokens (as
+    _vader_tokens() makes them) and their lower-case forms.
+
+    The loop is polarity_scores()'s, with two shortcuts that keep every value the same.
+    A token that is not in the lexicon scores 0 without the call (sentiment_valence()
+    would append 0 for it). A lexicon word is scored on its neighbourhood, the three
+    tokens before it to the two after it, rather than on the whole message: that is all
+    sentiment_valence() and its checks read around position i (i-3 .. i+2, each read
+    guarded by the same bounds tests, which give the same answers on the neighbourhood),
+    and its negation and idiom checks lower-case the whole list they are given, up to
+    six times per lexicon word. Only the capitals test needs the whole message, and it
+    is passed in computed on all the tokens.
+    """
+    lexicon = analyzer.lexicon
+    last = len(tokens) - 1
+    is_cap_diff = allcap_differential(tokens)
     sentiments: list[float] = []
-    for i, item in enumerate(words):
-        lowered = item.lower()
-        if lowered in BOOSTER_DICT or (
-                lowered == "kind" and i < len(words) - 1 and words[i + 1].lower() == "of"):
+    for i, word in enumerate(lowered):
+        if (word not in lexicon or word in BOOSTER_DICT
+                or (word == "kind" and i < last and lowered[i + 1] == "of")):
             sentiments.append(0)
             continue
-        sentiments = analyzer.sentiment_valence(0, sentitext, item, i, sentiments)
-    sentiments = analyzer._but_check(words, sentiments)
+        first = max(0, i - 3)
+        around = _Neighbourhood(tokens[first:i + 3], is_cap_diff)
+        sentiments += analyzer.sentiment_valence(0, around, tokens[i], i - first, [])
+    if "but" in lowered:  # _but_check() changes nothing in a text without "but"
+        sentiments = analyzer._but_check(tokens, sentiments)
     return float(analyzer.score_valence(sentiments, text)["compound"])
 
 

@@ -296,3 +296,31 @@ def test_vader_without_the_emoji_pass_scores_as_vader_does(text: str) -> None:
     analyzer = SentimentIntensityAnalyzer()
     assert vader_compound_without_emoji(analyzer, text) == pytest.approx(
         analyzer.polarity_scores(text)["compound"], abs=1e-12)
+
+
+# Words that trigger VADER's context rules (negations up to three words back, "least",
+# "never so", "without doubt", idioms, boosters in capitals, "but", "kind of", "no"
+# before a lexicon word) next to lexicon words, at every position of short texts.
+_VADER_CONTEXT_WORDS = (
+    "no", "not", "never", "so", "this", "without", "doubt", "least", "at", "very", "kind",
+    "of", "sort", "the", "shit", "bomb", "bad", "ass", "yeah", "right", "good", "GOOD",
+    "great", "terrible", "hate", "love", "extremely", "barely", "but", "BUT", "isn't",
+    "don't", "nor", "or", "kiss", "death", "to", "die", "for", "help", "thanks", "order",
+    "parcel", ":)", ":(", "!", "?", "!!!", "??", "angry", "super", "fine", "nice,",
+    "awful.", "Wow!", "NEVER", "NO",
+)
+
+
+def test_vader_on_a_word_neighbourhood_scores_exactly_as_vader_does() -> None:
+    # vader_compound_without_emoji() scores each lexicon word on its neighbourhood of
+    # tokens rather than the whole text; the result must be VADER's to the last bit.
+    import random
+
+    from escalator.scoring.sentiment import vader_compound_without_emoji
+
+    analyzer = SentimentIntensityAnalyzer()
+    rng = random.Random(7)
+    for _ in range(3000):
+        text = " ".join(rng.choice(_VADER_CONTEXT_WORDS) for _ in range(rng.randint(1, 14)))
+        assert vader_compound_without_emoji(analyzer, text) == (
+            analyzer.polarity_scores(text)["compound"]), text
