@@ -69,32 +69,8 @@ def _run_gunicorn(host: str, port: int, workers: int) -> None:
 
     from gunicorn.app.base import BaseApplication
     from gunicorn.arbiter import Arbiter
-    from prometheus_client import multiprocess
 
-    def wipe_metrics(server: Any) -> None:
-        folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-        folder.mkdir(parents=True, exist_ok=True)
-        for leftover in folder.glob("*.db"):
-            leftover.unlink()
-
-    def child_exit(server: Any, worker: Any) -> None:
-        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
-
-    def post_worker_init(worker: Any) -> None:
-        # Each worker reloads its own rules on SIGHUP (gunicorn resets the worker's HUP to
-        # the default action, which would kill it), and knows its master so that a
-        # reload asked over HTTP reaches every worker.
-        from escalator import reloader
-        from escalator.services import EXTENSION
-
-        services = worker.wsgi.extensions[EXTENSION]
-        reloader.master_pid = worker.ppid
-        signal.signal(signal.SIGHUP,
-                      lambda signum, frame: services.reloader.reload_in_background("SIGHUP"))
-        # Threads do not survive the fork: poll from here. A worker forked after a reload
-        # starts with the master's rules, so it catches up at once.
-        services.reloader.start()
-        services.reloader.reload_in_background("worker start", force=False)
+    from escalator import gunicorn_config
 
     class ReloadingArbiter(Arbiter):  # type: ignore[misc]
         """SIGHUP reloads the rules in every worker instead of restarting them: a
@@ -109,28 +85,16 @@ def _run_gunicorn(host: str, port: int, workers: int) -> None:
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
-            settings = {
-                "bind": f"{host}:{port}",
-                "workers": workers,
-                "worker_class": "sync",
-                "timeout": 30,
-                "graceful_timeout": 20,
-                "accesslog": None,
-                "on_starting": wipe_metrics,
-                "child_exit": child_exit,
-                "post_worker_init": post_worker_init,
-                # The rules are loaded and checked once, in the master, and every worker
-                # is forked from that: a worker restarted while a broken rule file sits
-                # in the folder still boots (with the last good rules) instead of failing
-                # to boot, which would make gunicorn stop the whole service.
-                "preload_app": True,
-            }
-            for key, value in settings.items():
-                self.cfg.set(key, value)
+            for name in gunicorn_config.SETTINGS:
+                self.cfg.set(name, getattr(gunicorn_config, name))
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
 
         def load(self) -> Any:
             from escalator.app import create_app
 
+            # Polling starts in each worker (post_worker_init): threads do not survive
+            # the fork from the master, where the app is loaded.
             return create_app(start_reloader=False)
 
         def run(self) -> None:

@@ -128,7 +128,10 @@ def test_a_broken_push_under_load_fails_no_request_and_keeps_the_old_rules(
     env.update(ESCALATOR_RULES_DIR=str(rules), ESCALATOR_RELOAD_INTERVAL_SECONDS="0.2")
     server = subprocess.Popen([sys.executable, "-m", "escalator", "serve", "--port", str(port),
                                "--workers", "2"], cwd=tmp_path, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              # A file, not a pipe: nobody reads a pipe during the
+                              # test, and a full one would block the workers' logging.
+                              stdout=subprocess.DEVNULL,
+                              stderr=(tmp_path / "serve.log").open("w"))
     base = f"http://127.0.0.1:{port}"
     statuses: list[int] = []
     stop = threading.Event()

@@ -52,7 +52,10 @@ def served(tmp_path: Path) -> Any:
            if not k.startswith(("ESCALATOR_", "PROMETHEUS_"))}
     process = subprocess.Popen(
         [sys.executable, "-m", "escalator", "serve", "--port", str(port), "--workers", "2"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        # A file, not a pipe: nobody reads a pipe while the service runs, and a full one
+        # would block the workers' logging.
+        cwd=tmp_path, env=env, stdout=(tmp_path / "serve.log").open("w"),
+        stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{base}/healthz", process, time.monotonic() + 30)

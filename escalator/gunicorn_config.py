@@ -1,0 +1,82 @@
+"""gunicorn settings and hooks for `escalator serve` (the root gunicorn.conf.py imports
+this, so a plain `gunicorn -c gunicorn.conf.py` gets the same ones).
+
+Limits first: prometheus_client's multiprocess mode needs PROMETHEUS_MULTIPROC_DIR set
+before it is imported and emptied at start (`escalator serve` does both); Info, Enum and
+custom collectors do not work across workers (see escalator.metrics).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+# Sync workers: a decision is CPU-bound and short (about a millisecond), and durable-rules
+# serialises evaluations inside one process anyway, so threads would add contention, not
+# throughput. Scale with processes: about one per core.
+worker_class = "sync"
+workers = 2
+bind = "127.0.0.1:8080"
+
+# A worker that does not answer in 30 s is stuck (a turn takes milliseconds): restart it.
+timeout = 30
+# On SIGTERM, workers stop accepting and finish the turns in flight for up to 20 s, well
+# inside Kubernetes' default 30 s termination grace period.
+graceful_timeout = 20
+# Chatbot platforms keep connections open; 5 s covers their keep-alive reuse.
+keepalive = 5
+
+# Load and check the rules once, in the master, and fork the workers from it: a worker
+# restarted while a broken rule file sits in the folder still boots with the last good
+# rules (a worker that fails to boot makes gunicorn stop the whole service).
+preload_app = True
+
+# No max_requests: recycled workers leave their metric files behind (totals never go
+# down), which grows the metrics folder and slows every scrape.
+max_requests = 0
+
+# The service logs one JSON line per request itself (escalator.logs), without the path,
+# which holds a conversation id; gunicorn's access log would duplicate it.
+accesslog = None
+errorlog = "-"
+
+
+def on_starting(server: Any) -> None:
+    """Master, before forking: empty the metrics folder (it may survive a restart)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for leftover in Path(folder).glob("*.db"):
+            leftover.unlink()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Master, when a worker exits: mark its live gauges dead (child_exit, not worker_exit,
+    is the hook that runs in the master)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def post_worker_init(worker: Any) -> None:
+    """Worker, after boot: reload the rules on SIGHUP and poll the rules folder."""
+    from escalator import reloader
+    from escalator.services import EXTENSION
+
+    services = worker.wsgi.extensions[EXTENSION]
+    reloader.master_pid = worker.ppid
+    # gunicorn resets a worker's SIGHUP to the default action, which would kill it.
+    signal.signal(signal.SIGHUP,
+                  lambda signum, frame: services.reloader.reload_in_background("SIGHUP"))
+    # Threads do not survive the fork: poll from here. A worker forked after a reload
+    # starts with the master's rules, so it catches up at once.
+    services.reloader.start()
+    services.reloader.reload_in_background("worker start", force=False)
+
+
+SETTINGS = ("worker_class", "workers", "bind", "timeout", "graceful_timeout", "keepalive",
+            "preload_app", "max_requests", "accesslog", "errorlog", "on_starting",
+            "child_exit", "post_worker_init")
