@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -27,7 +28,7 @@ def request(url: str, body: dict[str, Any] | None = None) -> tuple[int, bytes]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method="POST" if data else "GET",
                                  headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=5) as response:
+    with urllib.request.urlopen(req, timeout=30) as response:
         status: int = response.status
         return status, response.read()
 
@@ -44,21 +45,32 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], deadline: float) -
     raise AssertionError("serve did not come up in time")
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Any:
-    """`escalator serve` in a fresh folder, without ESCALATOR_REDIS_URL: embedded Redis."""
+def start_serve(folder: Path, **settings: str) -> tuple[str, subprocess.Popen[bytes]]:
+    """`escalator serve` in FOLDER, without ESCALATOR_REDIS_URL (embedded Redis)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ESCALATOR_", "PROMETHEUS_"))}
+    env.update(settings)
     process = subprocess.Popen(
         [sys.executable, "-m", "escalator", "serve", "--port", str(port), "--workers", "2"],
         # A file, not a pipe: nobody reads a pipe while the service runs, and a full one
         # would block the workers' logging.
-        cwd=tmp_path, env=env, stdout=(tmp_path / "serve.log").open("w"),
+        cwd=folder, env=env, stdout=(folder / "serve.log").open("w"),
         stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(f"{base}/healthz", process, time.monotonic() + 30)
+    except AssertionError:
+        process.kill()
+        raise
+    return base, process
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Any:
+    """`escalator serve` in a fresh folder, without ESCALATOR_REDIS_URL: embedded Redis."""
+    base, process = start_serve(tmp_path)
+    try:
         yield base, process, tmp_path
     finally:
         if process.poll() is None:
@@ -104,3 +116,35 @@ def test_a_rule_set_without_the_floor_refuses_to_start(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "requested_human" in result.stderr
     assert "refusing to start" in result.stderr
+
+
+def test_sigterm_lets_a_turn_in_flight_finish(tmp_path: Path) -> None:
+    base, process = start_serve(tmp_path, ESCALATOR_MAX_BODY_BYTES="4000000")
+    # A long dry run (500 long turns, about a second) keeps one worker busy.
+    text = ("I already told you twice, order {} never came, the tracking page is useless "
+            "and nobody answers my emails or my calls, this is terrible! ") * 12
+    transcript = {"turns": [{"message": {"text": text.replace("{}", str(i))}}
+                            for i in range(500)]}
+    outcome: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            outcome["status"], body = request(f"{base}/v1/evaluate", transcript)
+            outcome["decisions"] = len(json.loads(body)["decisions"])
+        except Exception as exc:  # the assertion below reports it
+            outcome["error"] = repr(exc)
+
+    caller = threading.Thread(target=call)
+    started = time.monotonic()
+    caller.start()
+    time.sleep(0.3)  # the request is being answered
+    process.send_signal(signal.SIGTERM)
+    caller.join(timeout=30)
+    try:
+        assert outcome.get("status") == 200, outcome
+        assert outcome["decisions"] == 500
+        assert time.monotonic() - started > 0.3  # it really was in flight at SIGTERM
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
