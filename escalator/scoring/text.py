@@ -16,7 +16,7 @@ import re
 import struct
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # NFKD splits "é" into "e" + a combining accent; dropping the accents is the fold.
 _COMBINING = re.compile(r"[\u0300-\u036f]")
@@ -143,6 +143,22 @@ def _is_wild(word: str) -> bool:
     return word == NUMBER or word.endswith("*")
 
 
+@dataclass
+class _Start:
+    """The phrases that start with one plain word (see PhraseIndex)."""
+
+    # one-word phrases: (kind, label)
+    singles: list[tuple[str, str]] = field(default_factory=list)
+    # longer phrases with a plain second word, by that second word
+    pairs: dict[str, list[Pattern]] = field(default_factory=dict)
+    # longer phrases whose second word is a wildcard ("for # days")
+    wild_second: list[Pattern] = field(default_factory=list)
+
+
+def _is_plain(pattern: Pattern) -> bool:
+    return not any(map(_is_wild, pattern.words))
+
+
 class PhraseIndex:
     """All vocabulary phrases, indexed so a message is scanned once, cheaply.
 
@@ -150,14 +166,18 @@ class PhraseIndex:
     (indexed by the pair, so common first words like "i" or "the" do not drag every
     phrase starting with them into the comparison). Wildcard starts are rare and kept
     in small side tables.
+
+    find() runs on every word of every turn, hence its shape: one dictionary look-up
+    per word finds everything that starts with that word (most words start nothing),
+    and a phrase without wildcards is compared as one tuple slice.
     """
 
     def __init__(self, patterns: Iterable[Pattern]) -> None:
-        self._single: dict[str, list[tuple[str, str]]] = {}
-        self._pairs: dict[tuple[str, str], list[Pattern]] = {}
-        self._first: dict[str, list[Pattern]] = {}
+        self._starts: dict[str, _Start] = {}
         self._prefix: dict[str, list[Pattern]] = {}
         self._number: list[Pattern] = []
+        # phrases without wildcards, which find() compares as whole tuples
+        self._plain: set[int] = set()
         seen: set[tuple[tuple[str, ...], str, str]] = set()
         for pattern in patterns:
             key = (pattern.words, pattern.kind, pattern.label)
@@ -170,34 +190,51 @@ class PhraseIndex:
             elif first.endswith("*"):
                 self._prefix.setdefault(first[:PREFIX_MIN], []).append(pattern)
             elif len(pattern.words) == 1:
-                self._single.setdefault(first, []).append((pattern.kind, pattern.label))
+                self._starts.setdefault(first, _Start()).singles.append(
+                    (pattern.kind, pattern.label))
             elif _is_wild(pattern.words[1]):
-                self._first.setdefault(first, []).append(pattern)
+                self._starts.setdefault(first, _Start()).wild_second.append(pattern)
             else:
-                self._pairs.setdefault((first, pattern.words[1]), []).append(pattern)
+                start = self._starts.setdefault(first, _Start())
+                start.pairs.setdefault(pattern.words[1], []).append(pattern)
+            if _is_plain(pattern):
+                self._plain.add(id(pattern))
+        # Patterns are kept alive by the tables above, so their ids stay theirs.
         self.size = len(seen)
+
+    def _matches_at(self, pattern: Pattern, words: tuple[str, ...], start: int) -> bool:
+        end = start + len(pattern.words)
+        if end > len(words):
+            return False
+        if id(pattern) in self._plain:
+            return words[start:end] == pattern.words
+        return all(_word_matches(p, w) for p, w in zip(pattern.words, words[start:end],
+                                                        strict=True))
 
     def find(self, words: Sequence[str]) -> list[Match]:
         """Every place a pattern matches (overlaps included), in word order."""
+        words = tuple(words)  # a no-op for Words.words; slices compare with phrases
         found: list[Match] = []
-        count = len(words)
+        last = len(words) - 1
         for start, word in enumerate(words):
-            singles = self._single.get(word)
-            if singles is not None:
-                found.extend(Match(start, start + 1, kind, label) for kind, label in singles)
+            # Per start: one-word phrases, then longer ones by their second word, by a
+            # wildcard second word, by a prefix first word, by a number first word.
             candidates: list[Pattern] = []
-            if start + 1 < count:
-                candidates.extend(self._pairs.get((word, words[start + 1]), ()))
-            candidates.extend(self._first.get(word, ()))
-            candidates.extend(self._prefix.get(word[:PREFIX_MIN], ()))
+            entry = self._starts.get(word)
+            if entry is not None:
+                for kind, label in entry.singles:
+                    found.append(Match(start, start + 1, kind, label))
+                if entry.pairs and start < last:
+                    candidates += entry.pairs.get(words[start + 1], ())
+                candidates += entry.wild_second
+            if self._prefix:
+                candidates += self._prefix.get(word[:PREFIX_MIN], ())
             if self._number and word.isdigit():
-                candidates.extend(self._number)
+                candidates += self._number
             for pattern in candidates:
-                end = start + len(pattern.words)
-                if end <= count and all(
-                        _word_matches(p, w) for p, w in
-                        zip(pattern.words, words[start:end], strict=True)):
-                    found.append(Match(start, end, pattern.kind, pattern.label))
+                if self._matches_at(pattern, words, start):
+                    found.append(Match(start, start + len(pattern.words), pattern.kind,
+                                       pattern.label))
         return found
 
 
