@@ -7,14 +7,15 @@ into rules/lexicons/scoring.yaml (loops.half_life_turns and loops.weights) by ha
 
 How: every BETOLD dialogue is turned into the turns a bot platform would send (the same
 mapping as bench/quality.py) and scored by the service's own score_turn with the shipped
-vocabularies, so the loop *events* of each turn (bot repeat, oscillation, intent repeat,
-not understood, rejection) are exactly the service's. Only the recursion that turns
-events into loop.score is redone here, with candidate weights:
+vocabularies, so the loop *events* of each turn (fallback, bot repeat, oscillation, intent
+repeat, not understood, rejection again) are exactly the service's. Only the recursion
+that turns events into loop.score is redone here, with candidate weights:
 
     level = level x 0.5 ** (1 / half_life) + sum(weight x event);  score = 1 - exp(-level)
 
 and the largest level of a dialogue is ranked against its LUHF label (ROC AUC, the
-quality.py measure; 1 - exp is monotone, so ranking levels ranks scores).
+quality.py measure; 1 - exp is monotone, so ranking levels ranks scores). With the
+shipped weights the "current" line reproduces quality.py's breakdown AUC.
 
 Against overfitting: the search sees only even-numbered dialogues; AUC is reported on
 the odd-numbered ones (never seen by the search) and on all. Few parameters (a half-life
@@ -22,9 +23,13 @@ and five weights, each from a coarse grid), half-lives of 3-6 turns only (so an 
 event fades within a conversation of ten turns), and the scale of the weights is not
 fitted (AUC ignores it): it is fixed by setting the not-understood weight equal to the
 hand-set fallback weight (both mean "the bot did not understand the customer"); the
-prompt-side weights then get hand-set floors (FLOORS, below). The text-repeat and
-fallback weights cannot be fitted here (BETOLD has no text, and the mapping never sets
-bot.fallback) and are left as they are.
+prompt-side weights then get hand-set floors (FLOORS, below). The text-repeat weight
+cannot be fitted here (BETOLD has no text); the fallback weight is held at its hand-set
+value (the mapping sets bot.fallback only for the rare did_not_understand prompt).
+
+--ideas also measures the candidate loop signals that were tried and not shipped (see
+IDEAS), each added to the shipped weights with its weight fitted on the even half, and
+the shipped score read at the caller's last turn instead of its largest value.
 """
 
 from __future__ import annotations
@@ -41,12 +46,18 @@ from quality import BREAKDOWN, breakdown_turns, roc_auc
 
 from escalator.config import default_rules_dir
 from escalator.scoring import load_lexicons, score_turn
+from escalator.scoring.labels import intent_key, prompt_key
 
-# The loop events fitted here, as the counter fact each one increments.
+# The loop events fitted here, as the counter fact each one increments. "rejection" pushes
+# only from the second rejection of a conversation on (loops.py), so its event is an
+# increment of loop.rejections when the count was already 1 or more.
 FITTED = ("bot_repeat", "oscillation", "intent_repeat", "not_understood", "rejection")
 COUNTERS = {"bot_repeat": "loop.bot_repeats", "oscillation": "loop.oscillations",
             "intent_repeat": "loop.intent_repeats", "not_understood": "loop.not_understood",
-            "rejection": "loop.rejections"}
+            "rejection": "loop.rejections", "fallback": "loop.fallbacks"}
+# Events scored but not fitted: fallback is tied to not_understood while fitting (both mean
+# "the bot did not understand") and keeps its hand-set weight in scoring.yaml.
+EVENTS = (*FITTED, "fallback")
 HALF_LIVES = (3.0, 4.0, 5.0, 6.0)
 PREFER_FADE = 0.01
 # Hand-set floors, applied after the fit: on BETOLD a prompt id is a template (propose_date
@@ -54,41 +65,100 @@ PREFER_FADE = 0.01
 # whose prompt ids are questions, the same question again is the loop itself.
 FLOORS = {"bot_repeat": 0.1, "oscillation": 0.1}
 GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
+# Candidate signals tried and not shipped (--ideas), each read from what a platform sends
+# (prompt ids, intents and the intent lists of scoring.yaml), never from BETOLD's names.
+IDEAS = {
+    "every rejection (the first one too)": "rejection_first",
+    "progress: an answer lowers the level": "answer",
+    "bot re-proposes the same prompt right after a rejection": "reproposed",
+    "bot sends a prompt again right after a rejection": "repeat_after_rejection",
+    "rejection streak (2+ in a row)": "rejection_streak",
+    "bot re-asks the same prompt after not understood": "reasked",
+    "the same exchange again (prompt id, intent)": "exchange_repeat",
+}
+# A loop signal may only push the level up, and progress only down: a fit that wanted
+# the opposite sign would be learning something other than going round in circles.
+IDEA_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+LOWERS = {"answer"}
 
 Events = list[tuple[int, ...]]
 
 
 def dialogue_events(dialogue: dict[str, Any], lexicons: Any) -> Events:
-    """The fitted loop events of each customer turn (0/1 each), in FITTED order."""
+    """The loop events of each customer turn (0/1 each), in EVENTS order."""
     memory: dict[str, Any] = {}
-    before = dict.fromkeys(FITTED, 0)
+    before = dict.fromkeys(EVENTS, 0)
     events: Events = []
     for index, turn in enumerate(breakdown_turns(dialogue), start=1):
         scored = score_turn(turn, memory, index, lexicons)
         memory = scored.memory
-        now = {name: int(scored.facts[COUNTERS[name]]) for name in FITTED}
-        events.append(tuple(now[name] - before[name] for name in FITTED))
+        now = {name: int(scored.facts[COUNTERS[name]]) for name in EVENTS}
+        happened = {name: now[name] - before[name] for name in EVENTS}
+        happened["rejection"] *= before["rejection"] > 0
+        events.append(tuple(happened[name] for name in EVENTS))
         before = now
     return events
 
 
-def largest_levels(dialogues: Sequence[Events], weights: Sequence[float],
-                   half_life: float) -> list[float]:
-    """The largest loop level each dialogue reaches with these weights."""
+def idea_events(dialogue: dict[str, Any], lexicons: Any) -> Events:
+    """The candidate events of IDEAS for each customer turn (0/1 each), in IDEAS order."""
+    params = lexicons.params
+    seen_prompts: set[str] = set()
+    exchanges: set[tuple[str, str]] = set()
+    previous: tuple[str | None, str] = (None, "")
+    streak = 0
+    events: Events = []
+    for turn in breakdown_turns(dialogue):
+        prompt = (prompt_key(turn.bot.prompt_id, params.prompt_variant)
+                  if turn.bot.prompt_id else None)
+        key = intent_key(turn.message.intent or "")
+        kind = ("not_understood" if key in params.not_understood_intents
+                else "answer" if key in params.answer_intents
+                else "rejection" if key in params.rejection_intents else "request")
+        same_prompt = prompt is not None and prompt == previous[0]
+        streak = streak + 1 if kind == "rejection" else 0
+        happened = {
+            "rejection_first": int(kind == "rejection" and streak == 1 and not any(
+                e[0] for e in events)),
+            "answer": int(kind == "answer"),
+            "reproposed": int(same_prompt and previous[1] == "rejection"),
+            "repeat_after_rejection": int(prompt in seen_prompts
+                                          and previous[1] == "rejection"),
+            "rejection_streak": int(streak >= 2),
+            "reasked": int(same_prompt and previous[1] == "not_understood"),
+            "exchange_repeat": int(prompt is not None and (prompt, key) in exchanges),
+        }
+        events.append(tuple(happened[name] for name in IDEAS.values()))
+        if prompt is not None:
+            seen_prompts.add(prompt)
+            exchanges.add((prompt, key))
+        previous = (prompt, kind)
+    return events
+
+
+def levels(dialogues: Sequence[Events], weights: Sequence[float],
+           half_life: float, last: bool = False) -> list[float]:
+    """The largest loop level each dialogue reaches with these weights (or its last one)."""
     decay = 0.5 ** (1 / half_life)
     result = []
     for events in dialogues:
         level = largest = 0.0
         for event in events:
-            level = level * decay + sum(w * e for w, e in zip(weights, event, strict=True))
+            level = max(0.0, level * decay
+                        + sum(w * e for w, e in zip(weights, event, strict=True)))
             largest = max(largest, level)
-        result.append(largest)
+        result.append(level if last else largest)
     return result
 
 
 def auc(dialogues: Sequence[Events], labels: Sequence[bool], weights: Sequence[float],
-        half_life: float) -> float:
-    return roc_auc(largest_levels(dialogues, weights, half_life), labels)
+        half_life: float, last: bool = False) -> float:
+    return roc_auc(levels(dialogues, weights, half_life, last), labels)
+
+
+def with_fallback(fitted: Sequence[float]) -> list[float]:
+    """EVENTS weights from FITTED ones, the fallback tied to not_understood."""
+    return [*fitted, fitted[FITTED.index("not_understood")]]
 
 
 def fit(dialogues: Sequence[Events], labels: Sequence[bool]) -> tuple[float, list[float], float]:
@@ -101,12 +171,12 @@ def fit(dialogues: Sequence[Events], labels: Sequence[bool]) -> tuple[float, lis
     fits = []
     for half_life in HALF_LIVES:
         weights = [0.5] * len(FITTED)
-        score = auc(dialogues, labels, weights, half_life)
+        score = auc(dialogues, labels, with_fallback(weights), half_life)
         for _ in range(3):
             for i in range(len(FITTED)):
                 for value in GRID:
                     trial = [*weights[:i], value, *weights[i + 1:]]
-                    trial_score = auc(dialogues, labels, trial, half_life)
+                    trial_score = auc(dialogues, labels, with_fallback(trial), half_life)
                     if trial_score > score + 1e-4:
                         weights, score = trial, trial_score
         print(f"  half-life {half_life:g}: training AUC {score:.3f}")
@@ -120,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("data", type=Path, help="the folder of the data sets (../shared/data)")
     parser.add_argument("--rules", type=Path, default=None,
                         help="rule set folder whose lexicons/ to use (default: packaged)")
+    parser.add_argument("--ideas", action="store_true",
+                        help="also measure the candidate signals of IDEAS (not shipped)")
     args = parser.parse_args(argv)
     lexicons = load_lexicons((args.rules or default_rules_dir()) / "lexicons")
     params = lexicons.params
@@ -130,14 +202,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     halves = {"all": slice(None), "even (fitted on)": slice(0, None, 2),
               "odd (held out)": slice(1, None, 2)}
 
-    def report(name: str, weights: Sequence[float], half_life: float) -> None:
-        parts = [f"{half}: {auc(dialogues[s], labels[s], weights, half_life):.3f}"
+    def report(name: str, weights: Sequence[float], half_life: float,
+               events: Sequence[Events] = dialogues, last: bool = False) -> None:
+        parts = [f"{half}: {auc(events[s], labels[s], weights, half_life, last):.3f}"
                  for half, s in halves.items()]
         print(f"{name:10s} AUC  " + "   ".join(parts))
 
     current = [params.bot_repeat_weight, params.oscillation_weight,
                params.intent_repeat_weight, params.not_understood_weight,
-               params.rejection_weight]
+               params.rejection_weight, params.fallback_weight]
     current_half_life = math.log(0.5) / math.log(params.loop_decay)
     report("current", current, current_half_life)
 
@@ -145,15 +218,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     anchor = weights[FITTED.index("not_understood")]
     scale = params.fallback_weight / anchor if anchor else 1.0
     scaled = [round(w * scale, 2) for w in weights]
-    report("fitted", scaled, half_life)
+    report("fitted", [*scaled, params.fallback_weight], half_life)
     shipped = [max(w, FLOORS.get(name, 0.0)) for name, w in zip(FITTED, scaled, strict=True)]
-    report("floored", shipped, half_life)
+    report("floored", [*shipped, params.fallback_weight], half_life)
     print("\nloops:")
     print(f"  half_life_turns: {half_life:g}")
     print("  weights:")
     for name, value in zip(FITTED, shipped, strict=True):
         print(f"    {name}: {value:g}")
+    if args.ideas:
+        measure_ideas(raw, dialogues, labels, current, current_half_life, lexicons, report)
     return 0
+
+
+def measure_ideas(raw: Sequence[dict[str, Any]], dialogues: Sequence[Events],
+                  labels: Sequence[bool], current: Sequence[float], half_life: float,
+                  lexicons: Any, report: Any) -> None:
+    """Each IDEAS signal added to the current weights, its weight fitted on the even half."""
+    print("\nideas (each added to the current weights; weight fitted on the even half):")
+    ideas = [idea_events(d, lexicons) for d in raw]
+    joined = [[(*e, *i) for e, i in zip(events, extra, strict=True)]
+              for events, extra in zip(dialogues, ideas, strict=True)]
+    for n, name in enumerate(IDEAS):
+        def weights(value: float, n: int = n) -> list[float]:
+            extra = [0.0] * len(IDEAS)
+            extra[n] = value
+            return [*current, *extra]
+        sign = -1.0 if IDEAS[name] in LOWERS else 1.0
+        best = max((sign * v for v in IDEA_GRID),
+                   key=lambda v: auc(joined[0::2], labels[0::2], weights(v), half_life))
+        print(f"- {name}: weight {best + 0.0:g}")
+        report("", weights(best), half_life, joined)
+    for hl in (2.0, 4.0, 6.0):
+        print(f"- half-life {hl:g} turns instead of {half_life:g}")
+        report("", current, hl)
+    print("- the score at the caller's last turn instead of the largest (another measure)")
+    report("", current, half_life, last=True)
+    print("- ... with progress: an answer lowers the level by the not-understood weight")
+    answer = list(IDEAS.values()).index("answer")
+    progress = [0.0] * len(IDEAS)
+    progress[answer] = -current[FITTED.index("not_understood")]
+    report("", [*current, *progress], half_life, joined, last=True)
 
 
 if __name__ == "__main__":

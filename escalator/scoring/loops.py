@@ -15,7 +15,10 @@ so one early repeat fades away over a long, smooth conversation. The events:
 - oscillation: the bot went back to the prompt before the last one (A B A);
 - intent repeat: the customer's intent was seen before (answers such as "affirm" or
   "inform", and not-understood outcomes, are not requests and never repeat);
-- rejection: the customer turned down what the bot said (intent.rejection: deny, ...).
+- rejection: the customer turned down what the bot said (intent.rejection: deny, ...)
+  and had turned it down before in this conversation. A single "no" answers a yes/no
+  question ("anything else?"); saying no again and again is a negotiation going nowhere.
+  loop.rejections counts every rejection, so the pushes are loop.rejections - 1.
 
 Every event also has its own counter fact, so a score is always explained by counts.
 """
@@ -115,13 +118,14 @@ def step(memory: Memory, turn: Turn, words: Sequence[str],
     intents, intent_repeat = memory.intents, False
     not_understood = (message.intent_confidence is not None
                       and message.intent_confidence < params.low_confidence_below)
-    rejection = False
+    rejection = rejected_again = False
     if message.intent is not None:
         key = intent_key(message.intent)
         if key in params.not_understood_intents:
             not_understood = True
         elif key not in params.answer_intents:
             rejection = key in params.rejection_intents
+            rejected_again = rejection and memory.rejections > 0
             tag = short_hash(message.intent)
             intent_repeat = tag in intents
             intents = remember(intents, tag, params.remember)
@@ -131,7 +135,7 @@ def step(memory: Memory, turn: Turn, words: Sequence[str],
               + params.oscillation_weight * oscillation
               + params.intent_repeat_weight * intent_repeat
               + params.not_understood_weight * not_understood
-              + params.rejection_weight * rejection)
+              + params.rejection_weight * rejected_again)
     level = memory.loop_level * params.loop_decay + pushed
     updated = memory.evolve(
         signature_bits=params.signature_bits,

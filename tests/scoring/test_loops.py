@@ -150,6 +150,23 @@ def test_yes_again_is_not_a_loop_but_no_again_is(converse: Converse, turn: MakeT
     assert refusing[-1].scores.loop > 0.5
 
 
+def test_a_single_no_is_an_answer_and_the_second_one_pushes_the_loop_score(
+        converse: Converse, turn: MakeTurn) -> None:
+    # "Anything else?" "No." is an answer, not a loop: counted, but no push.
+    once = converse([turn(None, intent="inform", prompt="ask_name"),
+                     turn(None, intent="deny", prompt="ask_anything_else")])
+    assert once[-1].facts["loop.rejections"] == 1
+    assert once[-1].scores.loop == 0.0
+    # Two different rejection intents: no intent repeat, so the push is the rejection's.
+    again = converse([turn(None, intent="deny", prompt="propose_slot"),
+                      turn(None, intent="inform", prompt="ask_preference"),
+                      turn(None, intent="negate", prompt="propose_other_slot")])
+    assert [r.facts["loop.rejections"] for r in again] == [1, 1, 2]
+    assert [r.facts["loop.intent_repeats"] for r in again] == [0, 0, 0]
+    assert again[1].scores.loop == 0.0
+    assert again[2].scores.loop > 0.0
+
+
 def test_an_intent_only_conversation_stuck_on_one_question_is_scored_as_a_loop(
         converse: Converse, turn: MakeTurn) -> None:
     stuck = converse([turn(None, intent="book_table", prompt="welcome"),
