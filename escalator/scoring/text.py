@@ -21,9 +21,13 @@ from dataclasses import dataclass, field
 # NFKD splits "é" into "e" + a combining accent; dropping the accents is the fold.
 _COMBINING = re.compile(r"[\u0300-\u036f]")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'"})
-# A word (letters/digits of any script) or a run of clause punctuation.
-_PIECE = re.compile(r"[^\W_]+|[.!?;:,\n]+")
-_CLAUSE_PUNCTUATION = frozenset(".!?;:,\n")
+# A word is a run of letters/digits of any script; a run of clause punctuation ends
+# a clause (and a sentence when it holds one of _SENTENCE_END).
+_WORD = re.compile(r"[^\W_]+")
+# The same runs in ASCII text, where [^\W_] is exactly [0-9A-Za-z]; re matches the
+# explicit class about twice as fast as the Unicode one, and most messages are ASCII.
+_ASCII_WORD = re.compile(r"[0-9A-Za-z]+")
+_CLAUSE_BREAK = re.compile(r"([.!?;:,\n]+)")
 _SENTENCE_END = frozenset(".!?\n")
 # In vocabulary phrases, "#" is any number and a trailing "*" makes a word a prefix.
 _PATTERN_PIECE = re.compile(r"#|[^\W_]+\*?")
@@ -65,7 +69,12 @@ EMPTY_WORDS = Words((), (), (), (), frozenset())
 
 
 def split_words(folded: str) -> Words:
-    """Split folded text into words; punctuation only marks clause and sentence ends."""
+    """Split folded text into words; punctuation only marks clause and sentence ends.
+
+    Runs on every turn, so the text is cut at punctuation runs first and each stretch
+    between them is split into words in one findall(), rather than looking at every
+    word and punctuation run in Python.
+    """
     words: list[str] = []
     clauses: list[int] = []
     sentences: list[int] = []
@@ -73,21 +82,25 @@ def split_words(folded: str) -> Words:
     questions: set[int] = set()
     clause = sentence = 0
     started = -1
-    for match in _PIECE.finditer(folded):
-        piece = match.group()
-        if piece[0] in _CLAUSE_PUNCTUATION:
+    word = _ASCII_WORD if folded.isascii() else _WORD
+    # With its capturing group, split() alternates: text, punctuation run, text, ...
+    for position, piece in enumerate(_CLAUSE_BREAK.split(folded)):
+        if position % 2:
             clause += 1
             if "?" in piece:
                 questions.add(sentence)
             if not _SENTENCE_END.isdisjoint(piece):
                 sentence += 1
             continue
+        found = word.findall(piece)
+        if not found:
+            continue
         if started != sentence:
             starts.append(len(words))
             started = sentence
-        words.append(piece)
-        clauses.append(clause)
-        sentences.append(sentence)
+        words += found
+        clauses += [clause] * len(found)
+        sentences += [sentence] * len(found)
     return Words(tuple(words), tuple(clauses), tuple(sentences), tuple(starts),
                  frozenset(questions))
 
