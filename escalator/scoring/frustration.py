@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -36,8 +37,8 @@ def is_shouting(text: str, params: Params) -> bool:
     acronym ("UPS", "DM") or a short "OK THX" is not shouting.
     """
     if text.islower():
-        return False  # cheap exit: no capitals at all (most messages)
-    upper = sum(map(str.isupper, text))
+        return False  # cheap exit: no capitals at all
+    upper = _count_capitals(text)
     if upper < params.shouting_min_letters * min(1.0, params.shouting_min_upper_ratio):
         return False  # too few capitals for either kind of shouting
     letters = sum(map(str.isalpha, text))
@@ -45,6 +46,20 @@ def is_shouting(text: str, params: Params) -> bool:
             params.shouting_min_upper_ratio * letters):
         return True
     return _has_shouted_run(text, params)
+
+
+_ASCII_CAPITALS = string.ascii_uppercase.encode("ascii")
+
+
+def _count_capitals(text: str) -> int:
+    """How many characters of the text are capitals (str.isupper)."""
+    if text.isascii():
+        # Most messages have a capital or two ("I", a name), so this runs on most
+        # turns. In ASCII text the capitals are exactly A-Z, and deleting them with
+        # bytes.translate is one pass in C rather than a Python call per character.
+        raw = text.encode("ascii")
+        return len(raw) - len(raw.translate(None, _ASCII_CAPITALS))
+    return sum(map(str.isupper, text))
 
 
 def _has_shouted_run(text: str, params: Params) -> bool:
