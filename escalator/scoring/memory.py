@@ -108,11 +108,19 @@ class Memory:
         return copy
 
     @classmethod
+    def _of(cls, **fields: Any) -> Memory:
+        """A memory with these field values, built without __init__ (once per turn: see
+        evolve; fields not given read as their defaults, which are class attributes)."""
+        memory = object.__new__(cls)
+        memory.__dict__.update(fields)
+        return memory
+
+    @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Memory:
         """Read a stored memory; missing or malformed keys (older versions) read as defaults."""
         if not isinstance(raw, Mapping):
             return cls()
-        return cls(
+        return cls._of(
             turns=_count(raw, "n"),
             sentiment_sum=_number(raw, "ss"),
             sentiment_weight=max(0.0, _number(raw, "sw")),
