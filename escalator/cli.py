@@ -32,6 +32,9 @@ def serve(host: str, port: int, workers: int) -> None:
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         own_metrics_dir = tempfile.mkdtemp(prefix="escalator-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
+    # The master imports the app (preload) before gunicorn's on_starting hook runs, and
+    # prometheus_client writes its files at import: the folder must exist already.
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
     from escalator.config import Config, ConfigError
     from escalator.errors import PolicyError

@@ -64,6 +64,10 @@ RELOADS = Counter(
     "escalator_ruleset_reloads_total", "Rule set reloads, by result (success, failed).",
     ["result"],
 )
+# Both series exist from the start at 0: a counter series that first appears at 1 hides
+# its first increase from increase()/rate(), and the failed-reload alert would miss it.
+for _result in ("success", "failed"):
+    RELOADS.labels(_result)
 RULESET_INFO = Gauge(
     "escalator_ruleset_info", "The active rule set (value 1), by name, version and digest.",
     ["name", "version", "digest"], multiprocess_mode="mostrecent",
