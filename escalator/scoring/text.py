@@ -144,14 +144,6 @@ class Match:
     label: str
 
 
-def _word_matches(pattern_word: str, word: str) -> bool:
-    if pattern_word == NUMBER:
-        return word.isdigit()
-    if pattern_word.endswith("*"):
-        return word.startswith(pattern_word[:-1])
-    return pattern_word == word
-
-
 def _is_wild(word: str) -> bool:
     return word == NUMBER or word.endswith("*")
 
@@ -221,8 +213,18 @@ class PhraseIndex:
             return False
         if id(pattern) in self._plain:
             return words[start:end] == pattern.words
-        return all(_word_matches(p, w) for p, w in zip(pattern.words, words[start:end],
-                                                        strict=True))
+        # A pattern word matches the same word, "#" any number, "word*" any word that
+        # starts with "word". Equality is tested first for all three: a message word has
+        # no "#" or "*", so it never equals a wildcard.
+        for pattern_word, word in zip(pattern.words, words[start:end], strict=True):
+            if pattern_word == word:
+                continue
+            if pattern_word == NUMBER:
+                if not word.isdigit():
+                    return False
+            elif not (pattern_word.endswith("*") and word.startswith(pattern_word[:-1])):
+                return False
+        return True
 
     def find(self, words: Sequence[str]) -> list[Match]:
         """Every place a pattern matches (overlaps included), in word order."""
