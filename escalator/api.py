@@ -8,11 +8,12 @@ import time
 from dataclasses import asdict
 from typing import Any, NoReturn
 
-from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from escalator import metrics
+from escalator.auth import AuthError
 from escalator.errors import PolicyError, StateUnavailable
 from escalator.model import ConversationState
 from escalator.policy import Policy, load_inline_policy
@@ -70,9 +71,27 @@ def json_body() -> Any:
         raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
     raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
     try:
-        return json.loads(raw, parse_constant=_refuse_constant)
+        body = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError as exc:  # "[[[[..." deeper than the parser can go
+        raise ApiError(400, "invalid_request", "The body is nested too deeply.") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_request", f"The body is not valid JSON: {exc}") from exc
+    limit = current_app.config["ESCALATOR_MAX_JSON_DEPTH"]
+    if _deeper_than(body, limit):
+        raise ApiError(400, "invalid_request",
+                       f"The body is nested deeper than {limit} levels.")
+    return body
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True if lists and objects nest more than `limit` levels deep."""
+    if limit < 0:
+        return True
+    if isinstance(value, dict):
+        return any(_deeper_than(v, limit - 1) for v in value.values())
+    if isinstance(value, list):
+        return any(_deeper_than(v, limit - 1) for v in value)
+    return False
 
 
 def checked_id(conversation_id: str) -> str:
@@ -237,6 +256,13 @@ def register_errors(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
         return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(AuthError)
+    def _auth_error(exc: AuthError) -> Response:
+        response = error_response(exc.status, exc.code, exc.message)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="escalator"'
+        return response
 
     @app.errorhandler(StateUnavailable)
     def _state_unavailable(exc: StateUnavailable) -> Response:

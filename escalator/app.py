@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from escalator import api, logs, metrics
+from escalator import api, auth, logs, metrics
 from escalator.config import Config, ConfigError
 from escalator.decisionlog import open_decision_log
 from escalator.pipeline import Pipeline
@@ -48,6 +48,7 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.config["ESCALATOR_MAX_JSON_DEPTH"] = config.max_json_depth
     app.json.sort_keys = False  # type: ignore[attr-defined]
     reloader = RuleReloader(policies, config.rules_path, config.reload_interval_seconds)
     app.extensions[EXTENSION] = Services(config, policies, store, pipeline, reloader, embedded)
@@ -56,4 +57,5 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
     app.register_blueprint(api.bp)
     api.register_errors(app)
     logs.init_app(app)
+    auth.init_app(app, config.api_keys, config.admin_keys)
     return app

@@ -87,15 +87,17 @@ SETTINGS: tuple[Setting, ...] = (
             "Largest request body accepted (413 above)."),
     Setting("ESCALATOR_MAX_CONTEXT_KEYS", "max_context_keys", _positive_int, 32,
             "Most keys allowed in a turn's context map."),
+    Setting("ESCALATOR_MAX_JSON_DEPTH", "max_json_depth", _positive_int, 8,
+            "Deepest nesting of lists and objects accepted in a request body (400 above)."),
     Setting("ESCALATOR_ENV", "env", _choice("development", "production", "test"), "development",
             "Deployment environment: development, production or test."),
     Setting("ESCALATOR_LOG_LEVEL", "log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR"),
             "INFO", "Log level."),
     Setting("ESCALATOR_API_KEYS", "api_keys", _keys, (),
-            "Comma-separated caller keys. Not enforced yet: keep the service on a private "
-            "network."),
+            "Comma-separated caller keys (Authorization: Bearer <key>). None and no admin "
+            "key: auth is off (a loud warning; refused when ESCALATOR_ENV=production)."),
     Setting("ESCALATOR_ADMIN_KEYS", "admin_keys", _keys, (),
-            "Comma-separated admin keys (for POST /v1/ruleset/reload). Not enforced yet."),
+            "Comma-separated admin keys: POST /v1/ruleset/reload, and every caller route."),
     Setting("ESCALATOR_DECISION_LOG", "decision_log", str, None,
             "Where decision records go: stdout, redis[:<max records>] (a capped stream "
             "escalator:decisions) or a file path. Unset: no decision log."),
@@ -118,6 +120,7 @@ class Config:
     fail_mode: str = "stateless"
     max_body_bytes: int = 64 * 1024
     max_context_keys: int = 32
+    max_json_depth: int = 8
     env: str = "development"
     log_level: str = "INFO"
     api_keys: tuple[str, ...] = ()
@@ -141,6 +144,9 @@ class Config:
             except ValueError as exc:
                 errors.append(f"{setting.env}={raw!r}: {exc}")
         values.update(overrides)
+        if values["env"] == "production" and not values["api_keys"] and not values["admin_keys"]:
+            errors.append("ESCALATOR_ENV=production needs ESCALATOR_API_KEYS (and "
+                          "ESCALATOR_ADMIN_KEYS): refusing to serve without authentication")
         if values["redis_cluster"]:
             errors.append("ESCALATOR_REDIS_CLUSTER=true: Redis Cluster is not supported yet")
         if errors:

@@ -1,0 +1,75 @@
+"""Bearer-key authentication: caller keys for the API, admin keys for admin routes.
+
+Keys are compared in constant time and never logged. Probes and scrapes (/healthz,
+/readyz, /metrics) and the API description (/openapi.json) stay open. With no key
+configured, auth is off: the service warns loudly at start, and refuses to start when
+ESCALATOR_ENV=production (config.check_production).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Iterable
+
+from flask import Flask, request
+
+log = logging.getLogger(__name__)
+
+OPEN_ENDPOINTS = frozenset({"api.healthz", "api.readyz", "api.metrics_endpoint",
+                            "api.openapi_document", "static"})
+ADMIN_ENDPOINTS = frozenset({"api.reload_ruleset"})
+
+
+class AuthError(Exception):
+    """A request without the right key: 401 (no or wrong key) or 403 (not an admin)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _matches(offered: str, keys: Iterable[str]) -> bool:
+    # Compare with every key, always: the time taken says nothing about which key (or
+    # how much of one) matched.
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(offered.encode(), key.encode())
+    return found
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def init_app(app: Flask, api_keys: tuple[str, ...], admin_keys: tuple[str, ...]) -> None:
+    """Check the Bearer key of every request that is not a probe, scrape or the docs."""
+    if not api_keys and not admin_keys:
+        log.warning("AUTHENTICATION IS OFF: no ESCALATOR_API_KEYS or ESCALATOR_ADMIN_KEYS "
+                    "set; anyone who can reach this service can read conversation state "
+                    "and reload rules")
+        return
+    callers = api_keys + admin_keys  # an admin may do what a caller may
+
+    @app.before_request
+    def _authenticate() -> None:
+        if request.endpoint in OPEN_ENDPOINTS or request.endpoint is None:
+            return  # unknown routes answer 404 without revealing anything
+        offered = _bearer()
+        if offered is None:
+            raise AuthError(401, "unauthorized",
+                            "Send an API key as 'Authorization: Bearer <key>'.")
+        if request.endpoint in ADMIN_ENDPOINTS:
+            if _matches(offered, admin_keys):
+                return
+            if _matches(offered, api_keys):
+                raise AuthError(403, "forbidden", "This route needs an admin key.")
+            raise AuthError(401, "unauthorized", "The API key is not valid.")
+        if not _matches(offered, callers):
+            raise AuthError(401, "unauthorized", "The API key is not valid.")
