@@ -12,7 +12,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from escalator import metrics
+from escalator import metrics, openapi
 from escalator.auth import AuthError
 from escalator.errors import PolicyError, StateUnavailable
 from escalator.model import ConversationState
@@ -242,6 +242,12 @@ def readyz() -> Response:
 def metrics_endpoint() -> Response:
     body, content_type = metrics.exposition()
     return Response(body, content_type=content_type)
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    """The OpenAPI 3.1 document of this API (built once per app)."""
+    return Response(openapi.document_json(current_app), content_type="application/json")
 
 
 def _store(svc: Services) -> StateStore:

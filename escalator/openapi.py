@@ -1,0 +1,287 @@
+"""The OpenAPI 3.1 document of the HTTP API (GET /openapi.json), generated from the
+marshmallow schemas: the request schemas the API loads with (escalator.schemas) and the
+response schemas that describe what it answers (escalator.response_schemas).
+
+Built once per app, from that app's limits (context keys, body size), and served as the
+same bytes afterwards. tests/test_openapi.py checks that the document is valid and names
+every route; tests/test_fuzz.py sends generated requests and checks the answers against it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from importlib import metadata
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.ext.marshmallow.field_converter import FieldConverterMixin
+from flask import Flask
+from marshmallow import fields
+
+from escalator import response_schemas as rs
+from escalator.policy import INLINE_FILE, MAX_INLINE_FILES
+from escalator.schemas import CONTEXT_KEY, ID_PATTERN, MAX_TEXT_CHARS, ContextField, TurnSchema
+from escalator.services import EXTENSION, Services
+from escalator.transcripts import MAX_TURNS
+
+OPENAPI_VERSION = "3.1.0"
+EXTENSION_KEY = "escalator.openapi"
+JSON = "application/json"
+_BUILDING = threading.Lock()
+
+# One reusable response per error code, the status it comes with and when.
+ERRORS: dict[str, tuple[int, str]] = {
+    "invalid_request": (400, "Invalid JSON, a field missing or invalid (`details` has one "
+                             "entry per field), or an invalid id."),
+    "unauthorized": (401, "No API key, or not a valid one (`Authorization: Bearer <key>`)."),
+    "forbidden": (403, "A caller key on an admin route."),
+    "not_found": (404, "No state is kept for this conversation, or no route has this path."),
+    "payload_too_large": (413, "The body is larger than ESCALATOR_MAX_BODY_BYTES."),
+    "unsupported_media_type": (415, "The body is not sent as application/json."),
+    "invalid_ruleset": (422, "The rules folder was refused; the running rule set stays "
+                             "(`details.problems` lists file, line, rule and problem)."),
+    "internal_error": (500, "A bug: please report it."),
+    "state_unavailable": (503, "The state store is unavailable (or none is configured)."),
+}
+SecurityRequirements = list[dict[str, list[str]]]
+CALLER: SecurityRequirements = [{"caller": []}, {"admin": []}]  # an admin may do it too
+ADMIN: SecurityRequirements = [{"admin": []}]
+OPEN: SecurityRequirements = []
+
+
+def _ref(kind: str, name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _errors(*codes: str) -> dict[str, Any]:
+    return {str(ERRORS[code][0]): _ref("responses", code) for code in codes}
+
+
+def _context_schema(max_keys: int) -> dict[str, Any]:
+    """ContextField as JSON Schema: a flat map of numbers, booleans and short labels."""
+    return {
+        "type": "object",
+        "maxProperties": max_keys,
+        "propertyNames": {"pattern": CONTEXT_KEY.pattern},
+        "additionalProperties": {"anyOf": [
+            {"type": "boolean"},
+            {"type": "integer", "minimum": -(2**63) + 1, "maximum": 2**63 - 1},
+            {"type": "number"},
+            {"type": "string", "pattern": r"^[A-Za-z0-9._:@-]{0,64}$"},
+        ]},
+        "description": "Exposed to rules as context.<key> (at most "
+                       f"{max_keys} keys, ESCALATOR_MAX_CONTEXT_KEYS).",
+    }
+
+
+def _field_converter(max_context_keys: int) -> Any:
+    """An apispec attribute function for the fields whose shape marshmallow cannot say."""
+
+    def custom_fields(self: FieldConverterMixin, field: fields.Field,  # type: ignore[type-arg]
+                      **kwargs: Any) -> dict[str, Any]:
+        if isinstance(field, rs.JsonSchemaField):
+            schema = copy.deepcopy(field.json_schema)
+        elif isinstance(field, ContextField):
+            schema = _context_schema(max_context_keys)
+        else:
+            return {}
+        # apispec's own nullable handling runs before this function and sees no type.
+        return {"anyOf": [schema, {"type": "null"}]} if field.allow_none else schema
+
+    return custom_fields
+
+
+def _operation(summary: str, responses: dict[str, Any], *, security: SecurityRequirements,
+               body: dict[str, Any] | None = None, description: str = "") -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "responses": responses,
+                                 "security": security}
+    if description:
+        operation["description"] = description
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+    return operation
+
+
+def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, Any]:
+    """The OpenAPI document for an app with these limits: every route, body, response
+    (status and schema), path parameter pattern and security requirement."""
+    plugin = MarshmallowPlugin()
+    spec = APISpec(
+        title="escalator",
+        version=_package_version(),
+        openapi_version=OPENAPI_VERSION,
+        plugins=[plugin],
+        info={"description": (
+            "Escalation decisions for chatbot conversations: route a conversation to a "
+            "person or keep it with the bot, and say why. Errors are always "
+            '{"error": {"code", "message", "details"}} with a stable code. '
+            f"Request bodies are at most {max_body_bytes} bytes.")},
+    )
+    assert plugin.converter is not None  # set by APISpec
+    plugin.converter.add_attribute_function(  # type: ignore[no-untyped-call]  # apispec
+        _field_converter(max_context_keys))
+
+    components = spec.components
+    components.security_scheme("caller", {
+        "type": "http", "scheme": "bearer",
+        "description": "A caller key (ESCALATOR_API_KEYS); admin keys work too. With no "
+                       "key configured, authentication is off."})
+    components.security_scheme("admin", {
+        "type": "http", "scheme": "bearer",
+        "description": "An admin key (ESCALATOR_ADMIN_KEYS)."})
+    components.schema("Condition", rs.CONDITION)
+    components.schema("Turn", schema=TurnSchema)
+    for schema in (rs.DecisionSchema, rs.EvaluationSchema, rs.ConversationSummarySchema,
+                   rs.RulesetSchema, rs.ReloadSchema, rs.HealthSchema, rs.ReadinessSchema,
+                   rs.ErrorSchema):
+        components.schema(schema.__name__.removesuffix("Schema"), schema=schema)
+    for code, (_status, description) in ERRORS.items():
+        components.response(code, _json({"allOf": [
+            _ref("schemas", "Error"),
+            {"properties": {"error": {"properties": {"code": {"const": code}}}}},
+        ]}, description))
+    components.parameter("conversation_id", "path", {
+        "description": "The conversation: 1-128 characters of A-Z a-z 0-9 . _ : @ -",
+        "schema": {"type": "string", "pattern": ID_PATTERN, "minLength": 1,
+                   "maxLength": 128}})
+
+    # apispec resolves a name to the component's $ref (its annotation says only dicts).
+    conversation: list[Any] = ["conversation_id"]
+    state_errors = _errors("invalid_request", "unauthorized", "not_found", "internal_error",
+                           "state_unavailable")
+    spec.path("/v1/conversations/{conversation_id}/turns", parameters=conversation, operations={
+        "post": _operation(
+            "Decide one customer turn", {
+                "200": _json(_ref("schemas", "Decision"), "The decision, with its reasons. "
+                             "A retry of a turn already decided gets the stored decision "
+                             'back with "replayed": true.'),
+                **_errors("invalid_request", "unauthorized", "not_found", "payload_too_large",
+                          "unsupported_media_type", "internal_error", "state_unavailable"),
+            }, security=CALLER, body=_ref("schemas", "Turn"),
+            description="`turn_id` is the idempotency key. 503 only with "
+                        "ESCALATOR_FAIL_MODE=error; otherwise a turn is decided without "
+                        "state (`degraded: true`) when Redis is unavailable.")})
+    spec.path("/v1/conversations/{conversation_id}", parameters=conversation, operations={
+        "get": _operation("The stored state of a conversation (no text)", {
+            "200": _json(_ref("schemas", "ConversationSummary"), "The state summary."),
+            **state_errors}, security=CALLER),
+        "delete": _operation("Erase every key of a conversation", {
+            "204": {"description": "Erased (also when there was nothing)."},
+            **state_errors}, security=CALLER),
+    })
+    spec.path("/v1/conversations/{conversation_id}/release", parameters=conversation,
+              operations={"post": _operation(
+                  "An agent hands the conversation back to the bot", {
+                      "200": _json(_ref("schemas", "ConversationSummary"),
+                                   "Released: the state summary afterwards."),
+                      **state_errors}, security=CALLER)})
+    spec.path("/v1/evaluate", operations={"post": _operation(
+        "Dry run: decide every turn of a transcript", {
+            "200": _json(_ref("schemas", "Evaluation"), "Each turn's decision."),
+            **_errors("invalid_request", "unauthorized", "payload_too_large",
+                      "unsupported_media_type", "internal_error"),
+        }, security=CALLER, body=_ref("schemas", "EvaluateRequest"),
+        description="Against the active rules, or a rule set sent inline; no state is "
+                    "read or written.")})
+    spec.path("/v1/ruleset", operations={"get": _operation(
+        "The active rule set", {
+            "200": _json(_ref("schemas", "Ruleset"), "Name, version, digest, rules."),
+            **_errors("unauthorized", "internal_error")}, security=CALLER)})
+    spec.path("/v1/ruleset/reload", operations={"post": _operation(
+        "Admin: reload the rules folder now, in every worker", {
+            "200": _json(_ref("schemas", "Reload"), "Reloaded, or unchanged."),
+            **_errors("unauthorized", "forbidden", "invalid_ruleset", "internal_error")},
+        security=ADMIN)})
+    spec.path("/healthz", operations={"get": _operation("The process is alive", {
+        "200": _json(_ref("schemas", "Health"), "Alive.")}, security=OPEN)})
+    spec.path("/readyz", operations={"get": _operation(
+        "Ready: rules loaded, state store reachable or stateless decisions allowed", {
+            "200": _json(_ref("schemas", "Readiness"), "Ready."),
+            "503": _json(_ref("schemas", "Readiness"), "Not ready.")}, security=OPEN)})
+    spec.path("/metrics", operations={"get": _operation("Prometheus metrics", {
+        "200": {"description": "The text exposition format.",
+                "content": {"text/plain": {"schema": {"type": "string"}}}}},
+        security=OPEN)})
+    spec.path("/openapi.json", operations={"get": _operation("This document", {
+        "200": _json({"type": "object"}, "The OpenAPI document.")}, security=OPEN)})
+
+    document = spec.to_dict()
+    document["security"] = CALLER
+    schemas = document["components"]["schemas"]
+    _tighten_turn(schemas)
+    schemas["EvaluateRequest"] = _evaluate_request()
+    return document
+
+
+def _tighten_turn(schemas: dict[str, Any]) -> None:
+    """What marshmallow checks in code, said in the schemas: a message needs text or an
+    intent, and a turn of a transcript may leave out its turn_id."""
+    schemas["Message"]["anyOf"] = [
+        {"required": ["text"],
+         "properties": {"text": {"type": "string", "minLength": 1,
+                                 "maxLength": MAX_TEXT_CHARS}}},
+        {"required": ["intent"], "properties": {"intent": {"type": "string"}}},
+    ]
+    transcript_turn = copy.deepcopy(schemas["Turn"])
+    transcript_turn["required"] = [n for n in transcript_turn["required"] if n != "turn_id"]
+    transcript_turn["description"] = "A turn as POST .../turns takes it; turn_id defaults " \
+                                     "to t-<n>."
+    schemas["TranscriptTurn"] = transcript_turn
+
+
+def _evaluate_request() -> dict[str, Any]:
+    """POST /v1/evaluate's body (checked by hand in api.evaluate and transcripts)."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["turns"],
+        "properties": {
+            "conversation_id": {"type": "string", "pattern": ID_PATTERN,
+                                "description": "Default: dry-run."},
+            "turns": {"type": "array", "minItems": 1, "maxItems": MAX_TURNS,
+                      "items": _ref("schemas", "TranscriptTurn")},
+            "ruleset": {"anyOf": [{"type": "null"}, {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["files"],
+                "description": "A rule set sent inline; lexicons from the active set "
+                               "unless sent. Absent or null: the active rule set.",
+                "properties": {"files": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "maxProperties": MAX_INLINE_FILES,
+                    "propertyNames": {"pattern": INLINE_FILE.pattern},
+                    "additionalProperties": {"type": "string",
+                                             "description": "The file's text (YAML)."},
+                }},
+            }]},
+        },
+    }
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("escalator")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "0.0.0"
+
+
+def document_json(app: Flask) -> bytes:
+    """The app's OpenAPI document as JSON bytes, built on first use and kept."""
+    with _BUILDING:  # threaded servers: the first requests wait for one build
+        cached = app.extensions.get(EXTENSION_KEY)
+        if cached is None:
+            svc: Services = app.extensions[EXTENSION]
+            document = build_document(max_context_keys=svc.config.max_context_keys,
+                                      max_body_bytes=svc.config.max_body_bytes)
+            cached = json.dumps(document, separators=(",", ":")).encode()
+            app.extensions[EXTENSION_KEY] = cached
+    assert isinstance(cached, bytes)
+    return cached

@@ -1,0 +1,219 @@
+"""marshmallow schemas of what the API answers, for the OpenAPI document only.
+
+The service builds its responses by hand (`Decision.to_dict`, `api.state_summary`, ...)
+because that is measurably cheaper on the hot path; these schemas describe those bodies
+so that escalator.openapi can generate the document from them. They are never used to
+dump a response, so they cannot drift silently: tests/test_fuzz.py checks every response
+the service gives against the document built from them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from escalator.model import HANDOFF_PRIORITIES, KEEP, ROUTE
+from escalator.schemas import ID_PATTERN
+
+DECISIONS = (ROUTE, KEEP)
+# Every code an error body can carry (README, "Errors"); 429 and the like would add here.
+ERROR_CODES = (
+    "invalid_request", "unauthorized", "forbidden", "not_found", "method_not_allowed",
+    "payload_too_large", "unsupported_media_type", "invalid_ruleset", "state_unavailable",
+    "internal_error",
+)
+
+
+class JsonSchemaField(fields.Field):  # type: ignore[type-arg]
+    """A value whose shape marshmallow cannot say (unions, recursion): the OpenAPI document
+    takes `json_schema` for it as written."""
+
+    def __init__(self, json_schema: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.json_schema = json_schema
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _id(**kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Regexp(ID_PATTERN), **kwargs)
+
+
+class RulesetRefSchema(Schema):
+    """Which rule set decided."""
+
+    name = fields.String(required=True)
+    version = fields.String(required=True)
+    digest = fields.String(required=True)
+
+
+class HandoffSchema(Schema):
+    """Where and how urgently to hand over, and what the bot can say meanwhile."""
+
+    queue = fields.String(required=True)
+    priority = fields.String(required=True, validate=validate.OneOf(HANDOFF_PRIORITIES))
+    customer_message = fields.String(required=True)
+
+
+class ReasonSchema(Schema):
+    """A rule that matched, in the words of its author."""
+
+    rule = fields.String(required=True)
+    priority = fields.Integer(required=True)
+    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
+    description = fields.String(required=True)
+
+
+class ScoresSchema(Schema):
+    """The four headline scores of a turn."""
+
+    sentiment = fields.Float(required=True, validate=validate.Range(-1, 1))
+    frustration = fields.Float(required=True, validate=validate.Range(0, 1))
+    complexity = fields.Float(required=True, validate=validate.Range(0, 1))
+    loop = fields.Float(required=True, validate=validate.Range(0, 1))
+
+
+FACT_VALUE: dict[str, Any] = {
+    "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"},
+              {"type": "array", "items": {"type": "string"}}],
+}
+
+
+class DecisionSchema(Schema):
+    """200 of POST /v1/conversations/{id}/turns: one turn's decision and why."""
+
+    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
+    decision_id = fields.String(required=True)
+    conversation_id = _id(required=True)
+    turn_id = _id(required=True)
+    turn_index = fields.Integer(required=True, validate=validate.Range(min=0))
+    handoff = fields.Nested(HandoffSchema, required=True, allow_none=True, metadata={
+        "description": "null when the conversation stays with the bot."})
+    reasons = fields.List(fields.Nested(ReasonSchema), required=True, metadata={
+        "description": "Every matching rule, the decisive one first."})
+    scores = fields.Nested(ScoresSchema, required=True)
+    facts = fields.Dict(keys=fields.String(), values=JsonSchemaField(FACT_VALUE),
+                        required=True, metadata={
+                            "description": "Every fact the rules saw (README, Facts)."})
+    ruleset = fields.Nested(RulesetRefSchema, required=True)
+    degraded = fields.Boolean(required=True, metadata={
+        "description": "Decided without state: the state store was unavailable."})
+    replayed = fields.Boolean(required=True, metadata={
+        "description": "A retry of a turn already decided: the stored decision, unchanged."})
+
+
+class EvaluationSchema(Schema):
+    """200 of POST /v1/evaluate: every turn's decision of a dry run."""
+
+    conversation_id = _id(required=True)
+    ruleset = fields.Nested(RulesetRefSchema, required=True)
+    decisions = fields.List(fields.Nested(DecisionSchema), required=True)
+
+
+class ConversationSummarySchema(Schema):
+    """GET /v1/conversations/{id}: the state kept between turns, numbers and labels only."""
+
+    conversation_id = _id(required=True)
+    version = fields.Integer(required=True)
+    turn_index = fields.Integer(required=True, validate=validate.Range(min=0))
+    started_at = fields.Float(required=True, allow_none=True,
+                              metadata={"description": "Unix time of the first turn."})
+    updated_at = fields.Float(required=True, allow_none=True,
+                              metadata={"description": "Unix time of the last turn."})
+    escalated = fields.Boolean(required=True, metadata={
+        "description": "With a person until released."})
+    escalated_turn = fields.Integer(required=True, allow_none=True)
+    handoff_queue = fields.String(required=True, allow_none=True)
+    handoff_priority = fields.String(required=True, allow_none=True)
+
+
+class OutcomeSchema(Schema):
+    """`then:` of a rule, or the rule set's `default:`, as written."""
+
+    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
+    queue = fields.String()
+    priority = fields.String(validate=validate.OneOf(HANDOFF_PRIORITIES))
+    customer_message = fields.String()
+
+
+# A rule's `when:` as its author wrote it: all/any/not nest, a leaf names a fact and one
+# operator (README, Rules). Recursive, hence written as JSON Schema.
+OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "contains", "is")
+CONDITION: dict[str, Any] = {
+    "description": "A condition as written in the rule file: {all: [...]}, {any: [...]}, "
+                   "{not: {...}} or {fact: NAME, OPERATOR: VALUE}.",
+    "anyOf": [
+        {"type": "object", "required": ["all"], "additionalProperties": False,
+         "properties": {"all": {"type": "array", "items": _ref("Condition")}}},
+        {"type": "object", "required": ["any"], "additionalProperties": False,
+         "properties": {"any": {"type": "array", "items": _ref("Condition")}}},
+        {"type": "object", "required": ["not"], "additionalProperties": False,
+         "properties": {"not": _ref("Condition")}},
+        {"type": "object", "required": ["fact"], "minProperties": 2, "maxProperties": 2,
+         "propertyNames": {"enum": ["fact", *OPERATORS]},
+         "properties": {"fact": {"type": "string"}}},
+    ],
+}
+
+
+class RuleSchema(Schema):
+    """One rule of the active rule set."""
+
+    id = fields.String(required=True)
+    description = fields.String(required=True)
+    priority = fields.Integer(required=True, validate=validate.Range(0, 1000))
+    when = JsonSchemaField(_ref("Condition"), required=True)
+    then = fields.Nested(OutcomeSchema, required=True)
+
+
+class RulesetSchema(Schema):
+    """GET /v1/ruleset: the active rule set."""
+
+    name = fields.String(required=True)
+    version = fields.String(required=True)
+    digest = fields.String(required=True)
+    default = fields.Nested(OutcomeSchema, required=True)
+    rules = fields.List(fields.Nested(RuleSchema), required=True)
+
+
+class ReloadSchema(Schema):
+    """200 of POST /v1/ruleset/reload."""
+
+    result = fields.String(required=True, validate=validate.OneOf(("reloaded", "unchanged")))
+    version = fields.String(required=True)
+    digest = fields.String(required=True)
+    seconds = fields.Float(required=True, validate=validate.Range(min=0))
+
+
+class HealthSchema(Schema):
+    """GET /healthz."""
+
+    status = fields.String(required=True, validate=validate.OneOf(("ok",)))
+
+
+class ReadinessSchema(Schema):
+    """GET /readyz, 200 (ready) or 503 (not ready)."""
+
+    status = fields.String(required=True, validate=validate.OneOf(("ready", "not_ready")))
+    ruleset = fields.Nested(RulesetRefSchema, required=True)
+    state_store = fields.String(required=True, validate=validate.OneOf(("ok", "unavailable")))
+    degraded = fields.Boolean(required=True)
+
+
+class ErrorBodySchema(Schema):
+    """The inside of an error: a stable code, a sentence, and per-field details if any."""
+
+    code = fields.String(required=True, validate=validate.OneOf(ERROR_CODES))
+    message = fields.String(required=True)
+    details = fields.Dict(keys=fields.String(), metadata={
+        "description": "invalid_request: one entry per field (nested like the body); "
+                       "invalid_ruleset: problems. Left out when there is nothing to add."})
+
+
+class ErrorSchema(Schema):
+    """Every error: {"error": {"code", "message", "details"}}."""
+
+    error = fields.Nested(ErrorBodySchema, required=True)
