@@ -37,7 +37,7 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
         log.info("ESCALATOR_REDIS_URL is unset: using an embedded Redis at %s", url)
     store = StateStore.from_url(
         url, ttl_seconds=config.state_ttl_seconds,
-        timeout_seconds=config.redis_timeout_ms / 1000.0,
+        timeout_seconds=config.redis_timeout_ms / 1000.0, cluster=config.redis_cluster,
     )
     try:
         decision_log = open_decision_log(config.decision_log, store)

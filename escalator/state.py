@@ -13,8 +13,17 @@ every key of a conversation lives in one slot and one Lua script may touch them 
 Both keys carry the same TTL, refreshed by every commit and release. Nothing here stores
 customer text: state fields are numbers, labels and signatures, and the pipeline hands over
 decision bodies without text. When the customer did not consent, the pipeline simply never
-calls commit(), so nothing is written. Every Redis failure becomes StateUnavailable, quickly,
-so the pipeline can decide statelessly instead.
+calls commit(), so nothing is written.
+
+Failure handling: every Redis failure becomes StateUnavailable, quickly, so the pipeline can
+decide statelessly instead. Each call is bounded by the budget (connect and read timeouts, no
+retries). A circuit breaker stops a dead or stuck Redis from costing every turn its whole
+budget: after CIRCUIT_FAILURE_THRESHOLD consecutive outages the store fails fast for
+CIRCUIT_COOLDOWN_SECONDS, then lets one call through as a probe (half-open); its success closes
+the circuit, its failure starts another cool-down. The connection pool reconnects by itself.
+
+Redis Cluster (`from_url(..., cluster=True)`): the hash tag puts both keys of a conversation
+in one slot, so every script runs on one node; the decision-log stream is one key too.
 """
 
 from __future__ import annotations
@@ -23,23 +32,38 @@ import atexit
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
+import threading
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import (
+    ClusterError,
+    NoScriptError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    TryAgainError,
+)
 from redis.retry import Retry
 
+from escalator import metrics
 from escalator.errors import StateUnavailable
 from escalator.model import ConversationState
+
+log = logging.getLogger(__name__)
+
+# Either client: the calls used here are the same on both.
+RedisClient = redis.Redis | redis.RedisCluster
 
 VERSION_FIELD = "_version"
 TURN_ORDER_FIELD = "_turn_order"
@@ -47,6 +71,23 @@ TURN_ORDER_FIELD = "_turn_order"
 HANDOFF_FIELDS = ("escalated", "escalated_turn", "handoff_queue", "handoff_priority")
 # A connection idle this long is PINGed before reuse, so a dead one fails early, not mid-turn.
 HEALTH_CHECK_INTERVAL_SECONDS = 30
+
+# Consecutive outages that open the circuit, and how long it then fails fast. Three in a
+# row is no accident (one timeout can be); two seconds spare a dead Redis all but one
+# call per cool-down and bound recovery once it is back.
+CIRCUIT_FAILURE_THRESHOLD = 3
+CIRCUIT_COOLDOWN_SECONDS = 2.0
+
+# Failures that say Redis is unreachable or not serving, as opposed to an answer it gave
+# (WRONGTYPE, out of memory): only these count towards opening the circuit.
+OUTAGES: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,  # also BusyLoadingError: loading its data
+    redis.exceptions.TimeoutError,
+    ClusterError,  # ClusterDownError, MasterDownError
+    TryAgainError,  # a slot being migrated
+    ReadOnlyError,  # a replica that was a master before a failover
+    RedisClusterException,  # no node answers the topology query; not a RedisError
+)
 
 # Fields equal to a fresh state's are not stored: decode() restores them from the defaults.
 _DEFAULT_FIELDS = ConversationState().encode()
@@ -241,38 +282,159 @@ def _check_turn_id(turn_id: str) -> None:
         raise ValueError(f"turn id must be non-empty and contain no whitespace: {turn_id!r}")
 
 
+class CircuitBreaker:
+    """Counts consecutive outages; once open, refuses calls until a cool-down has passed and
+    then admits one probe at a time (half-open) until a call succeeds. Thread-safe.
+
+    Its state is per process (a gunicorn worker learns of an outage by itself); a forked
+    process starts closed, and publishes escalator_state_circuit_open on its first call.
+    """
+
+    def __init__(self, *, threshold: int = CIRCUIT_FAILURE_THRESHOLD,
+                 cooldown_seconds: float = CIRCUIT_COOLDOWN_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if threshold < 1:
+            raise ValueError("threshold must be at least 1")
+        if cooldown_seconds <= 0:
+            raise ValueError("cooldown_seconds must be positive")
+        self.threshold = threshold
+        self.cooldown_seconds = cooldown_seconds
+        self._clock = clock
+        self._pid = -1  # no process has published its state yet
+        self._reset()
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._opened_at: float | None = None  # None: closed
+        # While a probe is out, other calls are refused until it reports or this passes
+        # (a probe that never reports must not keep the circuit open for ever).
+        self._probe_until = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        """True while calls are refused or only probes go through (open or half-open)."""
+        return self._opened_at is not None
+
+    def allow(self) -> bool:
+        """True if a call may go to Redis now; False: fail fast."""
+        if os.getpid() != self._pid:
+            # First call in this process (or in a fork that inherited a parent's state).
+            self._reset()
+            self._pid = os.getpid()
+            metrics.STATE_CIRCUIT_OPEN.set(0)
+        if self._opened_at is None:
+            return True
+        with self._lock:
+            if self._opened_at is None:
+                return True
+            now = self._clock()
+            if now < self._opened_at + self.cooldown_seconds or now < self._probe_until:
+                return False
+            self._probe_until = now + self.cooldown_seconds  # this call is the probe
+            return True
+
+    def succeeded(self) -> None:
+        """Redis answered: the circuit closes."""
+        if self._failures == 0 and self._opened_at is None:
+            return  # the common case, without the lock
+        with self._lock:
+            self._failures = 0
+            if self._opened_at is None:
+                return
+            down = self._clock() - self._opened_at
+            self._opened_at = None
+            self._probe_until = 0.0
+        metrics.STATE_CIRCUIT_OPEN.set(0)
+        log.warning("state store: Redis answers again; circuit closed (open for %.1f s)", down)
+
+    def failed(self) -> None:
+        """Redis was unreachable or did not answer in time."""
+        with self._lock:
+            self._failures += 1
+            if self._opened_at is not None:
+                # A failed probe (or a call that started before the circuit opened).
+                self._opened_at = self._clock()
+                self._probe_until = 0.0
+                return
+            if self._failures < self.threshold:
+                return
+            self._opened_at = self._clock()
+            failures = self._failures
+        metrics.STATE_CIRCUIT_OPEN.set(1)
+        log.warning("state store: %d consecutive Redis failures; circuit open, failing fast "
+                    "for %.1f s between probes", failures, self.cooldown_seconds)
+
+
 class StateStore:
     """Loads and atomically commits conversation state and decided turns in Redis."""
 
-    def __init__(self, client: redis.Redis, *, ttl_seconds: int = 86400,
-                 max_turn_records: int = DEFAULT_TURN_RECORDS) -> None:
+    def __init__(self, client: RedisClient | Callable[[], RedisClient], *,
+                 ttl_seconds: int = 86400, max_turn_records: int = DEFAULT_TURN_RECORDS,
+                 breaker: CircuitBreaker | None = None) -> None:
+        """`client` may be a factory: the client is then made on the first call (a cluster
+        client queries the topology as it is made, which must not stop the service starting
+        while Redis is down, and is best made in each worker rather than before the fork)."""
         if ttl_seconds < 1:
             raise ValueError("ttl_seconds must be at least 1")
         if max_turn_records < 1:
             raise ValueError("max_turn_records must be at least 1")
-        # Stored decisions are binary (deflated): a decoding client would corrupt them.
-        if client.get_connection_kwargs().get("decode_responses"):
-            raise ValueError("StateStore needs a client with decode_responses=False")
-        self._client = client
+        self._client_or_none: RedisClient | None = None
+        self._factory: Callable[[], RedisClient] | None = None
+        self._factory_lock = threading.Lock()
+        if isinstance(client, redis.Redis | redis.RedisCluster):
+            self._client_or_none = _checked(client)
+        else:
+            self._factory = client
         self._ttl_seconds = ttl_seconds
         self._max_turn_records = max_turn_records
+        self.breaker = breaker if breaker is not None else CircuitBreaker()
 
     @classmethod
     def from_url(cls, url: str, *, ttl_seconds: int = 86400, timeout_seconds: float = 0.1,
-                 max_turn_records: int = DEFAULT_TURN_RECORDS) -> StateStore:
-        """A store on the Redis at url (redis://, rediss://, unix://), failing within the budget."""
-        client = redis.Redis.from_url(
-            url,
-            # A stuck Redis must not hold a turn longer than the budget: the caller degrades
-            # to a stateless decision instead, so no retries either.
-            socket_connect_timeout=timeout_seconds,
-            socket_timeout=timeout_seconds,
-            retry=Retry(NoBackoff(), 0),
-            retry_on_error=[],
-            health_check_interval=HEALTH_CHECK_INTERVAL_SECONDS,
-            client_name="escalator",
-        )
-        return cls(client, ttl_seconds=ttl_seconds, max_turn_records=max_turn_records)
+                 max_turn_records: int = DEFAULT_TURN_RECORDS, cluster: bool = False,
+                 breaker: CircuitBreaker | None = None) -> StateStore:
+        """A store on the Redis at url (redis://, rediss://, unix://), failing within the budget;
+        cluster=True: on the Redis Cluster that url's node belongs to (no unix://)."""
+        # A stuck Redis must not hold a turn longer than the budget: the caller degrades to a
+        # stateless decision instead, so no retries either.
+        options: dict[str, Any] = {
+            "socket_connect_timeout": timeout_seconds,
+            "socket_timeout": timeout_seconds,
+            "health_check_interval": HEALTH_CHECK_INTERVAL_SECONDS,
+            "client_name": "escalator",
+        }
+        if not cluster:
+            client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), retry_on_error=[],
+                                          **options)
+            return cls(client, ttl_seconds=ttl_seconds, max_turn_records=max_turn_records,
+                       breaker=breaker)
+        if url.startswith("unix:"):
+            raise ValueError("a Redis Cluster is reached over TCP (redis:// or rediss://)")
+
+        def connect() -> RedisClient:
+            # Retries 0: the cluster client still follows MOVED/ASK redirections (a slot that
+            # moved), and refreshes its slot map after a connection error for the next call.
+            return redis.RedisCluster.from_url(url, retry=Retry(NoBackoff(), 0), **options)
+
+        return cls(connect, ttl_seconds=ttl_seconds, max_turn_records=max_turn_records,
+                   breaker=breaker)
+
+    @property
+    def _client(self) -> RedisClient:
+        client = self._client_or_none
+        if client is None:
+            assert self._factory is not None
+            with self._factory_lock:
+                if self._client_or_none is None:
+                    self._client_or_none = _checked(self._factory())
+                client = self._client_or_none
+        return client
+
+    @property
+    def circuit_open(self) -> bool:
+        """True while the circuit breaker fails calls fast (Redis found down)."""
+        return self.breaker.is_open
 
     def load(self, conversation_id: str, turn_id: str) -> Snapshot:
         """The conversation's state and version, and the stored decision if turn_id was decided."""
@@ -338,15 +500,17 @@ class StateStore:
                                              approximate=True))
 
     def ping(self) -> bool:
-        """True if Redis answers within the budget."""
+        """True if Redis answers within the budget (every node of a cluster); False at once
+        while the circuit is open, and a probe once its cool-down has passed."""
         try:
-            return bool(self._client.ping())
-        except RedisError:
+            return bool(self._call(lambda: self._client.ping()))
+        except StateUnavailable:
             return False
 
     def close(self) -> None:
         """Close the connections; the store is not used afterwards."""
-        self._client.close()
+        if self._client_or_none is not None:
+            self._client_or_none.close()
 
     def _run(self, script: str, conversation_id: str, *args: str | bytes | int) -> Any:
         """Run a script on the conversation's keys: EVALSHA, one round trip once cached."""
@@ -362,13 +526,31 @@ class StateStore:
 
         return self._call(run)
 
-    def _call(self, operation: Any) -> Any:
-        """Run one Redis operation, turning any Redis failure into StateUnavailable."""
+    def _call(self, operation: Callable[[], Any]) -> Any:
+        """Run one Redis operation through the circuit breaker, turning any Redis failure
+        into StateUnavailable."""
+        if not self.breaker.allow():
+            raise StateUnavailable("state store unavailable: circuit open after repeated "
+                                   "failures (failing fast until the next probe)")
         try:
-            return operation()
-        except RedisError as exc:
+            result = operation()
+        except OUTAGES as exc:
+            self.breaker.failed()
             raise StateUnavailable(f"state store unavailable: {type(exc).__name__}: {exc}") \
                 from exc
+        except RedisError as exc:
+            self.breaker.succeeded()  # Redis answered, if not as hoped: it is up
+            raise StateUnavailable(f"state store unavailable: {type(exc).__name__}: {exc}") \
+                from exc
+        self.breaker.succeeded()
+        return result
+
+
+def _checked(client: RedisClient) -> RedisClient:
+    # Stored decisions are binary (deflated): a decoding client would corrupt them.
+    if client.get_connection_kwargs().get("decode_responses"):
+        raise ValueError("StateStore needs a client with decode_responses=False")
+    return client
 
 
 def _flatten(fields: Any) -> list[bytes]:

@@ -1,0 +1,192 @@
+"""Real servers for the failure, concurrency and cluster tests: redis-server processes on
+loopback ports this test run owns, and `escalator serve` pointed at them.
+
+Nothing here touches the shared test Redis: each server is started on a free port in a
+folder of its own, and killed, paused or restarted only through its own process handle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+REDIS_SERVER = shutil.which("redis-server")
+REDIS_CLI = shutil.which("redis-cli")
+
+needs_redis_server = pytest.mark.skipif(
+    REDIS_SERVER is None, reason="redis-server is not installed (.ci/run installs it)")
+needs_redis_cluster_tools = pytest.mark.skipif(
+    REDIS_SERVER is None or REDIS_CLI is None,
+    reason="redis-server and redis-cli are not installed (.ci/run installs them)")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(condition: Any, seconds: float, what: str, interval: float = 0.02) -> float:
+    """Poll condition() until it is true; the seconds it took. Fails after `seconds`."""
+    started = time.monotonic()
+    while True:
+        if condition():
+            return time.monotonic() - started
+        if time.monotonic() - started > seconds:
+            raise AssertionError(f"not within {seconds} s: {what}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """One redis-server process on a loopback port, in its own folder, without persistence."""
+
+    def __init__(self, folder: Path, port: int | None = None, *extra: str) -> None:
+        assert REDIS_SERVER is not None
+        self.folder = folder
+        self.port = port or free_port()
+        self.extra = extra
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> RedisServer:
+        """Start (or restart, on the same port) and wait until it answers PING."""
+        assert self.process is None or self.process.poll() is not None
+        assert REDIS_SERVER is not None
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.folder),
+             "--logfile", str(self.folder / "redis.log"), *self.extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.answers, 10, f"redis-server on port {self.port} answers PING")
+        return self
+
+    def answers(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"redis-server on port {self.port} exited "
+                                 f"({self.process.returncode}); see {self.folder}/redis.log")
+        client = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=5)
+
+    def kill(self) -> None:
+        """SIGKILL: the server vanishes mid-traffic, connections reset, data gone."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def pause(self) -> None:
+        """SIGSTOP: a stuck server; connections stay open, nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        """Kill it if it runs (resumed first, so a paused server can die)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@contextmanager
+def redis_server(folder: Path, *extra: str) -> Iterator[RedisServer]:
+    server = RedisServer(folder, None, *extra).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def http(url: str, body: dict[str, Any] | None = None,
+         timeout: float = 10) -> tuple[int, dict[str, Any] | str]:
+    """A GET (or a POST of JSON) to the service: status and parsed JSON (text if not JSON)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method="POST" if data else "GET",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    text = raw.decode()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+def metric(text: str, name: str) -> float:
+    """The sum of a metric's samples in a /metrics exposition (0 if absent)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name):len(name) + 1] in ("{", " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@contextmanager
+def serve(folder: Path, redis_url: str, workers: int = 2,
+          **settings: str) -> Iterator[str]:
+    """`escalator serve` with `workers` workers on a free port, on the Redis at redis_url;
+    yields its base URL and stops it (SIGTERM, then SIGKILL) afterwards."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ESCALATOR_", "PROMETHEUS_"))}
+    env.update({"ESCALATOR_REDIS_URL": redis_url, **settings})
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "serve.log").open("w") as log:
+        # A file, not a pipe: nobody reads a pipe while the service runs.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "escalator", "serve", "--port", str(port),
+             "--workers", str(workers)],
+            cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def up() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"serve exited with {process.returncode}: "
+                                     + (folder / "serve.log").read_text()[-2000:])
+            try:
+                return http(f"{base}/healthz", timeout=2)[0] == 200
+            except OSError:
+                return False
+
+        wait_for(up, 30, "escalator serve answers /healthz", interval=0.1)
+        yield base
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
