@@ -43,6 +43,21 @@ def free_port() -> int:
         return port
 
 
+def free_cluster_port() -> int:
+    """A free port for a cluster node: its bus port (port + 10000) must be free and valid."""
+    for _ in range(200):
+        port = free_port()
+        if port > 55535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no free port pair for a cluster node")
+
+
 def wait_for(condition: Any, seconds: float, what: str, interval: float = 0.02) -> float:
     """Poll condition() until it is true; the seconds it took. Fails after `seconds`."""
     started = time.monotonic()
