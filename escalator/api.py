@@ -231,6 +231,8 @@ def readyz() -> Response:
         "status": "ready" if ready else "not_ready",
         "ruleset": asdict(policy.ruleset.ref()),
         "state_store": "ok" if state_ok else "unavailable",
+        "state_circuit": "open" if svc.store is not None and svc.store.circuit_open
+        else "closed",
         "degraded": not state_ok,
     }
     response = jsonify(body)

@@ -64,7 +64,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
         offered = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
+        g.request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
         g.started = time.perf_counter()
 
     @app.after_request

@@ -8,7 +8,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from escalator.errors import PolicyError, Problem
@@ -60,7 +60,9 @@ def load_inline_policy(files: Mapping[str, str], lexicons_from: Path) -> Policy:
     """A policy from files sent in a request ({"name.yaml": text}); lexicons not sent are
     taken from `lexicons_from` (the active rule set's folder)."""
     problems = [Problem(name, None, "file names are NAME.yaml or lexicons/NAME.yaml")
-                for name in files if not INLINE_FILE.match(name)]
+                for name in files if not INLINE_FILE.fullmatch(name)]
+    problems += [Problem(name, None, "the file is not valid UTF-8 text")
+                 for name, text in files.items() if not _encodable(text)]
     if len(files) > MAX_INLINE_FILES:
         problems.append(Problem("ruleset", None, f"at most {MAX_INLINE_FILES} files"))
     if problems:
@@ -74,7 +76,21 @@ def load_inline_policy(files: Mapping[str, str], lexicons_from: Path) -> Policy:
                 shutil.copy(lexicon, root / LEXICON_FOLDER / lexicon.name)
         for name, text in files.items():
             (root / name).write_text(text, encoding="utf-8")
-        return load_policy(root)
+        try:
+            return load_policy(root)
+        except PolicyError as exc:
+            # Name files as the caller sent them, not by the temporary folder's path.
+            prefix = f"{root}/"
+            raise PolicyError([replace(p, file=p.file.removeprefix(prefix))
+                               for p in exc.problems]) from None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: JSON can carry them, files cannot
+        return False
+    return True
 
 
 class PolicyHolder:

@@ -200,6 +200,10 @@ class ReadinessSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(("ready", "not_ready")))
     ruleset = fields.Nested(RulesetRefSchema, required=True)
     state_store = fields.String(required=True, validate=validate.OneOf(("ok", "unavailable")))
+    state_circuit = fields.String(
+        required=True, validate=validate.OneOf(("open", "closed")),
+        metadata={"description": "open: Redis was found down and is not asked again until "
+                                 "a short cool-down has passed"})
     degraded = fields.Boolean(required=True)
 
 

@@ -21,21 +21,37 @@ from escalator.model import BotReply, Message, Scalar, Turn
 
 ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 ID_RE = re.compile(ID_PATTERN)
+
+
+class Exactly(validate.Regexp):
+    """A Regexp validator that must match the whole value.
+
+    The patterns keep ^...$ (they also go into the OpenAPI document, where JSON Schema
+    reads them), but Python's $ also matches before a final newline: "t-1\n" would pass
+    re.match and then reach the state store. fullmatch() does not let it through.
+    """
+
+    def __call__(self, value: Any) -> Any:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
 # Labels (intents, tiers, channels, context strings) look like ids: never free text, so
 # nothing a customer typed can end up in state or logs through them.
 LABEL_PATTERN = r"^[A-Za-z0-9._:@-]{1,64}$"
-LABEL = validate.Regexp(LABEL_PATTERN, error="must be 1-64 characters of A-Z a-z 0-9 . _ : @ -")
-ID = validate.Regexp(ID_PATTERN, error="must be 1-128 characters of A-Z a-z 0-9 . _ : @ -")
-LANGUAGE = validate.Regexp(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
+LABEL = Exactly(LABEL_PATTERN, error="must be 1-64 characters of A-Z a-z 0-9 . _ : @ -")
+ID = Exactly(ID_PATTERN, error="must be 1-128 characters of A-Z a-z 0-9 . _ : @ -")
+LANGUAGE = Exactly(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
                            error="must be a language tag such as en or pt-BR")
 CONTEXT_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+CONTEXT_VALUE = re.compile(r"^[A-Za-z0-9._:@-]{0,64}$")
 MAX_TEXT_CHARS = 8000
 DEFAULT_MAX_CONTEXT_KEYS = 32
 
 
 def valid_id(value: str) -> bool:
     """True when `value` is a valid conversation, turn or prompt id."""
-    return bool(ID_RE.match(value))
+    return ID_RE.fullmatch(value) is not None
 
 
 def strict_boolean(**kwargs: Any) -> fields.Boolean:
@@ -74,7 +90,7 @@ class ContextField(fields.Field):  # type: ignore[type-arg]
         errors: dict[str, list[str]] = {}
         result: dict[str, Scalar] = {}
         for key, item in value.items():
-            if not CONTEXT_KEY.match(str(key)):
+            if not CONTEXT_KEY.fullmatch(str(key)):
                 errors[str(key)] = ["Keys must be 1-40 characters of a-z 0-9 _, "
                                     "starting with a letter."]
             elif isinstance(item, bool | int):
@@ -87,7 +103,7 @@ class ContextField(fields.Field):  # type: ignore[type-arg]
                     result[key] = item
                 else:
                     errors[key] = ["Must be a finite number."]
-            elif isinstance(item, str) and re.match(r"^[A-Za-z0-9._:@-]{0,64}$", item):
+            elif isinstance(item, str) and CONTEXT_VALUE.fullmatch(item):
                 result[key] = item
             else:
                 errors[key] = ["Values must be numbers, booleans or short labels "

@@ -72,3 +72,13 @@ def test_invalid_transcripts_are_400_with_the_turn_that_is_wrong(client: FlaskCl
             assert field in response.get_json()["error"]["details"], body
     turn_errors = client.post("/v1/evaluate", json=cases[1][0]).get_json()["error"]["details"]
     assert "2" in turn_errors["turns"]
+
+
+def test_problems_in_an_inline_lexicon_name_the_file_as_sent(client: FlaskClient) -> None:
+    files = default_files()
+    files["lexicons/scoring.yaml"] = "sentiment: [not, a, mapping]\n"
+    response = client.post("/v1/evaluate", json={"turns": FALLBACKS,
+                                                 "ruleset": {"files": files}})
+    assert response.status_code == 400
+    problems = response.get_json()["error"]["details"]["ruleset"]
+    assert problems and all("/tmp" not in p and "escalator-inline" not in p for p in problems)

@@ -176,16 +176,12 @@ def test_the_envelope_check_refuses_a_4xx_that_is_not_the_envelope() -> None:
 
 # Inputs the generator does not produce (a JSON string can hold a lone surrogate; a
 # trailing newline passes Python's `$` but not the document's patterns), sent as raw JSON.
-KNOWN_BUG_TURN_ID = pytest.mark.xfail(strict=True, reason=(
-    "500: schemas.ID_PATTERN ends in $, which accepts 't1\\n'; state.commit then raises "
-    "ValueError (turn id with whitespace)"))
-KNOWN_BUG_SURROGATE = pytest.mark.xfail(strict=True, reason=(
-    "500: policy.load_inline_policy writes the file with write_text(encoding='utf-8'), "
-    "UnicodeEncodeError on a lone surrogate"))
+# The first and the fifth were 500s until the ids were matched whole and inline files
+# checked for text that cannot be written.
 HOSTILE = [
     pytest.param("/v1/conversations/hostile-1/turns",
                  '{"turn_id":"t1\\n","message":{"text":"hi"}}',
-                 id="turn id with a trailing newline", marks=KNOWN_BUG_TURN_ID),
+                 id="turn id with a trailing newline"),
     pytest.param("/v1/conversations/hostile-1/turns",
                  '{"turn_id":"t2","message":{"text":"hi \\ud800 there"}}',
                  id="lone surrogate in a message"),
@@ -197,7 +193,7 @@ HOSTILE = [
                  id="an infinite number"),
     pytest.param("/v1/evaluate",
                  '{"turns":[{"message":{"text":"hi"}}],"ruleset":{"files":{"a.yaml":"\\ud800"}}}',
-                 id="lone surrogate in an inline rule file", marks=KNOWN_BUG_SURROGATE),
+                 id="lone surrogate in an inline rule file"),
     pytest.param("/v1/evaluate",
                  '{"turns":[{"message":{"text":"hi"}}],"ruleset":{"files":{"a.yaml\\n":"x: 1"}}}',
                  id="inline file name with a trailing newline"),
