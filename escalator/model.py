@@ -17,6 +17,8 @@ DecisionName = Literal["route_to_human", "keep_with_bot"]
 ROUTE: Final = "route_to_human"
 KEEP: Final = "keep_with_bot"
 HANDOFF_PRIORITIES = ("low", "normal", "high", "urgent")
+# What json.dumps(value, separators=(",", ":")) writes, without building an encoder per call.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -79,14 +81,16 @@ class ConversationState:
 
     def encode(self) -> dict[str, str]:
         """Flatten into string fields for a Redis hash."""
-        # Not dataclasses.asdict: it deep-copies the scoring memory, a hot-path cost.
-        return {name: json.dumps(getattr(self, name), separators=(",", ":"))
-                for name in self.__dataclass_fields__}
+        # Not dataclasses.asdict: it deep-copies the scoring memory, a hot-path cost. One
+        # shared encoder: json.dumps with separators builds a new one per call (20 -> 12 us
+        # for a conversation's state written by bench/load.py).
+        encode = _COMPACT_JSON.encode
+        return {name: encode(getattr(self, name)) for name in self.__dataclass_fields__}
 
     @classmethod
     def decode(cls, fields: Mapping[str, str]) -> ConversationState:
         """Inverse of encode(); unknown fields are ignored so old state survives upgrades."""
-        known = {f for f in cls.__dataclass_fields__}
+        known = cls.__dataclass_fields__
         values: dict[str, Any] = {}
         for key, raw in fields.items():
             if key in known:
