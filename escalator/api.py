@@ -18,7 +18,7 @@ from escalator.errors import PolicyError, StateUnavailable
 from escalator.model import ConversationState
 from escalator.policy import Policy, load_inline_policy
 from escalator.reloader import notify_other_workers
-from escalator.schemas import TurnSchema, valid_id
+from escalator.schemas import turn_schema, valid_id
 from escalator.services import Services, services
 from escalator.state import StateStore
 from escalator.transcripts import TranscriptError, decide_transcript, parse_transcript
@@ -118,7 +118,7 @@ def post_turn(conversation_id: str) -> Response:
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_request", "The body must be a JSON object.")
     try:
-        turn = TurnSchema(context_keys=svc.config.max_context_keys).load(payload)
+        turn = turn_schema(svc.config.max_context_keys).load(payload)
     except ValidationError as exc:
         raise ApiError(400, "invalid_request", "The turn is not valid.",
                        exc.messages_dict) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -196,3 +197,10 @@ class TurnSchema(Schema):
             store_state=consent.get("store_state", True),
             timestamp=data["timestamp"],
         )
+
+
+@functools.lru_cache(maxsize=8)
+def turn_schema(context_keys: int = DEFAULT_MAX_CONTEXT_KEYS) -> TurnSchema:
+    """A TurnSchema for this limit, built once: building one per request (with its nested
+    schemas and deep-copied fields) cost ~110 us of a ~2 ms turn under load."""
+    return TurnSchema(context_keys=context_keys)

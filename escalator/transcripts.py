@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 from escalator.model import ConversationState, Decision, Turn
 from escalator.pipeline import Pipeline
 from escalator.policy import Policy, PolicyHolder
-from escalator.schemas import TurnSchema, valid_id
+from escalator.schemas import turn_schema, valid_id
 
 DEFAULT_CONVERSATION_ID = "dry-run"
 MAX_TURNS = 500
@@ -44,8 +44,7 @@ def parse_turns(raw_turns: Any, *, max_context_keys: int | None = None) -> tuple
         raise TranscriptError("A transcript needs a non-empty list of turns.")
     if len(raw_turns) > MAX_TURNS:
         raise TranscriptError(f"A transcript has at most {MAX_TURNS} turns.")
-    schema = (TurnSchema(context_keys=max_context_keys) if max_context_keys is not None
-              else TurnSchema())
+    schema = turn_schema(max_context_keys) if max_context_keys is not None else turn_schema()
     turns: list[Turn] = []
     errors: dict[str, Any] = {}
     for number, raw in enumerate(raw_turns, 1):
