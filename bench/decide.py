@@ -93,6 +93,7 @@ def main() -> None:
         t0 = time.perf_counter()
         raw.ping()
         pings.append(time.perf_counter() - t0)
+    # Both keys (the turns key is the old format's and stays empty: 0 bytes).
     memory = sum(raw.memory_usage(k, samples=0) or 0
                  for k in (state_key(cids[0]), turns_key(cids[0])))
     for cid in cids:
@@ -108,7 +109,7 @@ def main() -> None:
     print(f"  p99                 {statistics.quantiles(decide, n=100)[98] * 1e6:8.1f} us")
     print(f"Redis PING            {us(pings)}   (one round trip, for scale)")
     print(f"decide / PING         {statistics.median(decide) / statistics.median(pings):8.1f} x")
-    print(f"Redis MEMORY USAGE    {memory} bytes for one 20-turn conversation (both keys)")
+    print(f"Redis MEMORY USAGE    {memory} bytes for one 20-turn conversation (all keys)")
     store.close()
     policy.close()
     if embedded is not None:

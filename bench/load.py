@@ -358,8 +358,8 @@ class Bench:
             self.client.delete(*keys[start:start + 500])
 
     def memory_at(self, turns: int, samples: int) -> tuple[int, list[tuple[int, int]]]:
-        """How many conversations are at exactly `turns`, and MEMORY USAGE (state, turn
-        records) of a random sample of them."""
+        """How many conversations are at exactly `turns`, and MEMORY USAGE (state key, old-format
+        turns key: 0 unless left by an older version) of a random sample of them."""
         assert self.client is not None
         states = self.keys("state")
         with self.client.pipeline(transaction=False) as pipe:
@@ -559,7 +559,7 @@ def run(bench: Bench, args: argparse.Namespace) -> None:
         median = statistics.median(totals)
         print(f"  memory per 20-turn conversation    {kb(median):>9}   (median of {len(sizes)} "
               f"of the {at_20} at turn 20; state {kb(statistics.median(s for s, _ in sizes))}"
-              f", turn records {kb(statistics.median(t for _, t in sizes))}; p90 "
+              f", old-format turns key {kb(statistics.median(t for _, t in sizes))}; p90 "
               f"{kb(statistics.quantiles(totals, n=10)[8]) if len(totals) > 1 else '-'}; "
               f"target <= 2 KB: {'met' if median <= 2048 else 'NOT met'})")
     else:

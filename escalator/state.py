@@ -1,19 +1,34 @@
-"""Conversation state in Redis: one state hash and one decided-turns hash per conversation.
+"""Conversation state in Redis: one compact hash per conversation.
 
 The only module that talks to Redis. Layout (the braces are a Redis Cluster hash tag, so
 every key of a conversation lives in one slot and one Lua script may touch them all):
 
-- `escalator:{<conversation_id>}:state`, a hash: the fields of ConversationState.encode()
-  that differ from a fresh ConversationState (the others decode to their defaults anyway),
-  plus `_version` (bumped by every write) and `_turn_order` (the recorded turn ids, oldest
-  first, space-separated; ids never contain spaces).
-- `escalator:{<conversation_id>}:turns`, a hash: turn id -> the decision body stored for
-  idempotent retries, as compact JSON deflated with a preset dictionary (see pack_decision).
+`escalator:{<conversation_id>}:state`, a hash whose every field and value is at most 64 bytes
+(Redis's default hash-max-listpack-value), so Redis keeps it in its compact listpack encoding:
 
-Both keys carry the same TTL, refreshed by every commit and release. Nothing here stores
-customer text: state fields are numbers, labels and signatures, and the pipeline hands over
-decision bodies without text. When the customer did not consent, the pipeline simply never
-calls commit(), so nothing is written.
+- the fields of ConversationState.encode() that differ from a fresh ConversationState (the
+  others decode to their defaults anyway), except `scoring`;
+- `_s1`, `_s2`, ...: the scoring memory as JSON, deflated (see pack_scoring), in 64-byte chunks;
+- `_version`: bumped by every write;
+- `_t0`, `_t1`, ... `_t15`: the ids of the last 16 decided turns, newest first (the Lua scripts
+  read them: never compressed);
+- `_r0.1`, `_r0.2`, ... and `_r1.1`, ...: the decision bodies of the last 2 turns (`_t0`,
+  `_t1`), deflated with a preset dictionary (see pack_decision), in 64-byte chunks.
+
+A retry of one of the last 2 turns replays its stored decision; a retry of an older remembered
+turn is refused (Superseded; the API answers 409 turn_superseded) and changes nothing; a turn
+id never seen (or forgotten) is decided as usual. Every commit rewrites the whole hash.
+
+Old format (before this layout): the same state hash with a plain JSON `scoring` field and
+`_turn_order`, plus `escalator:{<conversation_id>}:turns` (turn id -> decision). Still read:
+load and summary decode it, a retry of a turn in the turns hash replays, release works on it,
+and the first commit migrates the conversation (its turn ids and last decision carried over)
+and deletes the turns key. erase deletes both keys. Old keys expire with their TTL anyway.
+
+The key carries a TTL, refreshed by every commit and release. Nothing here stores customer
+text: state fields are numbers, labels and signatures, and the pipeline hands over decision
+bodies without text. When the customer did not consent, the pipeline simply never calls
+commit(), so nothing is written.
 
 Failure handling: every Redis failure becomes StateUnavailable, quickly, so the pipeline can
 decide statelessly instead. Each call is bounded by the budget (connect and read timeouts, no
@@ -66,7 +81,10 @@ log = logging.getLogger(__name__)
 RedisClient = redis.Redis | redis.RedisCluster
 
 VERSION_FIELD = "_version"
-TURN_ORDER_FIELD = "_turn_order"
+LEGACY_TURN_ORDER_FIELD = "_turn_order"  # old format: the recorded turn ids, oldest first
+LEGACY_SCORING_FIELD = "scoring"  # old format: the scoring memory as plain JSON
+# Longest value Redis keeps in a listpack-encoded hash by default (hash-max-listpack-value).
+CHUNK_BYTES = 64
 # What release() resets: the fields that keep a conversation with a person.
 HANDOFF_FIELDS = ("escalated", "escalated_turn", "handoff_queue", "handoff_priority")
 # A connection idle this long is PINGed before reuse, so a dead one fails early, not mid-turn.
@@ -96,7 +114,10 @@ _DEFAULT_FIELDS = ConversationState().encode()
 # How many recent turns keep their decision for idempotent retries. A chatbot platform
 # retries a turn within seconds, before more than a turn or two has followed it; every
 # record costs ~300 bytes of Redis memory per conversation (bench/decide.py).
-DEFAULT_TURN_RECORDS = 8
+DEFAULT_TURN_RECORDS = 2
+# How many recent turn ids are remembered: a retry of one of them that no longer has its
+# record is refused (Superseded) rather than decided a second time.
+DEFAULT_REMEMBERED_TURNS = 16
 
 
 def state_key(conversation_id: str) -> str:
@@ -105,7 +126,7 @@ def state_key(conversation_id: str) -> str:
 
 
 def turns_key(conversation_id: str) -> str:
-    """The key of a conversation's decided-turns hash."""
+    """The key of a conversation's decided-turns hash (old format: read, migrated, erased)."""
     return f"escalator:{{{conversation_id}}}:turns"
 
 
@@ -117,6 +138,8 @@ class Snapshot:
     version: int
     # The stored decision body if this turn_id was already decided (idempotent retries).
     replay: dict[str, Any] | None
+    # True if this turn_id was decided, but newer turns followed and its decision is gone.
+    superseded: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,61 +157,106 @@ class Replayed:
 
 
 @dataclass(frozen=True)
+class Superseded:
+    """The turn was decided before the last few; its decision is no longer kept. Nothing was
+    written."""
+
+
+@dataclass(frozen=True)
 class Conflict:
     """Another writer got there first: the stored version is this one; nothing was written."""
 
     version: int
 
 
-# KEYS: state, turns. ARGV: turn_id. Returns {state fields as a flat list, stored decision|nil}.
+# KEYS: state, old-format turns. ARGV: turn_id. Returns {state fields as a flat list, the
+# old-format stored decision|nil}.
 _LOAD = """
 return {redis.call('HGETALL', KEYS[1]), redis.call('HGET', KEYS[2], ARGV[1])}
 """
 
-# KEYS: state, turns. ARGV: expected_version, turn_id, record, ttl_seconds, max_records,
-# then state field/value pairs. Returns {0, stored record} (replayed), {1, current version}
-# (conflict) or {2, new version} (committed).
+# KEYS: state, old-format turns. ARGV: expected_version, turn_id, record, ttl_seconds,
+# max_records, max_turn_ids, then state field/value pairs. Returns {0, stored record}
+# (replayed), {1, current version} (conflict), {2, new version} (committed) or {3, 0}
+# (superseded: remembered, its record gone).
 _COMMIT = """
-local stored = redis.call('HGET', KEYS[2], ARGV[2])
-if stored then
-  return {0, stored}
+local flat = redis.call('HGETALL', KEYS[1])
+local f = {}
+for i = 1, #flat, 2 do
+  f[flat[i]] = flat[i + 1]
 end
-local current = tonumber(redis.call('HGET', KEYS[1], '_version') or '0')
+local max_records = tonumber(ARGV[5])
+local ids, records = {}, {}
+local legacy = f['_turn_order']
+if legacy then
+  -- Old format: ids oldest first, decisions in the turns hash. Carried over on migration.
+  local stored = redis.call('HGET', KEYS[2], ARGV[2])
+  if stored then
+    return {0, stored}
+  end
+  for id in string.gmatch(legacy, '%S+') do
+    table.insert(ids, 1, id)
+  end
+  if ids[1] then
+    records[1] = redis.call('HGET', KEYS[2], ids[1]) or nil
+  end
+else
+  while f['_t' .. #ids] do
+    ids[#ids + 1] = f['_t' .. #ids]
+  end
+  for p = 1, math.min(#ids, max_records) do
+    local parts = {}
+    while f['_r' .. (p - 1) .. '.' .. (#parts + 1)] do
+      parts[#parts + 1] = f['_r' .. (p - 1) .. '.' .. (#parts + 1)]
+    end
+    if #parts > 0 then
+      records[p] = table.concat(parts)
+    end
+  end
+end
+for p = 1, #ids do
+  if ids[p] == ARGV[2] then
+    if records[p] then
+      return {0, records[p]}
+    end
+    return {3, 0}
+  end
+end
+local current = tonumber(f['_version'] or '0')
 if current ~= tonumber(ARGV[1]) then
   return {1, current}
 end
-local order = {}
-if current == 0 then
-  -- No state but turn records left (the state key was evicted): they belong to a
-  -- conversation that is over, and would otherwise never be trimmed.
-  redis.call('DEL', KEYS[2])
-else
-  for id in string.gmatch(redis.call('HGET', KEYS[1], '_turn_order') or '', '%S+') do
-    order[#order + 1] = id
+local out = {'_version', current + 1, '_t0', ARGV[2]}
+for p = 1, math.min(#ids, tonumber(ARGV[6]) - 1) do
+  out[#out + 1] = '_t' .. p
+  out[#out + 1] = ids[p]
+end
+local function put(p, record)
+  local n = 0
+  for at = 1, #record, 64 do
+    n = n + 1
+    out[#out + 1] = '_r' .. p .. '.' .. n
+    out[#out + 1] = string.sub(record, at, at + 63)
   end
 end
-order[#order + 1] = ARGV[2]
-local excess = #order - tonumber(ARGV[5])
-if excess > 0 then
-  local oldest = {}
-  for i = 1, excess do
-    oldest[i] = order[i]
+put(0, ARGV[3])
+for p = 1, math.min(#ids, max_records - 1) do
+  if records[p] then
+    put(p, records[p])
   end
-  redis.call('HDEL', KEYS[2], unpack(oldest))
-  order = {unpack(order, excess + 1)}
 end
-local version = current + 1
--- Replace the whole hash: the new state is exactly the given fields.
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], '_version', version, '_turn_order', table.concat(order, ' '),
-           unpack(ARGV, 6))
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+for i = 7, #ARGV do
+  out[#out + 1] = ARGV[i]
+end
+-- Replace the whole hash (and drop an old-format turns hash): exactly the new state.
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[1], unpack(out))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-return {2, version}
+return {2, current + 1}
 """
 
-# KEYS: state, turns. ARGV: ttl_seconds, then the handoff fields to reset to their defaults.
+# KEYS: state, old-format turns. ARGV: ttl_seconds, then the handoff fields to reset to their
+# defaults.
 # Returns the new state fields as a flat list, or nil if the conversation is unknown.
 _RELEASE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -236,20 +304,33 @@ _DECISION_ZDICT_V1 = (
     b'"},"degraded":false,"replayed":false}'
 )
 
+_RECORD_DEFLATE_V2 = b"\x02"
+# V1 plus what a conversation with a person repeats every turn (the sticky handoff's reason
+# and message, pipeline.STICKY_*): ~80 bytes less per record. Frozen like V1.
+_DECISION_ZDICT_V2 = _DECISION_ZDICT_V1 + (
+    b'"reasons":[{"rule":"handoff-in-progress","priority":1000,"decision":"route_to_human",'
+    b'"description":"The conversation was handed to a person at turn 1 and stays with them '
+    b'until an agent releases it."},'
+    b'"customer_message":"You\'re in the queue for a member of our team; they\'ll be with you '
+    b'as soon as they can."}'
+)
+
 
 def pack_decision(decision: Mapping[str, Any]) -> bytes:
     """The compact stored form of a decision body (deflated, or plain JSON if that is smaller)."""
     raw = json.dumps(decision, separators=(",", ":"), ensure_ascii=False).encode()
     # Raw deflate (negative wbits): no zlib header or checksum, 6 bytes saved per record.
-    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=_DECISION_ZDICT_V1)
-    packed = _RECORD_DEFLATE_V1 + deflate.compress(raw) + deflate.flush()
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=_DECISION_ZDICT_V2)
+    packed = _RECORD_DEFLATE_V2 + deflate.compress(raw) + deflate.flush()
     return packed if len(packed) < len(raw) else raw
 
 
 def unpack_decision(record: bytes) -> dict[str, Any]:
     """The decision body a stored turn record holds (what a replay returns; for inspection)."""
-    if record[:1] == _RECORD_DEFLATE_V1:
-        inflate = zlib.decompressobj(-15, zdict=_DECISION_ZDICT_V1)
+    zdict = {_RECORD_DEFLATE_V1: _DECISION_ZDICT_V1,
+             _RECORD_DEFLATE_V2: _DECISION_ZDICT_V2}.get(record[:1])
+    if zdict is not None:
+        inflate = zlib.decompressobj(-15, zdict=zdict)
         raw = inflate.decompress(record[1:]) + inflate.flush()
     else:
         raw = record
@@ -259,21 +340,78 @@ def unpack_decision(record: bytes) -> dict[str, Any]:
     return decision
 
 
-def _state_fields(state: ConversationState) -> list[str]:
-    """Field/value pairs to store for a state, defaults left out."""
-    pairs: list[str] = []
+_SCORING_DEFLATE_V1 = b"\x01"
+
+
+def pack_scoring(raw: bytes) -> bytes:
+    """The stored form of the scoring memory's JSON: deflated, or plain if that is smaller."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9)
+    packed = _SCORING_DEFLATE_V1 + deflate.compress(raw) + deflate.flush()
+    return packed if len(packed) < len(raw) else raw
+
+
+def unpack_scoring(stored: bytes) -> bytes:
+    """Inverse of pack_scoring: the scoring memory's JSON."""
+    if stored[:1] == _SCORING_DEFLATE_V1:
+        inflate = zlib.decompressobj(-15)
+        return inflate.decompress(stored[1:]) + inflate.flush()
+    return stored
+
+
+def _chunks(prefix: str, value: bytes) -> list[str | bytes]:
+    """Field/value pairs holding value in CHUNK_BYTES pieces: prefix1, prefix2, ..."""
+    pairs: list[str | bytes] = []
+    for n, at in enumerate(range(0, len(value), CHUNK_BYTES), start=1):
+        pairs += (f"{prefix}{n}", value[at:at + CHUNK_BYTES])
+    return pairs
+
+
+def _joined(fields: Mapping[str, bytes], prefix: str) -> bytes | None:
+    """The value stored in chunks prefix1, prefix2, ...; None if there is none."""
+    parts: list[bytes] = []
+    while (part := fields.get(f"{prefix}{len(parts) + 1}")) is not None:
+        parts.append(part)
+    return b"".join(parts) if parts else None
+
+
+def _state_fields(state: ConversationState) -> list[str | bytes]:
+    """Field/value pairs to store for a state, defaults left out, scoring packed in chunks."""
+    pairs: list[str | bytes] = []
     for name, value in state.encode().items():
-        if _DEFAULT_FIELDS.get(name) != value:
+        if _DEFAULT_FIELDS.get(name) == value:
+            continue
+        if name == LEGACY_SCORING_FIELD:
+            pairs += _chunks("_s", pack_scoring(value.encode()))
+        else:
             pairs += (name, value)
     return pairs
 
 
+def _fields(flat: Sequence[bytes]) -> dict[str, bytes]:
+    """A flat HGETALL reply (field, value, field, value, ...) as a dict."""
+    return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+
+
 def _decode_state(flat: Sequence[bytes]) -> tuple[ConversationState, int]:
-    """A state and its version from a flat HGETALL reply (field, value, field, value, ...)."""
-    fields = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
-    version = int(fields.pop(VERSION_FIELD, "0"))
-    fields.pop(TURN_ORDER_FIELD, None)
-    return ConversationState.decode(fields), version
+    """A state and its version from a flat HGETALL reply, in either format."""
+    fields = _fields(flat)
+    version = int(fields.get(VERSION_FIELD, b"0"))
+    values = {name: value.decode() for name, value in fields.items()
+              if not name.startswith("_")}
+    scoring = _joined(fields, "_s")
+    if scoring is not None:
+        values[LEGACY_SCORING_FIELD] = unpack_scoring(scoring).decode()
+    return ConversationState.decode(values), version
+
+
+def _remembered(fields: Mapping[str, bytes], turn_id: str) -> tuple[bool, bytes | None]:
+    """Whether turn_id is among the remembered turns, and its stored record if it has one."""
+    position = 0
+    while (stored := fields.get(f"_t{position}")) is not None:
+        if stored.decode() == turn_id:
+            return True, _joined(fields, f"_r{position}.")
+        position += 1
+    return False, None
 
 
 def _check_turn_id(turn_id: str) -> None:
@@ -371,6 +509,7 @@ class StateStore:
 
     def __init__(self, client: RedisClient | Callable[[], RedisClient], *,
                  ttl_seconds: int = 86400, max_turn_records: int = DEFAULT_TURN_RECORDS,
+                 remembered_turns: int = DEFAULT_REMEMBERED_TURNS,
                  breaker: CircuitBreaker | None = None) -> None:
         """`client` may be a factory: the client is then made on the first call (a cluster
         client queries the topology as it is made, which must not stop the service starting
@@ -379,6 +518,8 @@ class StateStore:
             raise ValueError("ttl_seconds must be at least 1")
         if max_turn_records < 1:
             raise ValueError("max_turn_records must be at least 1")
+        if remembered_turns < max_turn_records:
+            raise ValueError("remembered_turns must be at least max_turn_records")
         self._client_or_none: RedisClient | None = None
         self._factory: Callable[[], RedisClient] | None = None
         self._factory_lock = threading.Lock()
@@ -388,11 +529,13 @@ class StateStore:
             self._factory = client
         self._ttl_seconds = ttl_seconds
         self._max_turn_records = max_turn_records
+        self._remembered_turns = remembered_turns
         self.breaker = breaker if breaker is not None else CircuitBreaker()
 
     @classmethod
     def from_url(cls, url: str, *, ttl_seconds: int = 86400, timeout_seconds: float = 0.1,
-                 max_turn_records: int = DEFAULT_TURN_RECORDS, cluster: bool = False,
+                 max_turn_records: int = DEFAULT_TURN_RECORDS,
+                 remembered_turns: int = DEFAULT_REMEMBERED_TURNS, cluster: bool = False,
                  breaker: CircuitBreaker | None = None) -> StateStore:
         """A store on the Redis at url (redis://, rediss://, unix://), failing within the budget;
         cluster=True: on the Redis Cluster that url's node belongs to (no unix://)."""
@@ -408,7 +551,7 @@ class StateStore:
             client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), retry_on_error=[],
                                           **options)
             return cls(client, ttl_seconds=ttl_seconds, max_turn_records=max_turn_records,
-                       breaker=breaker)
+                       remembered_turns=remembered_turns, breaker=breaker)
         if url.startswith("unix:"):
             raise ValueError("a Redis Cluster is reached over TCP (redis:// or rediss://)")
 
@@ -418,7 +561,7 @@ class StateStore:
             return redis.RedisCluster.from_url(url, retry=Retry(NoBackoff(), 0), **options)
 
         return cls(connect, ttl_seconds=ttl_seconds, max_turn_records=max_turn_records,
-                   breaker=breaker)
+                   remembered_turns=remembered_turns, breaker=breaker)
 
     @property
     def _client(self) -> RedisClient:
@@ -437,24 +580,33 @@ class StateStore:
         return self.breaker.is_open
 
     def load(self, conversation_id: str, turn_id: str) -> Snapshot:
-        """The conversation's state and version, and the stored decision if turn_id was decided."""
-        flat, record = self._run(_LOAD, conversation_id, turn_id)
+        """The conversation's state and version, and the stored decision if turn_id was decided
+        (or superseded=True if it was decided before the last few turns)."""
+        flat, legacy_record = self._run(_LOAD, conversation_id, turn_id)
         try:
-            replay = None if record is None else unpack_decision(record)
             if not flat:
-                return Snapshot(state=None, version=0, replay=replay)
+                return Snapshot(state=None, version=0, replay=None)
+            fields = _fields(flat)
+            if LEGACY_TURN_ORDER_FIELD in fields:
+                seen, record = legacy_record is not None, legacy_record
+            else:
+                seen, record = _remembered(fields, turn_id)
+            replay = None if record is None else unpack_decision(record)
             state, version = _decode_state(flat)
         except (ValueError, TypeError, zlib.error) as exc:
             raise StateUnavailable(f"unreadable state for {conversation_id!r}: {exc}") from exc
-        return Snapshot(state=state, version=version, replay=replay)
+        return Snapshot(state=state, version=version, replay=replay,
+                        superseded=seen and replay is None)
 
     def commit(self, conversation_id: str, expected_version: int, state: ConversationState,
-               turn_id: str, decision: dict[str, Any]) -> Committed | Replayed | Conflict:
+               turn_id: str, decision: dict[str, Any]
+               ) -> Committed | Replayed | Superseded | Conflict:
         """Write state and decision if the version is still expected_version and turn_id is new."""
         _check_turn_id(turn_id)
         outcome, value = self._run(
             _COMMIT, conversation_id, expected_version, turn_id, pack_decision(decision),
-            self._ttl_seconds, self._max_turn_records, *_state_fields(state),
+            self._ttl_seconds, self._max_turn_records, self._remembered_turns,
+            *_state_fields(state),
         )
         if outcome == 0:
             try:
@@ -463,6 +615,8 @@ class StateStore:
                 raise StateUnavailable(f"unreadable decision for {turn_id!r}: {exc}") from exc
         if outcome == 1:
             return Conflict(int(value))
+        if outcome == 3:
+            return Superseded()
         return Committed(int(value))
 
     def summary(self, conversation_id: str) -> tuple[ConversationState, int] | None:
@@ -472,7 +626,7 @@ class StateStore:
             return None
         try:
             return _decode_state(_flatten(flat))
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, zlib.error) as exc:
             raise StateUnavailable(f"unreadable state for {conversation_id!r}: {exc}") from exc
 
     def erase(self, conversation_id: str) -> bool:
@@ -489,7 +643,7 @@ class StateStore:
             return None
         try:
             return _decode_state(flat)[0]
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, zlib.error) as exc:
             raise StateUnavailable(f"unreadable state for {conversation_id!r}: {exc}") from exc
 
     def append_decision(self, key: str, record: bytes, max_length: int) -> None:

@@ -117,12 +117,15 @@ def test_conversations_on_a_three_master_cluster(app: Flask, cluster: list[Redis
         for n in range(1, 4):
             assert turn(client, cid, f"t-{n}", f"where is my parcel? day {n}")["turn_index"] == n
             decided += 1
-        # Both keys in one slot, on the node that serves it, with the data there.
+        # Every key in one slot, on the node that serves it, with the data there.
         node = owner(cluster, state_key(cid))
         assert key_slot(state_key(cid).encode()) == key_slot(turns_key(cid).encode())
         raw = node.client()
         assert raw.hget(state_key(cid), "_version") == b"3"
-        assert unpack_decision(raw.hget(turns_key(cid), "t-2"))["turn_index"] == 2
+        assert raw.hget(state_key(cid), "_t1") == b"t-2"
+        chunks = raw.hmget(state_key(cid), [f"_r1.{n}" for n in range(1, 9)])
+        record = b"".join(chunk for chunk in chunks if chunk is not None)
+        assert unpack_decision(record)["turn_index"] == 2
         raw.close()
 
     # A retried turn replays its stored decision and changes nothing.

@@ -195,7 +195,7 @@ def test_load_and_commit_are_one_round_trip_each(
     assert outcome == Committed(2)
     calls = command_calls(counter)
     assert calls.pop("evalsha") == 1
-    assert set(calls) <= {"hget", "del", "hset", "hdel", "expire"}
+    assert set(calls) <= {"hgetall", "hget", "del", "hset", "expire"}
     counter.close()
     store.close()
 

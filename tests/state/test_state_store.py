@@ -20,9 +20,12 @@ from escalator.state import (
     Replayed,
     Snapshot,
     StateStore,
+    Superseded,
+    pack_decision,
     state_key,
     turns_key,
     unpack_decision,
+    unpack_scoring,
 )
 
 NewId = Callable[..., str]
@@ -115,7 +118,8 @@ def test_first_commit_must_expect_version_zero(store: StateStore, raw: redis.Red
 def test_concurrent_turns_lose_no_update(redis_url: str, new_conversation_id: NewId,
                                          make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
-    store = StateStore.from_url(redis_url, timeout_seconds=2.0, max_turn_records=64)
+    store = StateStore.from_url(redis_url, timeout_seconds=2.0, max_turn_records=64,
+                                remembered_turns=64)
     turn_ids = [f"t-{n:02d}" for n in range(50)]
     conflicts = [0]
     errors: list[BaseException] = []
@@ -166,20 +170,17 @@ def test_concurrent_turns_lose_no_update(redis_url: str, new_conversation_id: Ne
     print(f"{conflicts[0]} conflicts retried")
 
 
-def test_ttl_is_set_on_both_keys_and_refreshed_every_turn(
+def test_ttl_is_set_and_refreshed_every_turn(
         redis_url: str, raw: redis.Redis, new_conversation_id: NewId,
         make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
     store = StateStore.from_url(redis_url, ttl_seconds=1000)
     store.commit(cid, 0, a_state(1), "t-1", make_decision(cid, "t-1", 1))
-    for key in (state_key(cid), turns_key(cid)):
-        assert 990 <= raw.ttl(key) <= 1000
+    assert 990 <= raw.ttl(state_key(cid)) <= 1000
 
     raw.expire(state_key(cid), 20)
-    raw.expire(turns_key(cid), 20)
     store.commit(cid, 1, a_state(2), "t-2", make_decision(cid, "t-2", 2))
-    for key in (state_key(cid), turns_key(cid)):
-        assert 990 <= raw.ttl(key) <= 1000
+    assert 990 <= raw.ttl(state_key(cid)) <= 1000
 
 
 def test_state_expires(redis_url: str, new_conversation_id: NewId,
@@ -203,7 +204,7 @@ def test_erase_removes_every_key_of_the_conversation_and_only_those(
     assert store.erase(gone) is True
 
     assert list(raw.scan_iter(match=f"escalator:{{{gone}}}:*")) == []
-    assert raw.exists(state_key(kept), turns_key(kept)) == 2
+    assert raw.exists(state_key(kept)) == 1
     assert store.load(gone, "t-1") == Snapshot(state=None, version=0, replay=None)
     assert store.erase(gone) is False
 
@@ -215,9 +216,9 @@ def test_release_hands_the_conversation_back_to_the_bot(
     store = StateStore.from_url(redis_url, ttl_seconds=1000)
     escalated = a_state(3, escalated=True, escalated_turn=3, handoff_queue="support",
                         handoff_priority="high")
-    store.commit(cid, 0, escalated, "t-3", make_decision(cid, "t-3", 3))
+    decision = make_decision(cid, "t-3", 3)
+    store.commit(cid, 0, escalated, "t-3", decision)
     raw.expire(state_key(cid), 20)
-    raw.expire(turns_key(cid), 20)
 
     released = store.release(cid)
 
@@ -225,8 +226,8 @@ def test_release_hands_the_conversation_back_to_the_bot(
                                 handoff_priority=None)
     assert released == expected
     assert store.summary(cid) == (expected, 2)
-    for key in (state_key(cid), turns_key(cid)):
-        assert 990 <= raw.ttl(key) <= 1000
+    assert 990 <= raw.ttl(state_key(cid)) <= 1000
+    assert store.load(cid, "t-3").replay == decision  # a retry still replays
     # A turn decided on the pre-release version must not overwrite the release.
     assert store.commit(cid, 1, escalated, "t-4", make_decision(cid, "t-4", 4)) == Conflict(2)
 
@@ -238,31 +239,90 @@ def test_release_of_an_unknown_conversation(store: StateStore, raw: redis.Redis,
     assert raw.exists(state_key(cid), turns_key(cid)) == 0
 
 
-def test_turn_records_are_bounded_to_the_most_recent(
-        redis_url: str, raw: redis.Redis, new_conversation_id: NewId,
-        make_decision: MakeDecision) -> None:
-    cid = new_conversation_id()
-    store = StateStore.from_url(redis_url, max_turn_records=4)
-    for n in range(1, 11):
-        store.commit(cid, n - 1, a_state(n), f"t-{n}", make_decision(cid, f"t-{n}", n))
+def decide_turns(store: StateStore, cid: str, count: int,
+                 make_decision: MakeDecision) -> list[dict[str, Any]]:
+    """Commit turns t-1 .. t-<count> one after the other; their decisions."""
+    decisions = [make_decision(cid, f"t-{n}", n) for n in range(1, count + 1)]
+    for n, decision in enumerate(decisions, start=1):
+        assert store.commit(cid, n - 1, a_state(n), f"t-{n}", decision) == Committed(n)
+    return decisions
 
-    assert sorted(raw.hkeys(turns_key(cid))) == [b"t-10", b"t-7", b"t-8", b"t-9"]
-    assert store.load(cid, "t-7").replay is not None
-    assert store.load(cid, "t-6").replay is None
+
+def test_retries_of_the_last_two_turns_replay_their_decisions(
+        store: StateStore, new_conversation_id: NewId, make_decision: MakeDecision) -> None:
+    cid = new_conversation_id()
+    decisions = decide_turns(store, cid, 10, make_decision)
+
+    assert store.load(cid, "t-10").replay == decisions[9]
+    assert store.load(cid, "t-9").replay == decisions[8]
+    assert store.commit(cid, 10, a_state(11), "t-9", make_decision(cid, "t-9", 9)) \
+        == Replayed(decisions[8])
     assert store.summary(cid) == (a_state(10), 10)
 
 
-def test_turn_records_left_without_state_are_dropped(
+def test_a_retry_of_an_older_turn_is_superseded_and_changes_nothing(
         store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
         make_decision: MakeDecision) -> None:
-    # E.g. maxmemory eviction took the state key but not the turns key: that conversation is
-    # over, and its records would otherwise never be trimmed.
     cid = new_conversation_id()
-    store.commit(cid, 0, a_state(1), "t-1", make_decision(cid, "t-1", 1))
-    raw.delete(state_key(cid))
+    decide_turns(store, cid, 10, make_decision)
+    before = raw.hgetall(state_key(cid))
 
-    assert store.commit(cid, 0, a_state(1), "t-2", make_decision(cid, "t-2", 1)) == Committed(1)
-    assert raw.hkeys(turns_key(cid)) == [b"t-2"]
+    snapshot = store.load(cid, "t-8")  # the third most recent
+    assert snapshot == Snapshot(state=a_state(10), version=10, replay=None, superseded=True)
+    assert store.commit(cid, 10, a_state(11), "t-8", make_decision(cid, "t-8", 8)) \
+        == Superseded()
+    assert store.load(cid, "t-1").superseded  # the 10th most recent: still remembered
+
+    assert raw.hgetall(state_key(cid)) == before
+
+
+def test_turn_ids_are_remembered_for_the_last_sixteen_turns(
+        store: StateStore, new_conversation_id: NewId, make_decision: MakeDecision) -> None:
+    cid = new_conversation_id()
+    decide_turns(store, cid, 20, make_decision)
+
+    assert store.load(cid, "t-5").superseded
+    forgotten = store.load(cid, "t-4")  # 17th most recent: decided as a new turn
+    assert forgotten == Snapshot(state=a_state(20), version=20, replay=None)
+    assert store.commit(cid, 20, a_state(21), "t-4", make_decision(cid, "t-4", 21)) \
+        == Committed(21)
+
+
+def test_a_conversation_in_the_old_format_is_read_and_migrated(
+        store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
+        make_decision: MakeDecision) -> None:
+    # As the previous version wrote it: a plain state hash and a turns hash.
+    cid = new_conversation_id()
+    old = a_state(3, escalated=True, escalated_turn=3, handoff_queue="support",
+                  handoff_priority="high")
+    t2, t3 = make_decision(cid, "t-2", 2), make_decision(cid, "t-3", 3)
+    raw.hset(state_key(cid), mapping={
+        **{k: v for k, v in old.encode().items() if v != "null"},
+        "_version": 3, "_turn_order": "t-1 t-2 t-3"})
+    raw.hset(turns_key(cid), mapping={"t-2": pack_decision(t2), "t-3": pack_decision(t3)})
+
+    assert store.load(cid, "t-4") == Snapshot(state=old, version=3, replay=None)
+    assert store.load(cid, "t-3").replay == t3
+    assert store.commit(cid, 3, a_state(4), "t-2", make_decision(cid, "t-2", 2)) == Replayed(t2)
+
+    assert store.commit(cid, 3, a_state(4), "t-4", make_decision(cid, "t-4", 4)) == Committed(4)
+    assert raw.exists(turns_key(cid)) == 0
+    assert store.load(cid, "t-3").replay == t3  # the previous turn's decision came along
+    assert store.load(cid, "t-2").superseded
+    assert store.summary(cid) == (a_state(4), 4)
+
+
+def test_an_old_format_conversation_can_be_released(
+        store: StateStore, raw: redis.Redis, new_conversation_id: NewId) -> None:
+    cid = new_conversation_id()
+    old = a_state(3, escalated=True, escalated_turn=3, handoff_queue="support",
+                  handoff_priority="high")
+    raw.hset(state_key(cid), mapping={
+        **{k: v for k, v in old.encode().items() if v != "null"},
+        "_version": 3, "_turn_order": "t-3"})
+
+    assert store.release(cid) == a_state(3)
+    assert store.summary(cid) == (a_state(3), 4)
 
 
 def test_keys_use_the_hash_tag_form(store: StateStore, raw: redis.Redis,
@@ -272,9 +332,11 @@ def test_keys_use_the_hash_tag_form(store: StateStore, raw: redis.Redis,
     store.commit(cid, 0, a_state(1), "t-1", make_decision(cid, "t-1", 1))
 
     keys = sorted(raw.scan_iter(match=f"escalator:*{cid}*"))
-    assert keys == [f"escalator:{{{cid}}}:state".encode(), f"escalator:{{{cid}}}:turns".encode()]
-    # The tag puts both keys in one cluster slot, the slot of the id itself.
-    assert {key_slot(key) for key in keys} == {key_slot(cid.encode())}
+    assert keys == [f"escalator:{{{cid}}}:state".encode()]
+    # The tag puts every key of a conversation (the old turns key too) in one cluster slot,
+    # the slot of the id itself.
+    assert {key_slot(key) for key in (*keys, turns_key(cid).encode())} \
+        == {key_slot(cid.encode())}
 
 
 def test_stored_values_hold_numbers_labels_and_compact_decisions(
@@ -286,31 +348,32 @@ def test_stored_values_hold_numbers_labels_and_compact_decisions(
 
     fields = raw.hgetall(state_key(cid))
     assert fields[b"_version"] == b"1"
-    assert fields[b"_turn_order"] == b"t-1"
-    assert json.loads(fields[b"scoring"]) == a_state(1).scoring
+    assert fields[b"_t0"] == b"t-1"
+    assert fields[b"turn_index"] == b"1"
     assert b"escalated" not in fields  # default values are not stored
-    record = raw.hget(turns_key(cid), "t-1")
-    assert record is not None
+    scoring = b"".join(fields[f"_s{n}".encode()] for n in range(1, 10)
+                       if f"_s{n}".encode() in fields)
+    assert json.loads(unpack_scoring(scoring)) == a_state(1).scoring
+    record = b"".join(value for name, value in sorted(fields.items())
+                      if name.startswith(b"_r0."))
     assert unpack_decision(record) == decision
     plain = json.dumps(decision, separators=(",", ":")).encode()
     assert len(record) < len(plain) / 3
+    # Every value short enough for Redis's compact hash encoding.
+    assert max(len(value) for value in fields.values()) <= 64
+    assert raw.object("encoding", state_key(cid)) in (b"listpack", b"ziplist")
 
 
 def test_memory_of_a_twenty_turn_conversation(
-        redis_url: str, raw: redis.Redis, new_conversation_id: NewId,
+        store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
         make_decision: MakeDecision) -> None:
-    usage: dict[int, int] = {}
-    for records in (32, 4):
-        cid = new_conversation_id()
-        store = StateStore.from_url(redis_url, max_turn_records=records)
-        for n in range(1, 21):
-            store.commit(cid, n - 1, a_state(n), f"t-{n:04d}", make_decision(cid, f"t-{n:04d}", n))
-        usage[records] = sum(raw.memory_usage(key, samples=0) or 0
-                             for key in (state_key(cid), turns_key(cid)))
-    print(f"MEMORY USAGE of a 20-turn conversation: {usage}")
-    # ~1.3 KB bodies: 20 records kept must cost far less than 20 x 1.3 KB.
-    assert usage[32] < 12_000
-    assert usage[4] < 3_000
+    cid = new_conversation_id()
+    decide_turns(store, cid, 20, make_decision)
+
+    usage = raw.memory_usage(state_key(cid), samples=0)
+    print(f"MEMORY USAGE of a 20-turn conversation: {usage} bytes")
+    assert usage is not None
+    assert usage <= 2048  # the target; 8 full records and a hashtable hash cost ~7 KB
 
 
 def test_retries_of_commit_reject_whitespace_in_turn_ids(
