@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from escalator import metrics, openapi
 from escalator.auth import AuthError
-from escalator.errors import PolicyError, StateUnavailable
+from escalator.errors import PolicyError, StateUnavailable, TurnSuperseded
 from escalator.model import ConversationState
 from escalator.policy import Policy, load_inline_policy
 from escalator.reloader import notify_other_workers
@@ -277,6 +277,11 @@ def register_errors(app: Flask) -> None:
         metrics.STATE_ERRORS.inc()
         return error_response(503, "state_unavailable",
                               "The state store is unavailable; try again shortly.")
+
+    @app.errorhandler(TurnSuperseded)
+    def _turn_superseded(exc: TurnSuperseded) -> Response:
+        return error_response(409, "turn_superseded", "This turn was already decided; newer "
+                              "turns have followed.")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -44,6 +44,9 @@ ERRORS: dict[str, tuple[int, str]] = {
     "invalid_ruleset": (422, "The rules folder was refused; the running rule set stays "
                              "(`details.problems` lists file, line, rule and problem)."),
     "internal_error": (500, "A bug: please report it."),
+    "turn_superseded": (409, "This turn was already decided; newer turns have followed "
+                        "(a retry of a turn older than the last 2, whose decision is no "
+                        "longer kept). Nothing was changed."),
     "state_unavailable": (503, "The state store is unavailable (or none is configured)."),
 }
 SecurityRequirements = list[dict[str, list[str]]]
@@ -163,9 +166,12 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
                              "A retry of a turn already decided gets the stored decision "
                              'back with "replayed": true.'),
                 **_errors("invalid_request", "unauthorized", "not_found", "payload_too_large",
-                          "unsupported_media_type", "internal_error", "state_unavailable"),
+                          "unsupported_media_type", "turn_superseded", "internal_error",
+                          "state_unavailable"),
             }, security=CALLER, body=_ref("schemas", "Turn"),
-            description="`turn_id` is the idempotency key. 503 only with "
+            description="`turn_id` is the idempotency key: a retry of one of the last 2 "
+                        "turns replays its decision; a retry of an older one (of the last 16) "
+                        "answers 409 turn_superseded. 503 only with "
                         "ESCALATOR_FAIL_MODE=error; otherwise a turn is decided without "
                         "state (`degraded: true`) when Redis is unavailable.")})
     spec.path("/v1/conversations/{conversation_id}", parameters=conversation, operations={

@@ -15,7 +15,7 @@ from typing import Any
 
 from escalator import metrics
 from escalator.decisionlog import DecisionLog, decision_record
-from escalator.errors import StateUnavailable
+from escalator.errors import StateUnavailable, TurnSuperseded
 from escalator.model import (
     KEEP,
     ROUTE,
@@ -31,7 +31,7 @@ from escalator.model import (
 )
 from escalator.policy import Policy, PolicyHolder
 from escalator.scoring import score_turn
-from escalator.state import Committed, Conflict, Replayed, StateStore
+from escalator.state import Committed, Conflict, Replayed, StateStore, Superseded
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,8 @@ class Pipeline:
                 return self._degraded(conversation_id, turn, policy)
             if snapshot.replay is not None:
                 return replayed(snapshot.replay)
+            if snapshot.superseded:
+                raise superseded(conversation_id, turn.turn_id)
             outcome = self.evaluate(
                 conversation_id, turn, snapshot.state or ConversationState(), policy
             )
@@ -130,6 +132,8 @@ class Pipeline:
                 return outcome.decision
             if isinstance(result, Replayed):
                 return replayed(result.decision)
+            if isinstance(result, Superseded):
+                raise superseded(conversation_id, turn.turn_id)
             assert isinstance(result, Conflict)
             metrics.STATE_CONFLICTS.inc()
         log.warning("conversation %s: gave up after %d conflicting updates",
@@ -232,6 +236,12 @@ class Pipeline:
             scoring=scored.memory,
         )
         return Outcome(decision, new_state)
+
+
+def superseded(conversation_id: str, turn_id: str) -> TurnSuperseded:
+    """The refusal of a retry whose decision is no longer kept (newer turns followed)."""
+    return TurnSuperseded(f"conversation {conversation_id}: turn {turn_id} was already decided "
+                          "and newer turns have followed")
 
 
 def replayed(body: Mapping[str, Any]) -> Decision:

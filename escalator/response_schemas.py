@@ -20,8 +20,8 @@ DECISIONS = (ROUTE, KEEP)
 # Every code an error body can carry (README, "Errors"); 429 and the like would add here.
 ERROR_CODES = (
     "invalid_request", "unauthorized", "forbidden", "not_found", "method_not_allowed",
-    "payload_too_large", "unsupported_media_type", "invalid_ruleset", "state_unavailable",
-    "internal_error",
+    "payload_too_large", "unsupported_media_type", "turn_superseded", "invalid_ruleset",
+    "state_unavailable", "internal_error",
 )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import threading
@@ -17,7 +16,7 @@ from flask.testing import FlaskClient
 from escalator.app import create_app
 from escalator.config import Config
 from escalator.services import EXTENSION
-from escalator.state import unpack_decision
+from escalator.state import unpack_decision, unpack_scoring
 
 
 def say(client: FlaskClient, cid: str, turn_id: str, text: str, **extra: Any) -> dict[str, Any]:
@@ -137,6 +136,23 @@ def test_bot_fallbacks_are_capped(client: FlaskClient,
     assert "bot-fallback-cap" in {r["rule"] for r in decisions[2]["reasons"]}
 
 
+def test_retries_replay_the_last_two_turns_and_older_ones_are_superseded(
+        client: FlaskClient, new_conversation_id: Callable[..., str]) -> None:
+    cid = new_conversation_id()
+    first = [say(client, cid, f"t-{i}", f"where is order {i}?") for i in (1, 2, 3)]
+
+    again = say(client, cid, "t-2", "where is order 2?")
+    assert again["replayed"] is True
+    assert again["decision_id"] == first[1]["decision_id"]
+
+    response = client.post(f"/v1/conversations/{cid}/turns",
+                           json={"turn_id": "t-1", "message": {"text": "where is order 1?"}})
+    assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "turn_superseded"
+    # Nothing changed: the next turn is the fourth.
+    assert say(client, cid, "t-4", "hello?")["turn_index"] == 4
+
+
 def test_no_customer_text_is_stored_in_redis(
         client: FlaskClient, new_conversation_id: Callable[..., str], redis_url: str) -> None:
     cid = new_conversation_id()
@@ -152,16 +168,24 @@ def test_no_customer_text_is_stored_in_redis(
 
 
 def _dump_conversation(redis_url: str, cid: str) -> str:
-    """Every key and value of a conversation as text, stored decisions unpacked."""
-    raw = redis.Redis.from_url(redis_url)  # bytes: stored decisions are compressed
+    """Every key and value of a conversation as text, scoring and stored decisions unpacked."""
+    raw = redis.Redis.from_url(redis_url)  # bytes: scoring and stored decisions are compressed
     parts: list[str] = []
     for key in raw.scan_iter(match=f"escalator:{{{cid}}}:*"):
         parts.append(key.decode())
         assert raw.type(key) == b"hash"
-        for field, value in raw.hgetall(key).items():
-            readable = (json.dumps(unpack_decision(value)) if key.endswith(b":turns")
-                        else value.decode())
-            parts.append(f"{field.decode()}={readable}")
+        fields = raw.hgetall(key)
+        for name in sorted(fields):
+            if not name.startswith((b"_s", b"_r")):
+                parts.append(f"{name.decode()}={fields[name].decode()}")
+        # Chunked values: _s1, _s2, ... (scoring), _r0.1, _r0.2, ... (decisions).
+        for prefix, unpack in ((b"_s", unpack_scoring), (b"_r0.", unpack_decision),
+                               (b"_r1.", unpack_decision)):
+            chunks = []
+            while (chunk := fields.get(prefix + str(len(chunks) + 1).encode())) is not None:
+                chunks.append(chunk)
+            if chunks:
+                parts.append(f"{prefix.decode()}={unpack(b''.join(chunks))!r}")
     raw.close()
     return "\n".join(parts)
 
