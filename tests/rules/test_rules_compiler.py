@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -450,7 +449,7 @@ def test_eight_threads_evaluating_different_facts_all_get_right_answers(
     assert errors == []
 
 
-def test_evaluation_cost_with_fifteen_rules(compile_rules: Compile) -> None:
+def test_a_fifteen_rule_set_reports_exactly_its_matches(compile_rules: Compile) -> None:
     compiled = compile_rules("""
     - {id: frustrated, description: d, priority: 70, then: {decision: route_to_human},
        when: {all: [{fact: frustration.mean, gte: 0.6}, {fact: turn_index, gte: 3}]}}
@@ -493,16 +492,8 @@ def test_evaluation_cost_with_fifteen_rules(compile_rules: Compile) -> None:
     }
     assert {r.id for r in compiled.matches(facts)} == {
         "frustrated", "loop", "sensitive", "vip-unhappy"}
-    for _ in range(500):
-        compiled.evaluate(facts)
-    runs = 20_000
-    began = time.perf_counter()
-    for _ in range(runs):
-        compiled.evaluate(facts)
-    per_call = (time.perf_counter() - began) / runs
-    print(f"\nevaluate(): {per_call * 1e6:.1f} us per call, 15 rules, 4 matching")
-    # The target is well under 100 us; the bound leaves room for slow CI machines.
-    assert per_call < 250e-6
+    # Its cost is measured by bench/decide.py ("rules evaluate"), not timed here: a timed
+    # test is flaky on a shared machine.
 
 
 @pytest.mark.parametrize(("number", "text"), [
