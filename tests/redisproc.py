@@ -168,34 +168,50 @@ def metric(text: str, name: str) -> float:
     return total
 
 
-@contextmanager
-def serve(folder: Path, redis_url: str, workers: int = 2,
-          **settings: str) -> Iterator[str]:
-    """`escalator serve` with `workers` workers on a free port, on the Redis at redis_url;
-    yields its base URL and stops it (SIGTERM, then SIGKILL) afterwards."""
+def start_serve(folder: Path, workers: int = 2,
+                **settings: str) -> tuple[str, subprocess.Popen[bytes]]:
+    """`escalator serve` in FOLDER on a free port with only these ESCALATOR_ settings
+    (without ESCALATOR_REDIS_URL: on the embedded Redis); its base URL and process, once
+    it answers /healthz. The caller stops it."""
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ESCALATOR_", "PROMETHEUS_"))}
-    env.update({"ESCALATOR_REDIS_URL": redis_url, **settings})
+    env.update(settings)
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "serve.log").open("w") as log:
-        # A file, not a pipe: nobody reads a pipe while the service runs.
+        # A file, not a pipe: nobody reads a pipe while the service runs, and a full one
+        # would block the workers' logging.
         process = subprocess.Popen(
             [sys.executable, "-m", "escalator", "serve", "--port", str(port),
              "--workers", str(workers)],
             cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    try:
-        def up() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"serve exited with {process.returncode}: "
-                                     + (folder / "serve.log").read_text()[-2000:])
-            try:
-                return http(f"{base}/healthz", timeout=2)[0] == 200
-            except OSError:
-                return False
 
+    def up() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited with {process.returncode}: "
+                                 + (folder / "serve.log").read_text()[-2000:])
+        try:
+            return http(f"{base}/healthz", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    try:
         wait_for(up, 30, "escalator serve answers /healthz", interval=0.1)
+    except AssertionError:
+        process.kill()
+        process.wait(timeout=10)
+        raise
+    return base, process
+
+
+@contextmanager
+def serve(folder: Path, redis_url: str, workers: int = 2,
+          **settings: str) -> Iterator[str]:
+    """`escalator serve` with `workers` workers on a free port, on the Redis at redis_url;
+    yields its base URL and stops it (SIGTERM, then SIGKILL) afterwards."""
+    base, process = start_serve(folder, workers, ESCALATOR_REDIS_URL=redis_url, **settings)
+    try:
         yield base
     finally:
         if process.poll() is None:

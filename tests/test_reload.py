@@ -3,22 +3,17 @@ running rules stay; replaced engines are freed only when no decision uses them."
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
+from redisproc import http, metric, start_serve, wait_for
 
 from escalator.app import create_app
 from escalator.config import Config, default_rules_dir
@@ -58,15 +53,6 @@ def reloading_app(redis_url: str, rules: Path) -> Iterator[Flask]:
     app.extensions[EXTENSION].close()
 
 
-def wait_for(condition: Any, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
 def test_reload_over_http_swaps_a_valid_change_and_refuses_a_broken_one(
         redis_url: str, rules: Path) -> None:
     app = create_app(Config(redis_url=redis_url, env="test", rules_dir=rules))
@@ -100,7 +86,8 @@ def test_reload_over_http_swaps_a_valid_change_and_refuses_a_broken_one(
 def test_polling_picks_up_a_change(reloading_app: Flask, rules: Path) -> None:
     client = reloading_app.test_client()
     set_version(rules, "2026.12.5")
-    wait_for(lambda: client.get("/v1/ruleset").get_json()["version"] == "2026.12.5")
+    wait_for(lambda: client.get("/v1/ruleset").get_json()["version"] == "2026.12.5", 10,
+             "the poller reloads the changed folder")
 
 
 def test_a_replaced_policy_is_freed_only_when_its_last_user_is_done() -> None:
@@ -123,16 +110,8 @@ def test_a_broken_push_under_load_fails_no_request_and_keeps_the_old_rules(
     shipped = load_policy(rules)
     version = shipped.ruleset.version
     shipped.close()
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESCALATOR_", "PROM"))}
-    env.update(ESCALATOR_RULES_DIR=str(rules), ESCALATOR_RELOAD_INTERVAL_SECONDS="0.2")
-    server = subprocess.Popen([sys.executable, "-m", "escalator", "serve", "--port", str(port),
-                               "--workers", "2"], cwd=tmp_path, env=env,
-                              # A file, not a pipe: nobody reads a pipe during the
-                              # test, and a full one would block the workers' logging.
-                              stdout=subprocess.DEVNULL,
-                              stderr=(tmp_path / "serve.log").open("w"))
-    base = f"http://127.0.0.1:{port}"
+    base, server = start_serve(tmp_path, ESCALATOR_RULES_DIR=str(rules),
+                               ESCALATOR_RELOAD_INTERVAL_SECONDS="0.2")
     statuses: list[int] = []
     stop = threading.Event()
 
@@ -144,17 +123,16 @@ def test_a_broken_push_under_load_fails_no_request_and_keeps_the_old_rules(
                                   {"turn_id": f"t-{n}", "message": {"text": f"question {n}"}}))
 
     try:
-        wait_for(lambda: _get(f"{base}/healthz") is not None, 30)
         threads = [threading.Thread(target=load, args=(w,)) for w in range(4)]
         for thread in threads:
             thread.start()
         break_rules(rules)
         set_version(rules, "2027.1.0-broken")
         # Every worker polls, refuses and counts the broken set.
-        wait_for(lambda: _metric(_get(f"{base}/metrics") or "",
-                                 'escalator_ruleset_reloads_total{result="failed"}') >= 2, 20)
-        versions = {json.loads(_get(f"{base}/v1/ruleset") or "{}")["version"]
-                    for _ in range(10)}
+        wait_for(lambda: metric(str(http(f"{base}/metrics")[1]),
+                                'escalator_ruleset_reloads_total{result="failed"}') >= 2, 20,
+                 "both workers refuse the broken rules")
+        versions = {_version(base) for _ in range(10)}
         assert versions == {version}
 
         copy_rules(tmp_path / "fixed")
@@ -162,8 +140,8 @@ def test_a_broken_push_under_load_fails_no_request_and_keeps_the_old_rules(
         shutil.rmtree(rules)
         shutil.move(tmp_path / "fixed", rules)
         server.send_signal(signal.SIGHUP)
-        wait_for(lambda: {json.loads(_get(f"{base}/v1/ruleset") or "{}").get("version")
-                          for _ in range(10)} == {"2027.1.1"}, 20)
+        wait_for(lambda: {_version(base) for _ in range(10)} == {"2027.1.1"}, 20,
+                 "every worker reloads on SIGHUP")
         stop.set()
         for thread in threads:
             thread.join()
@@ -175,42 +153,19 @@ def test_a_broken_push_under_load_fails_no_request_and_keeps_the_old_rules(
         server.wait(timeout=30)
 
 
-def _metric(exposition: str, series: str) -> float:
-    for line in exposition.splitlines():
-        if line.startswith(series + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _get(url: str) -> str | None:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text: str = response.read().decode()
-            return text
-    except OSError:
-        return None
-
-
 def _post(url: str, body: dict[str, Any]) -> int:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    """The status of a POST; -1 when the service cannot be reached at all."""
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            status: int = response.status
-            return status
-    except urllib.error.HTTPError as exc:
-        return exc.code
+        return http(url, body)[0]
     except OSError:
         return -1
+
+
+def _version(base: str) -> str:
+    _, body = http(f"{base}/v1/ruleset")
+    assert isinstance(body, dict)
+    version: str = body["version"]
+    return version
 
 
 def test_a_configmap_style_symlink_swap_is_picked_up(redis_url: str, tmp_path: Path) -> None:
@@ -231,6 +186,7 @@ def test_a_configmap_style_symlink_swap_is_picked_up(redis_url: str, tmp_path: P
         set_version(second, "2027.2.0")
         (mount / "..data_tmp").symlink_to(second.name)
         os.replace(mount / "..data_tmp", mount / "..data")
-        wait_for(lambda: client.get("/v1/ruleset").get_json()["version"] == "2027.2.0")
+        wait_for(lambda: client.get("/v1/ruleset").get_json()["version"] == "2027.2.0", 10,
+                 "the poller follows the swapped ..data link")
     finally:
         app.extensions[EXTENSION].close()

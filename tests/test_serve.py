@@ -2,68 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def request(url: str, body: dict[str, Any] | None = None) -> tuple[int, bytes]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method="POST" if data else "GET",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as response:
-        status: int = response.status
-        return status, response.read()
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes], deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"serve exited with {process.returncode}")
-        try:
-            if request(url)[0] == 200:
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("serve did not come up in time")
-
-
-def start_serve(folder: Path, **settings: str) -> tuple[str, subprocess.Popen[bytes]]:
-    """`escalator serve` in FOLDER, without ESCALATOR_REDIS_URL (embedded Redis)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ESCALATOR_", "PROMETHEUS_"))}
-    env.update(settings)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "escalator", "serve", "--port", str(port), "--workers", "2"],
-        # A file, not a pipe: nobody reads a pipe while the service runs, and a full one
-        # would block the workers' logging.
-        cwd=folder, env=env, stdout=(folder / "serve.log").open("w"),
-        stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{base}/healthz", process, time.monotonic() + 30)
-    except AssertionError:
-        process.kill()
-        raise
-    return base, process
+from redisproc import free_port, http, metric, start_serve
 
 
 @pytest.fixture
@@ -82,14 +31,13 @@ def test_two_workers_share_state_and_metrics_and_stop_cleanly(served: Any) -> No
     base, process, folder = served
     turns = 12
     for i in range(1, turns + 1):
-        status, body = request(f"{base}/v1/conversations/e2e-1/turns",
-                               {"turn_id": f"t-{i}", "message": {"text": f"question {i}?"}})
+        status, body = http(f"{base}/v1/conversations/e2e-1/turns",
+                            {"turn_id": f"t-{i}", "message": {"text": f"question {i}?"}})
         assert status == 200
-        assert json.loads(body)["turn_index"] == i  # one state, whichever worker answered
-    _, metrics = request(f"{base}/metrics")
-    decided = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.decode().splitlines()
-                  if line.startswith("escalator_decisions_total{"))
-    assert decided == turns
+        assert isinstance(body, dict)
+        assert body["turn_index"] == i  # one state, whichever worker answered
+    _, metrics = http(f"{base}/metrics")
+    assert metric(str(metrics), "escalator_decisions_total") == turns
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
@@ -129,8 +77,9 @@ def test_sigterm_lets_a_turn_in_flight_finish(tmp_path: Path) -> None:
 
     def call() -> None:
         try:
-            outcome["status"], body = request(f"{base}/v1/evaluate", transcript)
-            outcome["decisions"] = len(json.loads(body)["decisions"])
+            outcome["status"], body = http(f"{base}/v1/evaluate", transcript, timeout=30)
+            assert isinstance(body, dict)
+            outcome["decisions"] = len(body["decisions"])
         except Exception as exc:  # the assertion below reports it
             outcome["error"] = repr(exc)
 
