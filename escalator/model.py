@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -148,7 +149,15 @@ class Decision:
     replayed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON body of the HTTP response (and of the stored copy for retries)."""
+        """The JSON body of the HTTP response (and of the stored copy for retries).
+
+        Built once per decision and shared by its readers (the state store's commit, the
+        HTTP response, the decision log): treat it as read-only.
+        """
+        return self._body
+
+    @functools.cached_property
+    def _body(self) -> dict[str, Any]:
         # Built by hand: dataclasses.asdict deep-copies every value and was the single
         # largest cost of a decision (measured with bench/decide.py under cProfile).
         handoff = self.handoff
