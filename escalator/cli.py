@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import sys
@@ -36,27 +37,32 @@ def serve(host: str, port: int, workers: int) -> None:
     # prometheus_client writes its files at import: the folder must exist already.
     Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
+    from escalator.app import create_app
     from escalator.config import Config, ConfigError
     from escalator.errors import PolicyError
-    from escalator.policy import load_policy
     from escalator.state import start_embedded
 
     try:
         config = Config.from_env()
-        load_policy(config.rules_path).close()  # refuse to start on a bad rule set
-    except (ConfigError, PolicyError) as exc:
+    except ConfigError as exc:
         raise click.ClickException(f"refusing to start: {exc}") from exc
 
     embedded = None
     if config.redis_url is None:
         # One embedded Redis for all workers: started here, before the fork.
         embedded = start_embedded(config.embedded_redis_dir)
-        os.environ["ESCALATOR_REDIS_URL"] = embedded.url
+        config = dataclasses.replace(config, redis_url=embedded.url)
         click.echo(f"escalator: embedded Redis at {embedded.url} "
                    "(set ESCALATOR_REDIS_URL for a real one)", err=True)
     master = os.getpid()
     try:
-        _run_gunicorn(host, port, workers)
+        try:
+            # The app (and its rules) is built and checked once, here in the master; the
+            # gunicorn workers are forked from it (preload_app). A bad rule set stops here.
+            app = create_app(config, start_reloader=False)
+        except (ConfigError, PolicyError) as exc:
+            raise click.ClickException(f"refusing to start: {exc}") from exc
+        _run_gunicorn(app, host, port, workers)
     finally:
         # Workers are forks of this process and leave through this same frame: only the
         # master may remove what the master set up.
@@ -67,7 +73,7 @@ def serve(host: str, port: int, workers: int) -> None:
                 shutil.rmtree(own_metrics_dir, ignore_errors=True)
 
 
-def _run_gunicorn(host: str, port: int, workers: int) -> None:
+def _run_gunicorn(app: Any, host: str, port: int, workers: int) -> None:
     import signal
 
     from gunicorn.app.base import BaseApplication
@@ -94,11 +100,9 @@ def _run_gunicorn(host: str, port: int, workers: int) -> None:
             self.cfg.set("workers", workers)
 
         def load(self) -> Any:
-            from escalator.app import create_app
-
             # Polling starts in each worker (post_worker_init): threads do not survive
-            # the fork from the master, where the app is loaded.
-            return create_app(start_reloader=False)
+            # the fork from the master, where the app was built.
+            return app
 
         def run(self) -> None:
             ReloadingArbiter(self).run()
