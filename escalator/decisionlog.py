@@ -23,7 +23,6 @@ from escalator.model import Decision, Turn
 
 STREAM_KEY = "escalator:decisions"
 DEFAULT_STREAM_LENGTH = 100_000
-SEGMENT_FACTS = ("channel", "message.language", "customer.tier", "customer.segment")
 
 
 def decision_record(decision: Decision, turn: Turn, at: float | None = None) -> dict[str, Any]:

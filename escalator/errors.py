@@ -32,10 +32,6 @@ class StateUnavailable(Exception):
     """The state store could not be reached within its budget."""
 
 
-class StateConflict(Exception):
-    """Another turn of the same conversation updated the state first, too many times."""
-
-
 class TurnSuperseded(Exception):
     """A retry of a turn decided before the last few: its decision is no longer kept, and
     deciding it again would count it twice. Nothing was changed."""

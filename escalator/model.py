@@ -12,7 +12,6 @@ from typing import Any, Final, Literal
 Scalar = str | int | float | bool
 # A fact is a scalar or a tuple of labels (for `contains`); an absent fact is simply missing.
 FactValue = str | int | float | bool | tuple[str, ...]
-Facts = Mapping[str, FactValue]
 
 DecisionName = Literal["route_to_human", "keep_with_bot"]
 ROUTE: Final = "route_to_human"
