@@ -25,7 +25,7 @@ from escalator.pipeline import Pipeline
 from escalator.policy import PolicyHolder, load_policy
 from escalator.schemas import TurnSchema
 from escalator.scoring import score_turn
-from escalator.state import StateStore, start_embedded, state_key, turns_key
+from escalator.state import StateStore, conversation_keys, start_embedded
 
 TEXTS = [
     "Hi, I ordered a pair of running shoes last week and they still have not arrived yet",
@@ -93,11 +93,10 @@ def main() -> None:
         t0 = time.perf_counter()
         raw.ping()
         pings.append(time.perf_counter() - t0)
-    # Both keys (the turns key is the old format's and stays empty: 0 bytes).
-    memory = sum(raw.memory_usage(k, samples=0) or 0
-                 for k in (state_key(cids[0]), turns_key(cids[0])))
+    # Every key a conversation may have (only the first exists in the current format).
+    memory = sum(raw.memory_usage(k, samples=0) or 0 for k in conversation_keys(cids[0]))
     for cid in cids:
-        raw.delete(state_key(cid), turns_key(cid))
+        raw.delete(*conversation_keys(cid))
 
     def us(samples: list[float]) -> str:
         return f"{statistics.median(samples) * 1e6:8.1f} us"

@@ -57,6 +57,8 @@ from typing import Any
 import psutil
 import redis
 
+from escalator.state import conversation_keys, unpack_conversation
+
 LUA = Path(__file__).with_name("load.lua")
 SAMPLE_EVERY_SECONDS = 30.0
 HTTP_DURATION = "escalator_http_request_duration_seconds"
@@ -357,22 +359,23 @@ class Bench:
         for start in range(0, len(keys), 500):
             self.client.delete(*keys[start:start + 500])
 
-    def memory_at(self, turns: int, samples: int) -> tuple[int, list[tuple[int, int]]]:
-        """How many conversations are at exactly `turns`, and MEMORY USAGE (state key, old-format
-        turns key: 0 unless left by an older version) of a random sample of them."""
+    def memory_at(self, turns: int, samples: int) -> tuple[int, list[int]]:
+        """How many conversations are at exactly `turns`, and MEMORY USAGE of every key of a
+        random sample of them (older formats' keys count too, if any were left)."""
         assert self.client is not None
-        states = self.keys("state")
+        stored = self.keys("conversation")
         with self.client.pipeline(transaction=False) as pipe:
-            for key in states:
-                pipe.hget(key, "turn_index")
-            indexes = pipe.execute()
-        reached = [k for k, i in zip(states, indexes, strict=True) if i == str(turns).encode()]
+            for key in stored:
+                pipe.get(key)
+            values = pipe.execute()
+        reached = [k for k, v in zip(stored, values, strict=True)
+                   if v is not None and unpack_conversation(v).state.turn_index == turns]
         chosen = random.sample(reached, min(samples, len(reached)))
         sizes = []
         for key in chosen:
-            turns_key = key[: -len(b"state")] + b"turns"
-            sizes.append((self.client.memory_usage(key, samples=0) or 0,
-                          self.client.memory_usage(turns_key, samples=0) or 0))
+            conversation_id = key.decode().split("{", 1)[1].rsplit("}", 1)[0]
+            sizes.append(sum(self.client.memory_usage(k, samples=0) or 0
+                             for k in conversation_keys(conversation_id)))
         return len(reached), sizes
 
 
@@ -513,7 +516,7 @@ def run(bench: Bench, args: argparse.Namespace) -> None:
     sample()
     at_20, sizes = bench.memory_at(20, args.memory_samples)
     redis_used = int(bench.client.info("memory")["used_memory"])
-    conversations = len(bench.keys("state"))
+    conversations = len(bench.keys("conversation"))
 
     internal = script_commands()
     delta = {name: calls_after.get(name, 0) - calls_before.get(name, 0)
@@ -555,12 +558,11 @@ def run(bench: Bench, args: argparse.Namespace) -> None:
     if bench.redis_process is None:
         print("  (a shared Redis: other clients' commands are counted too)")
     if sizes:
-        totals = [s + t for s, t in sizes]
-        median = statistics.median(totals)
+        median = statistics.median(sizes)
         print(f"  memory per 20-turn conversation    {kb(median):>9}   (median of {len(sizes)} "
-              f"of the {at_20} at turn 20; state {kb(statistics.median(s for s, _ in sizes))}"
-              f", old-format turns key {kb(statistics.median(t for _, t in sizes))}; p90 "
-              f"{kb(statistics.quantiles(totals, n=10)[8]) if len(totals) > 1 else '-'}; "
+              f"of the {at_20} at turn 20; p90 "
+              f"{kb(statistics.quantiles(sizes, n=10)[8]) if len(sizes) > 1 else '-'}, max "
+              f"{kb(max(sizes))}; "
               f"target <= 2 KB: {'met' if median <= 2048 else 'NOT met'})")
     else:
         print("  memory per 20-turn conversation    no conversation reached 20 turns: "

@@ -31,7 +31,7 @@ from escalator.model import (
 )
 from escalator.policy import Policy, PolicyHolder
 from escalator.scoring import score_turn
-from escalator.state import Committed, Conflict, Replayed, StateStore, Superseded
+from escalator.state import Committed, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class Pipeline:
             )
             try:
                 result = self.store.commit(
-                    conversation_id, snapshot.version, outcome.state, turn.turn_id,
+                    conversation_id, snapshot, outcome.state, turn.turn_id,
                     outcome.decision.to_dict(),
                 )
             except StateUnavailable:
@@ -130,11 +130,8 @@ class Pipeline:
                 return self._degraded(conversation_id, turn, policy, outcome)
             if isinstance(result, Committed):
                 return outcome.decision
-            if isinstance(result, Replayed):
-                return replayed(result.decision)
-            if isinstance(result, Superseded):
-                raise superseded(conversation_id, turn.turn_id)
-            assert isinstance(result, Conflict)
+            # A conflict: another turn was decided since the load; load again (this very
+            # turn, if a retry of it raced this one: then the load replays its decision).
             metrics.STATE_CONFLICTS.inc()
         log.warning("conversation %s: gave up after %d conflicting updates",
                     conversation_id, MAX_COMMIT_ATTEMPTS)

@@ -1,29 +1,34 @@
-"""Conversation state in Redis: one compact hash per conversation.
+"""Conversation state in Redis: one compressed string per conversation.
 
 The only module that talks to Redis. Layout (the braces are a Redis Cluster hash tag, so
 every key of a conversation lives in one slot and one Lua script may touch them all):
 
-`escalator:{<conversation_id>}:state`, a hash whose every field and value is at most 64 bytes
-(Redis's default hash-max-listpack-value), so Redis keeps it in its compact listpack encoding:
+`escalator:{<conversation_id>}:conversation`, a string: `3:<version>:` and then, deflated
+with a preset dictionary (see pack_conversation), three or fewer lines of compact JSON:
 
-- the fields of ConversationState.encode() that differ from a fresh ConversationState (the
-  others decode to their defaults anyway), except `scoring`;
-- `_s1`, `_s2`, ...: the scoring memory as JSON, deflated (see pack_scoring), in 64-byte chunks;
-- `_version`: bumped by every write;
-- `_t0`, `_t1`, ... `_t15`: the ids of the last 16 decided turns, newest first (the Lua scripts
-  read them: never compressed);
-- `_r0.1`, `_r0.2`, ... and `_r1.1`, ...: the decision bodies of the last 2 turns (`_t0`,
-  `_t1`), deflated with a preset dictionary (see pack_decision), in 64-byte chunks.
+1. `{"turns": [...], "state": {...}}`: one-way signatures of the last 16 decided turn ids,
+   newest first (see turn_signature), and the fields of ConversationState that differ from a
+   fresh one (the others decode to their defaults);
+2. and 3. the decision bodies of the last 2 turns, newest first, as the API answered them.
 
-A retry of one of the last 2 turns replays its stored decision; a retry of an older remembered
-turn is refused (Superseded; the API answers 409 turn_superseded) and changes nothing; a turn
-id never seen (or forgotten) is decided as usual. Every commit rewrites the whole hash.
+A retry of one of the last 2 turns replays its stored decision; a retry of an older
+remembered turn is refused (Snapshot.superseded; the API answers 409 turn_superseded) and
+changes nothing; a turn id never seen (or forgotten) is decided as usual.
 
-Old format (before this layout): the same state hash with a plain JSON `scoring` field and
-`_turn_order`, plus `escalator:{<conversation_id>}:turns` (turn id -> decision). Still read:
-load and summary decode it, a retry of a turn in the turns hash replays, release works on it,
-and the first commit migrates the conversation (its turn ids and last decision carried over)
-and deletes the turns key. erase deletes both keys. Old keys expire with their TTL anyway.
+Why one string: a turn costs two round trips, a GET-like load and a compare-and-set commit.
+Python finds retries at load; the commit only checks that the version is still the one loaded
+(if it is, nothing was decided in between, so the load's finding still holds) and replaces
+the value. Redis does almost no work per turn, and one deflate stream over the state and both
+decisions compresses far better than fields compressed one by one: ~1.4 KB per 20-turn
+conversation under bench/load.py, against ~2.1 KB for the hash of format 2.
+
+Older formats, still read (load, summary, release) and replaced by the first write:
+- format 2, a listpack hash `escalator:{<conversation_id>}:state`: state fields, `_version`,
+  the scoring memory deflated in 64-byte chunks `_s1`, `_s2`, ..., the plain ids of the last
+  16 turns `_t0` ... `_t15` and the deflated decisions of the last 2 in chunks `_r0.1`, ...;
+- format 1, the same hash with plain JSON `scoring` and `_turn_order` (ids, oldest first),
+  plus `escalator:{<conversation_id>}:turns` (turn id -> decision).
+erase deletes every key of every format; old keys also expire with their TTL.
 
 The key carries a TTL, refreshed by every commit and release. Nothing here stores customer
 text: state fields are numbers, labels and signatures, and the pipeline hands over decision
@@ -37,7 +42,7 @@ budget: after CIRCUIT_FAILURE_THRESHOLD consecutive outages the store fails fast
 CIRCUIT_COOLDOWN_SECONDS, then lets one call through as a probe (half-open); its success closes
 the circuit, its failure starts another cool-down. The connection pool reconnects by itself.
 
-Redis Cluster (`from_url(..., cluster=True)`): the hash tag puts both keys of a conversation
+Redis Cluster (`from_url(..., cluster=True)`): the hash tag puts every key of a conversation
 in one slot, so every script runs on one node; the decision-log stream is one key too.
 """
 
@@ -49,6 +54,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import threading
@@ -81,14 +87,14 @@ log = logging.getLogger(__name__)
 RedisClient = redis.Redis | redis.RedisCluster
 
 VERSION_FIELD = "_version"
-LEGACY_TURN_ORDER_FIELD = "_turn_order"  # old format: the recorded turn ids, oldest first
-LEGACY_SCORING_FIELD = "scoring"  # old format: the scoring memory as plain JSON
-# Longest value Redis keeps in a listpack-encoded hash by default (hash-max-listpack-value).
-CHUNK_BYTES = 64
+LEGACY_TURN_ORDER_FIELD = "_turn_order"  # format 1: the recorded turn ids, oldest first
+LEGACY_SCORING_FIELD = "scoring"  # format 1: the scoring memory as plain JSON
 # What release() resets: the fields that keep a conversation with a person.
 HANDOFF_FIELDS = ("escalated", "escalated_turn", "handoff_queue", "handoff_priority")
 # A connection idle this long is PINGed before reuse, so a dead one fails early, not mid-turn.
 HEALTH_CHECK_INTERVAL_SECONDS = 30
+# A release retried this often against concurrent turns before it gives up.
+RELEASE_ATTEMPTS = 5
 
 # Consecutive outages that open the circuit, and how long it then fails fast. Three in a
 # row is no accident (one timeout can be); two seconds spare a dead Redis all but one
@@ -107,27 +113,46 @@ OUTAGES: tuple[type[Exception], ...] = (
     RedisClusterException,  # no node answers the topology query; not a RedisError
 )
 
-# Fields equal to a fresh state's are not stored: decode() restores them from the defaults.
-_DEFAULT_FIELDS = ConversationState().encode()
+_FRESH = ConversationState()
+_STATE_FIELDS = tuple(ConversationState.__dataclass_fields__)
+# Fields equal to a fresh state's are not stored (format 2): decode() restores them.
+_DEFAULT_FIELDS = _FRESH.encode()
 
 
 # How many recent turns keep their decision for idempotent retries. A chatbot platform
 # retries a turn within seconds, before more than a turn or two has followed it; every
-# record costs ~300 bytes of Redis memory per conversation (bench/decide.py).
+# record costs ~300 bytes of Redis memory per conversation (bench/load.py).
 DEFAULT_TURN_RECORDS = 2
 # How many recent turn ids are remembered: a retry of one of them that no longer has its
-# record is refused (Superseded) rather than decided a second time.
+# record is refused (Snapshot.superseded) rather than decided a second time.
 DEFAULT_REMEMBERED_TURNS = 16
 
 
+def conversation_key(conversation_id: str) -> str:
+    """The key of a conversation's stored value."""
+    return f"escalator:{{{conversation_id}}}:conversation"
+
+
 def state_key(conversation_id: str) -> str:
-    """The key of a conversation's state hash."""
+    """The key of a conversation's state hash (formats 1 and 2: read, migrated, erased)."""
     return f"escalator:{{{conversation_id}}}:state"
 
 
 def turns_key(conversation_id: str) -> str:
-    """The key of a conversation's decided-turns hash (old format: read, migrated, erased)."""
+    """The key of a conversation's decided-turns hash (format 1: read, migrated, erased)."""
     return f"escalator:{{{conversation_id}}}:turns"
+
+
+def conversation_keys(conversation_id: str) -> tuple[str, str, str]:
+    """Every key a conversation may have, in any format (what erase deletes)."""
+    return (conversation_key(conversation_id), state_key(conversation_id),
+            turns_key(conversation_id))
+
+
+def turn_signature(turn_id: str) -> str:
+    """The one-way signature a turn id is remembered by (64 bits: collisions among the 16
+    remembered ids of a conversation are ~1e-17 likely)."""
+    return hashlib.blake2b(turn_id.encode(), digest_size=8).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -140,6 +165,10 @@ class Snapshot:
     replay: dict[str, Any] | None
     # True if this turn_id was decided, but newer turns followed and its decision is gone.
     superseded: bool = False
+    # What the next commit carries over: signatures of the remembered turn ids and the
+    # stored decision bodies (compact JSON) of the last turns, newest first.
+    turns: tuple[str, ...] = ()
+    records: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,126 +179,47 @@ class Committed:
 
 
 @dataclass(frozen=True)
-class Replayed:
-    """The turn was already decided: here is that decision; nothing was written."""
-
-    decision: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Superseded:
-    """The turn was decided before the last few; its decision is no longer kept. Nothing was
-    written."""
-
-
-@dataclass(frozen=True)
 class Conflict:
     """Another writer got there first: the stored version is this one; nothing was written."""
 
     version: int
 
 
-# KEYS: state, old-format turns. ARGV: turn_id. Returns {state fields as a flat list, the
-# old-format stored decision|nil}.
+# KEYS: conversation, format-2 state hash, format-1 turns hash. Returns {stored value} or,
+# for a conversation in an older format, {nil, its state hash, its format-1 turns hash} (flat
+# lists; an empty state hash: the conversation is unknown).
 _LOAD = """
-return {redis.call('HGETALL', KEYS[1]), redis.call('HGET', KEYS[2], ARGV[1])}
+local value = redis.call('GET', KEYS[1])
+if value then
+  return {value}
+end
+return {false, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}
 """
 
-# KEYS: state, old-format turns. ARGV: expected_version, turn_id, record, ttl_seconds,
-# max_records, max_turn_ids, then state field/value pairs. Returns {0, stored record}
-# (replayed), {1, current version} (conflict), {2, new version} (committed) or {3, 0}
-# (superseded: remembered, its record gone).
+# KEYS: as _LOAD. ARGV: expected version, new value (its version is expected + 1),
+# ttl_seconds. Compare and set: returns {1, current version} (conflict: nothing written) or
+# {2, new version}. The first write of a conversation in an older format deletes its old keys.
 _COMMIT = """
-local flat = redis.call('HGETALL', KEYS[1])
-local f = {}
-for i = 1, #flat, 2 do
-  f[flat[i]] = flat[i + 1]
-end
-local max_records = tonumber(ARGV[5])
-local ids, records = {}, {}
-local legacy = f['_turn_order']
-if legacy then
-  -- Old format: ids oldest first, decisions in the turns hash. Carried over on migration.
-  local stored = redis.call('HGET', KEYS[2], ARGV[2])
-  if stored then
-    return {0, stored}
-  end
-  for id in string.gmatch(legacy, '%S+') do
-    table.insert(ids, 1, id)
-  end
-  if ids[1] then
-    records[1] = redis.call('HGET', KEYS[2], ids[1]) or nil
+local head = redis.call('GETRANGE', KEYS[1], 0, 31)
+local current
+if head ~= '' then
+  current = tonumber(string.match(head, '^3:(%d+):'))
+  if not current then
+    return redis.error_reply('ERR not an escalator conversation value: ' .. KEYS[1])
   end
 else
-  while f['_t' .. #ids] do
-    ids[#ids + 1] = f['_t' .. #ids]
-  end
-  for p = 1, math.min(#ids, max_records) do
-    local parts = {}
-    while f['_r' .. (p - 1) .. '.' .. (#parts + 1)] do
-      parts[#parts + 1] = f['_r' .. (p - 1) .. '.' .. (#parts + 1)]
-    end
-    if #parts > 0 then
-      records[p] = table.concat(parts)
-    end
-  end
+  current = tonumber(redis.call('HGET', KEYS[2], '_version') or '0')
 end
-for p = 1, #ids do
-  if ids[p] == ARGV[2] then
-    if records[p] then
-      return {0, records[p]}
-    end
-    return {3, 0}
-  end
-end
-local current = tonumber(f['_version'] or '0')
 if current ~= tonumber(ARGV[1]) then
   return {1, current}
 end
-local out = {'_version', current + 1, '_t0', ARGV[2]}
-for p = 1, math.min(#ids, tonumber(ARGV[6]) - 1) do
-  out[#out + 1] = '_t' .. p
-  out[#out + 1] = ids[p]
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+if head == '' then
+  redis.call('DEL', KEYS[2], KEYS[3])
 end
-local function put(p, record)
-  local n = 0
-  for at = 1, #record, 64 do
-    n = n + 1
-    out[#out + 1] = '_r' .. p .. '.' .. n
-    out[#out + 1] = string.sub(record, at, at + 63)
-  end
-end
-put(0, ARGV[3])
-for p = 1, math.min(#ids, max_records - 1) do
-  if records[p] then
-    put(p, records[p])
-  end
-end
-for i = 7, #ARGV do
-  out[#out + 1] = ARGV[i]
-end
--- Replace the whole hash (and drop an old-format turns hash): exactly the new state.
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('HSET', KEYS[1], unpack(out))
-redis.call('EXPIRE', KEYS[1], ARGV[4])
 return {2, current + 1}
 """
 
-# KEYS: state, old-format turns. ARGV: ttl_seconds, then the handoff fields to reset to their
-# defaults.
-# Returns the new state fields as a flat list, or nil if the conversation is unknown.
-_RELEASE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return false
-end
-redis.call('HDEL', KEYS[1], unpack(ARGV, 2))
-redis.call('HINCRBY', KEYS[1], '_version', 1)
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[1])
-return redis.call('HGETALL', KEYS[1])
-"""
-
-_RECORD_DEFLATE_V1 = b"\x01"
 # Preset dictionary for deflating decision bodies: the skeleton every body shares (last, so
 # its matches are the nearest) and the fact names and phrases many share. A body is ~1.2 KB
 # of JSON but most of it is this vocabulary; per-record compression alone cannot exploit it.
@@ -304,7 +254,6 @@ _DECISION_ZDICT_V1 = (
     b'"},"degraded":false,"replayed":false}'
 )
 
-_RECORD_DEFLATE_V2 = b"\x02"
 # V1 plus what a conversation with a person repeats every turn (the sticky handoff's reason
 # and message, pipeline.STICKY_*): ~80 bytes less per record. Frozen like V1.
 _DECISION_ZDICT_V2 = _DECISION_ZDICT_V1 + (
@@ -316,17 +265,71 @@ _DECISION_ZDICT_V2 = _DECISION_ZDICT_V1 + (
 )
 
 
-def pack_decision(decision: Mapping[str, Any]) -> bytes:
-    """The compact stored form of a decision body (deflated, or plain JSON if that is smaller)."""
-    raw = json.dumps(decision, separators=(",", ":"), ensure_ascii=False).encode()
-    # Raw deflate (negative wbits): no zlib header or checksum, 6 bytes saved per record.
-    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=_DECISION_ZDICT_V2)
-    packed = _RECORD_DEFLATE_V2 + deflate.compress(raw) + deflate.flush()
-    return packed if len(packed) < len(raw) else raw
+_FORMAT_3 = re.compile(rb"3:(\d+):")
+# Preset dictionary of format 3: the decision vocabulary of format 2's records and, last
+# (nearest, so cheapest to refer to), the skeleton of the first line and the scorers' memory.
+# Frozen: stored values need it to inflate. To change it, add a format 4 and keep this one.
+_CONVERSATION_ZDICT = _DECISION_ZDICT_V2 + (
+    b'"scoring":{"v":1,"n":1,"ss":0.,"sw":1.,"sr":[0.0,-0.],"fs":0.,"fw":1.,"lc":1,"sb":16,'
+    b'"sg":[""],"rp":1,"fb":1,"pr":[""],"br":1,"it":[""],"ir":1,"os":1,"nu":1,"rj":1,"ll":0.}'
+    b'{"turns":["","",""],"state":{"turn_index":1,"started_at":17,"updated_at":17,'
+    b'"escalated":true,"escalated_turn":1,"handoff_queue":"support",'
+    b'"handoff_priority":"normal",'
+)
+# Compact JSON, for the first line of a stored value (one encoder, not one per call).
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def decision_record(decision: Mapping[str, Any]) -> bytes:
+    """A decision body as it is stored: compact JSON on one line."""
+    # JSON escapes control characters in strings, so a record never holds a raw newline.
+    return _COMPACT_JSON.encode(decision).encode()
+
+
+def pack_conversation(version: int, state: ConversationState, turns: Sequence[str],
+                      records: Sequence[bytes]) -> bytes:
+    """The stored value (format 3) of a conversation: version, state, turn signatures and
+    decision records (newest first)."""
+    changed = {name: value for name in _STATE_FIELDS
+               if (value := getattr(state, name)) != getattr(_FRESH, name)}
+    first = _COMPACT_JSON.encode({"turns": list(turns), "state": changed}).encode()
+    # Raw deflate (negative wbits): no zlib header or checksum. Level 6: level 9 saves
+    # nothing measurable on values this small and costs more per turn.
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zdict=_CONVERSATION_ZDICT)
+    body = deflate.compress(b"\n".join((first, *records))) + deflate.flush()
+    return b"3:%d:" % version + body
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A conversation as stored, whatever the format."""
+
+    version: int
+    state: ConversationState
+    turns: tuple[str, ...]  # signatures of the remembered turn ids, newest first
+    records: tuple[bytes, ...]  # decision records of the last turns, newest first
+
+
+def unpack_conversation(value: bytes) -> Stored:
+    """Inverse of pack_conversation (ValueError or zlib.error if value is not one)."""
+    header = _FORMAT_3.match(value)
+    if header is None:
+        raise ValueError("not a stored conversation (format 3)")
+    inflate = zlib.decompressobj(-15, zdict=_CONVERSATION_ZDICT)
+    first, *records = (inflate.decompress(value[header.end():]) + inflate.flush()).split(b"\n")
+    head = json.loads(first)
+    # Unknown fields are ignored, so a newer version's state still loads.
+    state = ConversationState(**{name: value for name, value in head["state"].items()
+                                 if name in ConversationState.__dataclass_fields__})
+    return Stored(int(header.group(1)), state, tuple(head["turns"]), tuple(records))
+
+
+_RECORD_DEFLATE_V1 = b"\x01"
+_RECORD_DEFLATE_V2 = b"\x02"
 
 
 def unpack_decision(record: bytes) -> dict[str, Any]:
-    """The decision body a stored turn record holds (what a replay returns; for inspection)."""
+    """A decision body from a stored record of any format (what a replay returns)."""
     zdict = {_RECORD_DEFLATE_V1: _DECISION_ZDICT_V1,
              _RECORD_DEFLATE_V2: _DECISION_ZDICT_V2}.get(record[:1])
     if zdict is not None:
@@ -343,27 +346,12 @@ def unpack_decision(record: bytes) -> dict[str, Any]:
 _SCORING_DEFLATE_V1 = b"\x01"
 
 
-def pack_scoring(raw: bytes) -> bytes:
-    """The stored form of the scoring memory's JSON: deflated, or plain if that is smaller."""
-    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9)
-    packed = _SCORING_DEFLATE_V1 + deflate.compress(raw) + deflate.flush()
-    return packed if len(packed) < len(raw) else raw
-
-
 def unpack_scoring(stored: bytes) -> bytes:
-    """Inverse of pack_scoring: the scoring memory's JSON."""
+    """The scoring memory's JSON from format 2's `_s` chunks (deflated or plain)."""
     if stored[:1] == _SCORING_DEFLATE_V1:
         inflate = zlib.decompressobj(-15)
         return inflate.decompress(stored[1:]) + inflate.flush()
     return stored
-
-
-def _chunks(prefix: str, value: bytes) -> list[str | bytes]:
-    """Field/value pairs holding value in CHUNK_BYTES pieces: prefix1, prefix2, ..."""
-    pairs: list[str | bytes] = []
-    for n, at in enumerate(range(0, len(value), CHUNK_BYTES), start=1):
-        pairs += (f"{prefix}{n}", value[at:at + CHUNK_BYTES])
-    return pairs
 
 
 def _joined(fields: Mapping[str, bytes], prefix: str) -> bytes | None:
@@ -374,48 +362,42 @@ def _joined(fields: Mapping[str, bytes], prefix: str) -> bytes | None:
     return b"".join(parts) if parts else None
 
 
-def _state_fields(state: ConversationState) -> list[str | bytes]:
-    """Field/value pairs to store for a state, defaults left out, scoring packed in chunks."""
-    pairs: list[str | bytes] = []
-    for name, value in state.encode().items():
-        if _DEFAULT_FIELDS.get(name) == value:
-            continue
-        if name == LEGACY_SCORING_FIELD:
-            pairs += _chunks("_s", pack_scoring(value.encode()))
-        else:
-            pairs += (name, value)
-    return pairs
-
-
 def _fields(flat: Sequence[bytes]) -> dict[str, bytes]:
     """A flat HGETALL reply (field, value, field, value, ...) as a dict."""
     return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
 
 
-def _decode_state(flat: Sequence[bytes]) -> tuple[ConversationState, int]:
-    """A state and its version from a flat HGETALL reply, in either format."""
-    fields = _fields(flat)
+def _old_format(flat_state: Sequence[bytes], flat_turns: Sequence[bytes]) -> Stored | None:
+    """A conversation stored in format 1 or 2 (see the module's docstring); None if there is
+    none. flat_turns: format 1's turns hash (turn id -> decision) as a flat list."""
+    if not flat_state:
+        return None
+    fields = _fields(flat_state)
     version = int(fields.get(VERSION_FIELD, b"0"))
     values = {name: value.decode() for name, value in fields.items()
               if not name.startswith("_")}
     scoring = _joined(fields, "_s")
     if scoring is not None:
         values[LEGACY_SCORING_FIELD] = unpack_scoring(scoring).decode()
-    return ConversationState.decode(values), version
-
-
-def _remembered(fields: Mapping[str, bytes], turn_id: str) -> tuple[bool, bytes | None]:
-    """Whether turn_id is among the remembered turns, and its stored record if it has one."""
-    position = 0
-    while (stored := fields.get(f"_t{position}")) is not None:
-        if stored.decode() == turn_id:
-            return True, _joined(fields, f"_r{position}.")
-        position += 1
-    return False, None
+    state = ConversationState.decode(values)
+    records: list[bytes] = []
+    if LEGACY_TURN_ORDER_FIELD in fields:
+        ids = fields[LEGACY_TURN_ORDER_FIELD].decode().split()[::-1]
+        decided = _fields(flat_turns)
+        while len(records) < len(ids) and (record := decided.get(ids[len(records)])):
+            records.append(record)
+    else:
+        ids = []
+        while (stored := fields.get(f"_t{len(ids)}")) is not None:
+            ids.append(stored.decode())
+        while (record := _joined(fields, f"_r{len(records)}.")) is not None:
+            records.append(record)
+    plain = tuple(decision_record(unpack_decision(record)) for record in records)
+    return Stored(version, state, tuple(turn_signature(i) for i in ids), plain)
 
 
 def _check_turn_id(turn_id: str) -> None:
-    # The turn order is stored space-separated, so an id must be one non-empty word.
+    # Turn ids are validated by the API; this guards other callers of the store.
     if not turn_id or any(c.isspace() for c in turn_id):
         raise ValueError(f"turn id must be non-empty and contain no whitespace: {turn_id!r}")
 
@@ -579,72 +561,85 @@ class StateStore:
         """True while the circuit breaker fails calls fast (Redis found down)."""
         return self.breaker.is_open
 
-    def load(self, conversation_id: str, turn_id: str) -> Snapshot:
+    def load(self, conversation_id: str, turn_id: str | None = None) -> Snapshot:
         """The conversation's state and version, and the stored decision if turn_id was decided
         (or superseded=True if it was decided before the last few turns)."""
-        flat, legacy_record = self._run(_LOAD, conversation_id, turn_id)
-        try:
-            if not flat:
-                return Snapshot(state=None, version=0, replay=None)
-            fields = _fields(flat)
-            if LEGACY_TURN_ORDER_FIELD in fields:
-                seen, record = legacy_record is not None, legacy_record
-            else:
-                seen, record = _remembered(fields, turn_id)
-            replay = None if record is None else unpack_decision(record)
-            state, version = _decode_state(flat)
-        except (ValueError, TypeError, zlib.error) as exc:
-            raise StateUnavailable(f"unreadable state for {conversation_id!r}: {exc}") from exc
-        return Snapshot(state=state, version=version, replay=replay,
-                        superseded=seen and replay is None)
+        stored = self._stored(conversation_id)
+        if stored is None:
+            return Snapshot(state=None, version=0, replay=None)
+        replay, superseded = None, False
+        if turn_id is not None:
+            with contextlib.suppress(ValueError):
+                position = stored.turns.index(turn_signature(turn_id))
+                if position < len(stored.records):
+                    replay = self._decoded(stored.records[position], conversation_id)
+                else:
+                    superseded = True
+        return Snapshot(state=stored.state, version=stored.version, replay=replay,
+                        superseded=superseded, turns=stored.turns, records=stored.records)
 
-    def commit(self, conversation_id: str, expected_version: int, state: ConversationState,
-               turn_id: str, decision: dict[str, Any]
-               ) -> Committed | Replayed | Superseded | Conflict:
-        """Write state and decision if the version is still expected_version and turn_id is new."""
+    def commit(self, conversation_id: str, loaded: Snapshot, state: ConversationState,
+               turn_id: str, decision: Mapping[str, Any]) -> Committed | Conflict:
+        """Write state and decision, the turn now the newest remembered, if the version is
+        still the loaded one (nothing was decided since: no turn_id can have been either)."""
         _check_turn_id(turn_id)
-        outcome, value = self._run(
-            _COMMIT, conversation_id, expected_version, turn_id, pack_decision(decision),
-            self._ttl_seconds, self._max_turn_records, self._remembered_turns,
-            *_state_fields(state),
-        )
-        if outcome == 0:
-            try:
-                return Replayed(unpack_decision(value))
-            except (ValueError, zlib.error) as exc:
-                raise StateUnavailable(f"unreadable decision for {turn_id!r}: {exc}") from exc
-        if outcome == 1:
-            return Conflict(int(value))
-        if outcome == 3:
-            return Superseded()
-        return Committed(int(value))
+        return self._write(
+            conversation_id, loaded.version, state,
+            (turn_signature(turn_id), *loaded.turns[:self._remembered_turns - 1]),
+            (decision_record(decision), *loaded.records[:self._max_turn_records - 1]))
 
     def summary(self, conversation_id: str) -> tuple[ConversationState, int] | None:
         """The stored state and its version, or None if the conversation is unknown."""
-        flat = self._call(lambda: self._client.hgetall(state_key(conversation_id)))
-        if not flat:
-            return None
-        try:
-            return _decode_state(_flatten(flat))
-        except (ValueError, TypeError, zlib.error) as exc:
-            raise StateUnavailable(f"unreadable state for {conversation_id!r}: {exc}") from exc
+        stored = self._stored(conversation_id)
+        return None if stored is None else (stored.state, stored.version)
 
     def erase(self, conversation_id: str) -> bool:
         """Delete every key of the conversation; True if anything existed."""
-        deleted = self._call(lambda: self._client.delete(
-            state_key(conversation_id), turns_key(conversation_id)))
+        deleted = self._call(lambda: self._client.delete(*conversation_keys(conversation_id)))
         return bool(deleted)
 
     def release(self, conversation_id: str) -> ConversationState | None:
         """Hand the conversation back to the bot (handoff fields reset, version bumped, TTL
         refreshed); None if it is unknown."""
-        flat = self._run(_RELEASE, conversation_id, self._ttl_seconds, *HANDOFF_FIELDS)
-        if flat is None:
-            return None
+        reset = {name: getattr(_FRESH, name) for name in HANDOFF_FIELDS}
+        for _ in range(RELEASE_ATTEMPTS):
+            stored = self._stored(conversation_id)
+            if stored is None:
+                return None
+            state = stored.state.evolve(**reset)
+            # Trimmed like a commit: format 1 kept a record for each of its last 8 turns.
+            written = self._write(conversation_id, stored.version, state,
+                                  stored.turns[:self._remembered_turns],
+                                  stored.records[:self._max_turn_records])
+            if isinstance(written, Committed):
+                return state
+        raise StateUnavailable(f"could not release {conversation_id!r}: "
+                               f"{RELEASE_ATTEMPTS} conflicting updates in a row")
+
+    def _stored(self, conversation_id: str) -> Stored | None:
+        """The conversation as stored (any format), or None if it is unknown."""
+        value, *old = self._run(_LOAD, conversation_id)
         try:
-            return _decode_state(flat)[0]
-        except (ValueError, TypeError, zlib.error) as exc:
+            if value is not None:
+                return unpack_conversation(value)
+            return _old_format(old[0], old[1])
+        except (ValueError, TypeError, KeyError, zlib.error) as exc:
             raise StateUnavailable(f"unreadable state for {conversation_id!r}: {exc}") from exc
+
+    def _write(self, conversation_id: str, expected_version: int, state: ConversationState,
+               turns: Sequence[str], records: Sequence[bytes]) -> Committed | Conflict:
+        value = pack_conversation(expected_version + 1, state, turns, records)
+        outcome, version = self._run(_COMMIT, conversation_id, expected_version, value,
+                                     self._ttl_seconds)
+        return Committed(int(version)) if outcome == 2 else Conflict(int(version))
+
+    @staticmethod
+    def _decoded(record: bytes, conversation_id: str) -> dict[str, Any]:
+        try:
+            return unpack_decision(record)
+        except ValueError as exc:
+            raise StateUnavailable(f"unreadable decision for {conversation_id!r}: {exc}") \
+                from exc
 
     def append_decision(self, key: str, record: bytes, max_length: int) -> None:
         """Add a decision record to a capped stream (the decision log); one round trip."""
@@ -668,7 +663,7 @@ class StateStore:
 
     def _run(self, script: str, conversation_id: str, *args: str | bytes | int) -> Any:
         """Run a script on the conversation's keys: EVALSHA, one round trip once cached."""
-        keys = (state_key(conversation_id), turns_key(conversation_id))
+        keys = conversation_keys(conversation_id)
         sha = _script_sha(script)
 
         def run() -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import tempfile
 import threading
@@ -16,7 +18,7 @@ from flask.testing import FlaskClient
 from escalator.app import create_app
 from escalator.config import Config
 from escalator.services import EXTENSION
-from escalator.state import unpack_decision, unpack_scoring
+from escalator.state import conversation_keys, unpack_conversation, unpack_decision
 
 
 def say(client: FlaskClient, cid: str, turn_id: str, text: str, **extra: Any) -> dict[str, Any]:
@@ -162,30 +164,30 @@ def test_no_customer_text_is_stored_in_redis(
     for i, text in enumerate(texts, 1):
         say(client, cid, f"t-{i}", text)
     dump = _dump_conversation(redis_url, cid)
-    assert "decision_id" in dump, "the conversation should have stored state"
+    assert "decision_id" in dump, "the conversation should have stored decisions"
+    assert '"scoring": {' in dump, "the conversation should have stored state"
     for word in ("bartholomew", "zucchini", "casserole", "neighbour", "arrived"):
         assert word not in dump.lower(), f"{word!r} found in Redis"
 
 
 def _dump_conversation(redis_url: str, cid: str) -> str:
-    """Every key and value of a conversation as text, scoring and stored decisions unpacked."""
-    raw = redis.Redis.from_url(redis_url)  # bytes: scoring and stored decisions are compressed
+    """Every key and value of a conversation as text: each value raw and decoded (the
+    state as JSON, the turn signatures and every stored decision)."""
+    raw = redis.Redis.from_url(redis_url)  # bytes: a stored conversation is deflated
     parts: list[str] = []
     for key in raw.scan_iter(match=f"escalator:{{{cid}}}:*"):
+        assert key.decode() in conversation_keys(cid), f"unexpected key {key!r}"
+        assert raw.type(key) == b"string", f"{key!r}: every write leaves the format-3 value"
+        value = raw.get(key)
+        assert value is not None
+        stored = unpack_conversation(value)
         parts.append(key.decode())
-        assert raw.type(key) == b"hash"
-        fields = raw.hgetall(key)
-        for name in sorted(fields):
-            if not name.startswith((b"_s", b"_r")):
-                parts.append(f"{name.decode()}={fields[name].decode()}")
-        # Chunked values: _s1, _s2, ... (scoring), _r0.1, _r0.2, ... (decisions).
-        for prefix, unpack in ((b"_s", unpack_scoring), (b"_r0.", unpack_decision),
-                               (b"_r1.", unpack_decision)):
-            chunks = []
-            while (chunk := fields.get(prefix + str(len(chunks) + 1).encode())) is not None:
-                chunks.append(chunk)
-            if chunks:
-                parts.append(f"{prefix.decode()}={unpack(b''.join(chunks))!r}")
+        parts.append(value.decode("latin-1"))  # raw: any byte sequence, uncompressed or not
+        parts.append(json.dumps(dataclasses.asdict(stored.state), ensure_ascii=False))
+        parts.extend(stored.turns)
+        for record in stored.records:
+            parts.append(record.decode())
+            parts.append(json.dumps(unpack_decision(record), ensure_ascii=False))
     raw.close()
     return "\n".join(parts)
 

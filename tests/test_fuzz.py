@@ -30,7 +30,7 @@ from escalator.app import create_app
 from escalator.config import Config
 from escalator.openapi import ERRORS
 from escalator.services import EXTENSION
-from escalator.state import state_key, turns_key
+from escalator.state import conversation_keys
 
 pytestmark = pytest.mark.slow
 
@@ -103,7 +103,7 @@ def fuzzed_ids(redis_url: str) -> Iterator[set[str]]:
     ids: set[str] = set()
     yield ids
     client = redis.Redis.from_url(redis_url)
-    keys = [key for cid in ids for key in (state_key(cid), turns_key(cid))]
+    keys = [key for cid in ids for key in conversation_keys(cid)]
     for start in range(0, len(keys), 500):
         client.delete(*keys[start:start + 500])
     client.close()

@@ -25,7 +25,13 @@ from escalator.app import create_app
 from escalator.config import Config, ConfigError
 from escalator.decisionlog import STREAM_KEY
 from escalator.services import EXTENSION
-from escalator.state import state_key, turns_key, unpack_decision
+from escalator.state import (
+    conversation_key,
+    conversation_keys,
+    turn_signature,
+    unpack_conversation,
+    unpack_decision,
+)
 
 
 def test_cluster_mode_needs_a_tcp_url() -> None:
@@ -107,7 +113,7 @@ def turn(client: FlaskClient, cid: str, turn_id: str, text: str) -> dict[str, An
 def test_conversations_on_a_three_master_cluster(app: Flask, cluster: list[RedisServer]) -> None:
     client = app.test_client()
     cids = [f"cluster-{i}" for i in range(12)]
-    homes = {owner(cluster, state_key(cid)).port for cid in cids}
+    homes = {owner(cluster, conversation_key(cid)).port for cid in cids}
     assert len(homes) == 3  # the conversations really are spread over the masters
     stream = redis.RedisCluster.from_url(cluster[0].url)
     logged_before = stream.xlen(STREAM_KEY) if stream.exists(STREAM_KEY) else 0
@@ -118,15 +124,18 @@ def test_conversations_on_a_three_master_cluster(app: Flask, cluster: list[Redis
             assert turn(client, cid, f"t-{n}", f"where is my parcel? day {n}")["turn_index"] == n
             decided += 1
         # Every key in one slot, on the node that serves it, with the data there.
-        node = owner(cluster, state_key(cid))
-        assert key_slot(state_key(cid).encode()) == key_slot(turns_key(cid).encode())
+        node = owner(cluster, conversation_key(cid))
+        assert len({key_slot(key.encode()) for key in conversation_keys(cid)}) == 1
         raw = node.client()
-        assert raw.hget(state_key(cid), "_version") == b"3"
-        assert raw.hget(state_key(cid), "_t1") == b"t-2"
-        chunks = raw.hmget(state_key(cid), [f"_r1.{n}" for n in range(1, 9)])
-        record = b"".join(chunk for chunk in chunks if chunk is not None)
-        assert unpack_decision(record)["turn_index"] == 2
+        value = raw.get(conversation_key(cid))
+        assert raw.exists(*conversation_keys(cid)) == 1  # the format-3 value alone
         raw.close()
+        assert value is not None
+        stored = unpack_conversation(value)
+        assert stored.version == 3
+        assert stored.state.turn_index == 3
+        assert stored.turns[1] == turn_signature("t-2")
+        assert unpack_decision(stored.records[1])["turn_index"] == 2
 
     # A retried turn replays its stored decision and changes nothing.
     first = turn(client, cids[0], "t-4", "I want to talk to a person")
@@ -151,8 +160,8 @@ def test_conversations_on_a_three_master_cluster(app: Flask, cluster: list[Redis
     # Erasure removes every key of the conversation.
     assert client.delete(f"/v1/conversations/{cids[0]}").status_code == 204
     assert client.get(f"/v1/conversations/{cids[0]}").status_code == 404
-    raw = owner(cluster, state_key(cids[0])).client()
-    assert raw.exists(state_key(cids[0]), turns_key(cids[0])) == 0
+    raw = owner(cluster, conversation_key(cids[0])).client()
+    assert raw.exists(*conversation_keys(cids[0])) == 0
     raw.close()
     assert client.get(f"/v1/conversations/{cids[1]}").get_json()["turn_index"] == 3
 
@@ -171,7 +180,7 @@ def test_a_dead_master_degrades_its_turns_quickly(app: Flask, cluster: list[Redi
     cids = [f"cluster-down-{i}" for i in range(9)]
     for cid in cids:
         turn(client, cid, "t-1", "hello")
-    homes = {cid: owner(cluster, state_key(cid)) for cid in cids}
+    homes = {cid: owner(cluster, conversation_key(cid)) for cid in cids}
     victim = homes[cids[0]]
     victim.kill()
     for cid in cids:

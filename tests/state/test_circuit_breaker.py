@@ -9,7 +9,7 @@ import redis
 from prometheus_client import REGISTRY
 
 from escalator.errors import StateUnavailable
-from escalator.state import CircuitBreaker, StateStore
+from escalator.state import CircuitBreaker, StateStore, conversation_key
 
 
 class Clock:
@@ -93,7 +93,7 @@ def test_an_error_answer_is_not_an_outage(redis_url: str, raw: redis.Redis,
     store = StateStore.from_url(redis_url, breaker=CircuitBreaker(threshold=1))
     assert callable(new_conversation_id)
     cid = new_conversation_id()
-    raw.set(f"escalator:{{{cid}}}:state", "not a hash")  # WRONGTYPE inside the script
+    raw.hset(conversation_key(cid), "turn_index", "1")  # WRONGTYPE inside the script
     for _ in range(3):
         with pytest.raises(StateUnavailable, match="ResponseError"):
             store.load(cid, "t-1")

@@ -20,7 +20,7 @@ import redis
 
 from escalator.errors import StateUnavailable
 from escalator.model import ConversationState
-from escalator.state import Committed, EmbeddedRedis, StateStore, start_embedded
+from escalator.state import Committed, EmbeddedRedis, Snapshot, StateStore, start_embedded
 
 MakeDecision = Callable[..., dict[str, Any]]
 
@@ -29,9 +29,10 @@ BOUND_SECONDS = 1.0  # a bound on "quickly", not a benchmark
 
 def every_call(store: StateStore, make_decision: MakeDecision) -> list[Callable[[], object]]:
     decision = make_decision("c-1", "t-1", 1)
+    unknown = Snapshot(state=None, version=0, replay=None)
     return [
         lambda: store.load("c-1", "t-1"),
-        lambda: store.commit("c-1", 0, ConversationState(turn_index=1), "t-1", decision),
+        lambda: store.commit("c-1", unknown, ConversationState(turn_index=1), "t-1", decision),
         lambda: store.summary("c-1"),
         lambda: store.erase("c-1"),
         lambda: store.release("c-1"),
@@ -63,7 +64,9 @@ def test_embedded_server_serves_other_processes(embedded: EmbeddedRedis, tmp_pat
         from escalator.model import ConversationState
         from escalator.state import StateStore
         store = StateStore.from_url({embedded.url!r})
-        print(store.commit("c-embedded", 0, ConversationState(turn_index=1), "t-1", {decision!r}))
+        snapshot = store.load("c-embedded", "t-1")
+        print(store.commit("c-embedded", snapshot, ConversationState(turn_index=1), "t-1",
+                           {decision!r}))
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=30, check=True)
@@ -95,8 +98,8 @@ def test_data_survives_a_restart_in_the_same_directory(
         tmp_path: Path, make_decision: MakeDecision) -> None:
     with start_embedded(tmp_path / "redis") as first:
         store = StateStore.from_url(first.url)
-        store.commit("c-1", 0, ConversationState(turn_index=1), "t-1",
-                     make_decision("c-1", "t-1", 1))
+        assert store.commit("c-1", store.load("c-1", "t-1"), ConversationState(turn_index=1),
+                            "t-1", make_decision("c-1", "t-1", 1)) == Committed(1)
         store.close()
     with start_embedded(tmp_path / "redis") as second:
         assert StateStore.from_url(second.url).load("c-1", "t-2").version == 1
@@ -181,21 +184,21 @@ def test_load_and_commit_are_one_round_trip_each(
         embedded: EmbeddedRedis, make_decision: MakeDecision) -> None:
     store = StateStore.from_url(embedded.url)
     counter = redis.Redis.from_url(embedded.url)
-    store.commit("c-1", 0, ConversationState(turn_index=1), "t-1", make_decision("c-1", "t-1", 1))
-    store.load("c-1", "t-1")  # scripts cached, connection open
+    first = store.load("c-1", "t-1")
+    store.commit("c-1", first, ConversationState(turn_index=1), "t-1",
+                 make_decision("c-1", "t-1", 1))  # scripts cached, connection open
 
     counter.config_resetstat()
     snapshot = store.load("c-1", "t-2")
-    # EVALSHA is the one command the store sent; the others ran inside the script.
-    assert command_calls(counter) == {"evalsha": 1, "hgetall": 1, "hget": 1}
+    # EVALSHA is the one command the store sent; the GET ran inside the script.
+    assert command_calls(counter) == {"evalsha": 1, "get": 1}
 
     counter.config_resetstat()
-    outcome = store.commit("c-1", snapshot.version, ConversationState(turn_index=2), "t-2",
+    outcome = store.commit("c-1", snapshot, ConversationState(turn_index=2), "t-2",
                            make_decision("c-1", "t-2", 2))
     assert outcome == Committed(2)
-    calls = command_calls(counter)
-    assert calls.pop("evalsha") == 1
-    assert set(calls) <= {"hgetall", "hget", "del", "hset", "expire"}
+    # The compare (the value's head) and the set, inside one script.
+    assert command_calls(counter) == {"evalsha": 1, "getrange": 1, "set": 1}
     counter.close()
     store.close()
 
@@ -203,9 +206,12 @@ def test_load_and_commit_are_one_round_trip_each(
 def test_scripts_are_reloaded_after_a_script_flush(
         embedded: EmbeddedRedis, make_decision: MakeDecision) -> None:
     store = StateStore.from_url(embedded.url)
-    store.load("c-1", "t-1")
+    assert store.commit("c-1", store.load("c-1", "t-1"), ConversationState(turn_index=1), "t-1",
+                        make_decision("c-1", "t-1", 1)) == Committed(1)
     redis.Redis.from_url(embedded.url).script_flush()
 
-    assert store.commit("c-1", 0, ConversationState(turn_index=1), "t-1",
-                        make_decision("c-1", "t-1", 1)) == Committed(1)
-    assert store.load("c-1", "t-1").version == 1
+    snapshot = store.load("c-1", "t-2")
+    assert snapshot.version == 1
+    assert store.commit("c-1", snapshot, ConversationState(turn_index=2), "t-2",
+                        make_decision("c-1", "t-2", 2)) == Committed(2)
+    assert store.load("c-1", "t-2").version == 2

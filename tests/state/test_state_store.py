@@ -5,31 +5,38 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 import redis
 from redis.crc import key_slot
+from redis.typing import EncodableT
 
 from escalator.errors import StateUnavailable
 from escalator.model import ConversationState
 from escalator.state import (
+    _DECISION_ZDICT_V1,
+    _DECISION_ZDICT_V2,
     Committed,
     Conflict,
-    Replayed,
     Snapshot,
     StateStore,
-    Superseded,
-    pack_decision,
+    conversation_key,
+    conversation_keys,
+    decision_record,
     state_key,
+    turn_signature,
     turns_key,
-    unpack_decision,
-    unpack_scoring,
+    unpack_conversation,
 )
 
 NewId = Callable[..., str]
 MakeDecision = Callable[..., dict[str, Any]]
+HashFields = dict[EncodableT, EncodableT]
+
+UNKNOWN = Snapshot(state=None, version=0, replay=None)
 
 
 def a_state(turn_index: int = 1, **changes: Any) -> ConversationState:
@@ -41,23 +48,120 @@ def a_state(turn_index: int = 1, **changes: Any) -> ConversationState:
     ).evolve(**changes)
 
 
+def escalated_state(turn_index: int) -> ConversationState:
+    return a_state(turn_index, escalated=True, escalated_turn=turn_index,
+                   handoff_queue="support", handoff_priority="high")
+
+
+def seen(snapshot: Snapshot) -> tuple[Any, ...]:
+    """What a turn learns from a load: state, version, replay, superseded."""
+    return snapshot.state, snapshot.version, snapshot.replay, snapshot.superseded
+
+
+def decide(store: StateStore, cid: str, turn_id: str, state: ConversationState,
+           decision: dict[str, Any]) -> Committed | Conflict:
+    """A turn as the pipeline takes it: load (no replay expected), then commit."""
+    snapshot = store.load(cid, turn_id)
+    assert snapshot.replay is None and not snapshot.superseded
+    return store.commit(cid, snapshot, state, turn_id, decision)
+
+
+def decide_turns(store: StateStore, cid: str, count: int,
+                 make_decision: MakeDecision) -> list[dict[str, Any]]:
+    """Decide turns t-1 .. t-<count> one after the other; their decisions."""
+    decisions = [make_decision(cid, f"t-{n}", n) for n in range(1, count + 1)]
+    for n, decision in enumerate(decisions, start=1):
+        assert decide(store, cid, f"t-{n}", a_state(n), decision) == Committed(n)
+    return decisions
+
+
+def stored(raw: redis.Redis, cid: str) -> tuple[bytes | None, int]:
+    """The raw stored value and its TTL: what a call that changes nothing leaves alone."""
+    value = raw.get(conversation_key(cid))
+    assert value is None or isinstance(value, bytes)
+    return value, int(raw.ttl(conversation_key(cid)))
+
+
+# -- Older formats, as the previous versions of the store wrote them --------------------------
+
+def old_record(decision: dict[str, Any], zdict: bytes, prefix: bytes) -> bytes:
+    """A decision as formats 1 (prefix 1, dictionary V1) and 2 (prefix 2, V2) stored it."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=zdict)
+    return prefix + deflate.compress(decision_record(decision)) + deflate.flush()
+
+
+def write_format_1(raw: redis.Redis, cid: str, state: ConversationState, version: int,
+                   turn_order: str, decided: HashFields) -> None:
+    """Format 1: a hash of plain JSON state fields with `_version` and `_turn_order` (oldest
+    first), and a turns hash (turn id -> record)."""
+    raw.hset(state_key(cid), mapping={
+        **{name: value for name, value in state.encode().items() if value != "null"},
+        "_version": version, "_turn_order": turn_order})
+    raw.expire(state_key(cid), 86400)
+    if decided:
+        raw.hset(turns_key(cid), mapping=decided)
+        raw.expire(turns_key(cid), 86400)
+
+
+def chunked(prefix: str, value: bytes) -> HashFields:
+    """Format 2's 64-byte chunks: prefix1, prefix2, ..."""
+    return {f"{prefix}{n}": value[start:start + 64]
+            for n, start in enumerate(range(0, len(value), 64), start=1)}
+
+
+def write_format_2(raw: redis.Redis, cid: str, state: ConversationState, version: int,
+                   turn_ids: Sequence[str], records: Sequence[bytes]) -> None:
+    """Format 2: one hash of the changed state fields, the scoring memory deflated in chunks,
+    the plain turn ids newest first and the records of the last turns in chunks."""
+    fresh = ConversationState().encode()
+    fields: HashFields = {
+        name: value for name, value in state.encode().items()
+        if name != "scoring" and value != fresh[name]}
+    fields["_version"] = version
+    if state.scoring:
+        deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9)
+        scoring = json.dumps(state.scoring, separators=(",", ":")).encode()
+        fields.update(chunked("_s", b"\x01" + deflate.compress(scoring) + deflate.flush()))
+    fields.update({f"_t{n}": turn_id for n, turn_id in enumerate(turn_ids)})
+    for n, record in enumerate(records):
+        fields.update(chunked(f"_r{n}.", record))
+    raw.hset(state_key(cid), mapping=fields)
+    raw.expire(state_key(cid), 86400)
+
+
+def an_old_conversation(raw: redis.Redis, cid: str, version_format: int,
+                        make_decision: MakeDecision) -> dict[str, dict[str, Any]]:
+    """Turns t-1, t-2, t-3 decided by an older version (t-3 escalated): its decisions of t-2
+    and t-3, the ones stored."""
+    t2, t3 = make_decision(cid, "t-2", 2), make_decision(cid, "t-3", 3)
+    if version_format == 1:
+        # A record was plain JSON when that was shorter than deflated.
+        write_format_1(raw, cid, escalated_state(3), 3, "t-1 t-2 t-3", {
+            "t-2": decision_record(t2), "t-3": old_record(t3, _DECISION_ZDICT_V1, b"\x01")})
+    else:
+        write_format_2(raw, cid, escalated_state(3), 3, ["t-3", "t-2", "t-1"],
+                       [old_record(t3, _DECISION_ZDICT_V2, b"\x02"), decision_record(t2)])
+    return {"t-2": t2, "t-3": t3}
+
+
+# -- Turns ------------------------------------------------------------------------------------
+
 def test_unknown_conversation_loads_empty(store: StateStore, new_conversation_id: NewId) -> None:
-    assert store.load(new_conversation_id(), "t-1") == Snapshot(state=None, version=0, replay=None)
+    assert store.load(new_conversation_id(), "t-1") == UNKNOWN
+    assert store.load(new_conversation_id()) == UNKNOWN
 
 
 def test_commit_then_load_round_trip(store: StateStore, new_conversation_id: NewId,
                                      make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
-    state = a_state(1, escalated=True, escalated_turn=1, handoff_queue="support",
-                    handoff_priority="high")
+    state = escalated_state(1)
     decision = make_decision(cid, "t-1", 1)
 
-    assert store.commit(cid, 0, state, "t-1", decision) == Committed(version=1)
+    assert decide(store, cid, "t-1", state, decision) == Committed(version=1)
 
-    next_turn = store.load(cid, "t-2")
-    assert next_turn == Snapshot(state=state, version=1, replay=None)
-    retried_turn = store.load(cid, "t-1")
-    assert retried_turn.replay == decision
+    assert seen(store.load(cid, "t-2")) == (state, 1, None, False)
+    assert seen(store.load(cid)) == (state, 1, None, False)
+    assert store.load(cid, "t-1").replay == decision
     assert store.summary(cid) == (state, 1)
 
 
@@ -65,54 +169,64 @@ def test_a_fresh_state_round_trips_too(store: StateStore, new_conversation_id: N
                                        make_decision: MakeDecision) -> None:
     # Fields equal to the defaults are not stored; they must still come back.
     cid = new_conversation_id()
-    store.commit(cid, 0, ConversationState(), "t-1", make_decision(cid, "t-1", 1))
-    assert store.load(cid, "t-2") == Snapshot(state=ConversationState(), version=1, replay=None)
+    decide(store, cid, "t-1", ConversationState(), make_decision(cid, "t-1", 1))
+    assert seen(store.load(cid, "t-2")) == (ConversationState(), 1, None, False)
 
 
-def test_retry_replays_the_stored_decision_and_changes_nothing(
+def test_a_retry_replays_the_stored_decision_and_changes_nothing(
         store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
         make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
     first = make_decision(cid, "t-1", 1)
-    store.commit(cid, 0, a_state(1), "t-1", first)
-    raw.expire(state_key(cid), 500)
-    raw.expire(turns_key(cid), 500)
-    before = (raw.hgetall(state_key(cid)), raw.hgetall(turns_key(cid)))
+    # A retry that arrives while the first attempt is still being decided loads first.
+    racing = store.load(cid, "t-1")
+    assert decide(store, cid, "t-1", a_state(1), first) == Committed(1)
+    raw.expire(conversation_key(cid), 500)
+    before = stored(raw, cid)
 
-    # The retry is decided again (a new decision id) and the pipeline tries to commit it.
-    retry = make_decision(cid, "t-1", 1)
-    assert retry["decision_id"] != first["decision_id"]
-    assert store.commit(cid, 1, a_state(2), "t-1", retry) == Replayed(first)
-    # Even with a stale version, a retry of a decided turn is a replay, not a conflict.
-    assert store.commit(cid, 0, a_state(2), "t-1", retry) == Replayed(first)
+    retried = store.load(cid, "t-1")
+    assert seen(retried) == (a_state(1), 1, first, False)
+    # The racing retry was decided again (a new decision id): its commit must not land...
+    second = make_decision(cid, "t-1", 1)
+    assert second["decision_id"] != first["decision_id"]
+    assert store.commit(cid, racing, a_state(2), "t-1", second) == Conflict(1)
+    # ... and once it loads again, it replays the first decision too.
+    assert store.load(cid, "t-1").replay == first
 
-    assert (raw.hgetall(state_key(cid)), raw.hgetall(turns_key(cid))) == before
-    assert raw.ttl(state_key(cid)) <= 500
-    assert raw.ttl(turns_key(cid)) <= 500
-    assert store.load(cid, "t-1") == Snapshot(state=a_state(1), version=1, replay=first)
+    value, ttl = stored(raw, cid)
+    assert value == before[0]
+    assert ttl <= 500
+    assert store.summary(cid) == (a_state(1), 1)
 
 
-def test_stale_version_conflicts_and_changes_nothing(
+def test_a_stale_snapshot_conflicts_and_changes_nothing(
         store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
         make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
-    store.commit(cid, 0, a_state(1), "t-1", make_decision(cid, "t-1", 1))
-    store.commit(cid, 1, a_state(2), "t-2", make_decision(cid, "t-2", 2))
-    before = (raw.hgetall(state_key(cid)), raw.hgetall(turns_key(cid)))
+    decide(store, cid, "t-1", a_state(1), make_decision(cid, "t-1", 1))
+    stale = store.load(cid, "t-3")
+    decide(store, cid, "t-2", a_state(2), make_decision(cid, "t-2", 2))
+    before = stored(raw, cid)
 
-    assert store.commit(cid, 1, a_state(3), "t-3", make_decision(cid, "t-3", 3)) == Conflict(2)
-    assert store.commit(cid, 5, a_state(3), "t-3", make_decision(cid, "t-3", 3)) == Conflict(2)
+    assert store.commit(cid, stale, a_state(3), "t-3", make_decision(cid, "t-3", 3)) \
+        == Conflict(2)
+    invented = Snapshot(state=a_state(2), version=5, replay=None)
+    assert store.commit(cid, invented, a_state(3), "t-3", make_decision(cid, "t-3", 3)) \
+        == Conflict(2)
 
-    assert (raw.hgetall(state_key(cid)), raw.hgetall(turns_key(cid))) == before
-    assert store.load(cid, "t-3").replay is None
+    assert stored(raw, cid)[0] == before[0]
+    assert seen(store.load(cid, "t-3")) == (a_state(2), 2, None, False)
 
 
-def test_first_commit_must_expect_version_zero(store: StateStore, raw: redis.Redis,
-                                               new_conversation_id: NewId,
-                                               make_decision: MakeDecision) -> None:
+def test_the_first_commit_must_come_from_an_empty_snapshot(
+        store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
+        make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
-    assert store.commit(cid, 3, a_state(1), "t-1", make_decision(cid, "t-1", 1)) == Conflict(0)
-    assert raw.exists(state_key(cid), turns_key(cid)) == 0
+    invented = Snapshot(state=None, version=3, replay=None)
+    assert store.commit(cid, invented, a_state(1), "t-1", make_decision(cid, "t-1", 1)) \
+        == Conflict(0)
+    assert raw.exists(*conversation_keys(cid)) == 0
+    assert store.load(cid, "t-1") == UNKNOWN
 
 
 def test_concurrent_turns_lose_no_update(redis_url: str, new_conversation_id: NewId,
@@ -125,26 +239,30 @@ def test_concurrent_turns_lose_no_update(redis_url: str, new_conversation_id: Ne
     errors: list[BaseException] = []
     lock = threading.Lock()
 
-    def decide(turn_id: str) -> None:
+    def take_turn(turn_id: str) -> None:
         # What the pipeline does: load, compute the next state, commit; on Conflict, again.
         while True:
             snapshot = store.load(cid, turn_id)
+            # A Conflict wrote nothing, so this turn was never decided.
+            assert snapshot.replay is None and not snapshot.superseded
             state = snapshot.state or ConversationState()
-            seen = [*state.scoring.get("seen", []), turn_id]
-            result = store.commit(cid, snapshot.version,
+            turns_seen = [*state.scoring.get("seen", []), turn_id]
+            result = store.commit(cid, snapshot,
                                   state.evolve(turn_index=state.turn_index + 1,
-                                               scoring={"seen": seen}),
-                                  turn_id, make_decision(cid, turn_id, len(seen)))
+                                               scoring={"seen": turns_seen}),
+                                  turn_id, make_decision(cid, turn_id, len(turns_seen)))
             if isinstance(result, Committed):
+                assert result.version == snapshot.version + 1
                 return
             assert isinstance(result, Conflict)
+            assert result.version > snapshot.version
             with lock:
                 conflicts[0] += 1
 
     def worker(mine: list[str]) -> None:
         try:
             for turn_id in mine:
-                decide(turn_id)
+                take_turn(turn_id)
         except BaseException as exc:  # surfaced below: a thread cannot fail the test itself
             errors.append(exc)
 
@@ -153,19 +271,19 @@ def test_concurrent_turns_lose_no_update(redis_url: str, new_conversation_id: Ne
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    store.close()
 
     assert not errors
-    found = StateStore.from_url(redis_url).summary(cid)
+    found = store.summary(cid)
     assert found is not None
     state, version = found
     assert version == 50
     assert state.turn_index == 50
     assert sorted(state.scoring["seen"]) == turn_ids  # every turn's update survived
     for turn_id in turn_ids:
-        replay = StateStore.from_url(redis_url).load(cid, turn_id).replay
+        replay = store.load(cid, turn_id).replay
         assert replay is not None
         assert replay["turn_id"] == turn_id
+    store.close()
     # Not an assertion on timing, just that the test exercised contention at all.
     print(f"{conflicts[0]} conflicts retried")
 
@@ -175,88 +293,94 @@ def test_ttl_is_set_and_refreshed_every_turn(
         make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
     store = StateStore.from_url(redis_url, ttl_seconds=1000)
-    store.commit(cid, 0, a_state(1), "t-1", make_decision(cid, "t-1", 1))
-    assert 990 <= raw.ttl(state_key(cid)) <= 1000
+    decide(store, cid, "t-1", a_state(1), make_decision(cid, "t-1", 1))
+    assert 990 <= raw.ttl(conversation_key(cid)) <= 1000
 
-    raw.expire(state_key(cid), 20)
-    store.commit(cid, 1, a_state(2), "t-2", make_decision(cid, "t-2", 2))
-    assert 990 <= raw.ttl(state_key(cid)) <= 1000
+    raw.expire(conversation_key(cid), 20)
+    decide(store, cid, "t-2", a_state(2), make_decision(cid, "t-2", 2))
+    assert 990 <= raw.ttl(conversation_key(cid)) <= 1000
+    store.close()
 
 
 def test_state_expires(redis_url: str, new_conversation_id: NewId,
                        make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
     store = StateStore.from_url(redis_url, ttl_seconds=1)
-    store.commit(cid, 0, a_state(1), "t-1", make_decision(cid, "t-1", 1))
+    decide(store, cid, "t-1", a_state(1), make_decision(cid, "t-1", 1))
+    assert store.load(cid, "t-1").version == 1
     deadline = time.monotonic() + 5
     while store.load(cid, "t-1").version and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert store.load(cid, "t-1") == Snapshot(state=None, version=0, replay=None)
+    assert store.load(cid, "t-1") == UNKNOWN
+    store.close()
 
 
 def test_erase_removes_every_key_of_the_conversation_and_only_those(
         store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
         make_decision: MakeDecision) -> None:
-    gone, kept = new_conversation_id(), new_conversation_id()
+    gone, gone_old, kept = new_conversation_id(), new_conversation_id(), new_conversation_id()
     for cid in (gone, kept):
-        store.commit(cid, 0, a_state(1), "t-1", make_decision(cid, "t-1", 1))
+        decide(store, cid, "t-1", a_state(1), make_decision(cid, "t-1", 1))
+    an_old_conversation(raw, gone_old, 1, make_decision)
 
     assert store.erase(gone) is True
+    assert store.erase(gone_old) is True
 
-    assert list(raw.scan_iter(match=f"escalator:{{{gone}}}:*")) == []
-    assert raw.exists(state_key(kept)) == 1
-    assert store.load(gone, "t-1") == Snapshot(state=None, version=0, replay=None)
-    assert store.erase(gone) is False
+    for cid in (gone, gone_old):
+        assert list(raw.scan_iter(match=f"escalator:{{{cid}}}:*")) == []
+        assert store.load(cid, "t-1") == UNKNOWN
+        assert store.erase(cid) is False
+    assert raw.exists(conversation_key(kept)) == 1
+    assert store.load(kept, "t-1").version == 1
 
+
+# -- Release ----------------------------------------------------------------------------------
 
 def test_release_hands_the_conversation_back_to_the_bot(
         redis_url: str, raw: redis.Redis, new_conversation_id: NewId,
         make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
     store = StateStore.from_url(redis_url, ttl_seconds=1000)
-    escalated = a_state(3, escalated=True, escalated_turn=3, handoff_queue="support",
-                        handoff_priority="high")
     decision = make_decision(cid, "t-3", 3)
-    store.commit(cid, 0, escalated, "t-3", decision)
-    raw.expire(state_key(cid), 20)
+    decide(store, cid, "t-3", escalated_state(3), decision)
+    before_release = store.load(cid, "t-4")
+    raw.expire(conversation_key(cid), 20)
 
     released = store.release(cid)
 
-    expected = escalated.evolve(escalated=False, escalated_turn=None, handoff_queue=None,
-                                handoff_priority=None)
-    assert released == expected
-    assert store.summary(cid) == (expected, 2)
-    assert 990 <= raw.ttl(state_key(cid)) <= 1000
+    assert released == escalated_state(3).evolve(
+        escalated=False, escalated_turn=None, handoff_queue=None, handoff_priority=None)
+    assert released == a_state(3)
+    assert store.summary(cid) == (released, 2)
+    assert 990 <= raw.ttl(conversation_key(cid)) <= 1000
     assert store.load(cid, "t-3").replay == decision  # a retry still replays
     # A turn decided on the pre-release version must not overwrite the release.
-    assert store.commit(cid, 1, escalated, "t-4", make_decision(cid, "t-4", 4)) == Conflict(2)
+    assert store.commit(cid, before_release, escalated_state(3), "t-4",
+                        make_decision(cid, "t-4", 4)) == Conflict(2)
+    assert store.summary(cid) == (released, 2)
+    store.close()
 
 
 def test_release_of_an_unknown_conversation(store: StateStore, raw: redis.Redis,
                                             new_conversation_id: NewId) -> None:
     cid = new_conversation_id()
     assert store.release(cid) is None
-    assert raw.exists(state_key(cid), turns_key(cid)) == 0
+    assert raw.exists(*conversation_keys(cid)) == 0
 
 
-def decide_turns(store: StateStore, cid: str, count: int,
-                 make_decision: MakeDecision) -> list[dict[str, Any]]:
-    """Commit turns t-1 .. t-<count> one after the other; their decisions."""
-    decisions = [make_decision(cid, f"t-{n}", n) for n in range(1, count + 1)]
-    for n, decision in enumerate(decisions, start=1):
-        assert store.commit(cid, n - 1, a_state(n), f"t-{n}", decision) == Committed(n)
-    return decisions
-
+# -- Remembered turns -------------------------------------------------------------------------
 
 def test_retries_of_the_last_two_turns_replay_their_decisions(
-        store: StateStore, new_conversation_id: NewId, make_decision: MakeDecision) -> None:
+        store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
+        make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
     decisions = decide_turns(store, cid, 10, make_decision)
+    before = stored(raw, cid)
 
-    assert store.load(cid, "t-10").replay == decisions[9]
-    assert store.load(cid, "t-9").replay == decisions[8]
-    assert store.commit(cid, 10, a_state(11), "t-9", make_decision(cid, "t-9", 9)) \
-        == Replayed(decisions[8])
+    assert seen(store.load(cid, "t-10")) == (a_state(10), 10, decisions[9], False)
+    assert seen(store.load(cid, "t-9")) == (a_state(10), 10, decisions[8], False)
+
+    assert stored(raw, cid)[0] == before[0]
     assert store.summary(cid) == (a_state(10), 10)
 
 
@@ -265,15 +389,14 @@ def test_a_retry_of_an_older_turn_is_superseded_and_changes_nothing(
         make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
     decide_turns(store, cid, 10, make_decision)
-    before = raw.hgetall(state_key(cid))
+    before = stored(raw, cid)
 
-    snapshot = store.load(cid, "t-8")  # the third most recent
-    assert snapshot == Snapshot(state=a_state(10), version=10, replay=None, superseded=True)
-    assert store.commit(cid, 10, a_state(11), "t-8", make_decision(cid, "t-8", 8)) \
-        == Superseded()
+    # The third most recent: remembered, but its decision is gone.
+    assert seen(store.load(cid, "t-8")) == (a_state(10), 10, None, True)
     assert store.load(cid, "t-1").superseded  # the 10th most recent: still remembered
+    assert not store.load(cid, "t-11").superseded
 
-    assert raw.hgetall(state_key(cid)) == before
+    assert stored(raw, cid)[0] == before[0]
 
 
 def test_turn_ids_are_remembered_for_the_last_sixteen_turns(
@@ -281,87 +404,113 @@ def test_turn_ids_are_remembered_for_the_last_sixteen_turns(
     cid = new_conversation_id()
     decide_turns(store, cid, 20, make_decision)
 
-    assert store.load(cid, "t-5").superseded
-    forgotten = store.load(cid, "t-4")  # 17th most recent: decided as a new turn
-    assert forgotten == Snapshot(state=a_state(20), version=20, replay=None)
-    assert store.commit(cid, 20, a_state(21), "t-4", make_decision(cid, "t-4", 21)) \
-        == Committed(21)
+    assert store.load(cid, "t-5").superseded  # the 16th most recent
+    forgotten = store.load(cid, "t-4")  # the 17th: decided as a new turn
+    assert seen(forgotten) == (a_state(20), 20, None, False)
+    again = make_decision(cid, "t-4", 21)
+    assert store.commit(cid, forgotten, a_state(21), "t-4", again) == Committed(21)
+    assert store.load(cid, "t-4").replay == again
+    assert store.load(cid, "t-6").superseded  # now the 16th most recent
+    assert not store.load(cid, "t-5").superseded
 
 
-def test_a_conversation_in_the_old_format_is_read_and_migrated(
-        store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
-        make_decision: MakeDecision) -> None:
-    # As the previous version wrote it: a plain state hash and a turns hash.
+# -- Older formats ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("version_format", [1, 2])
+def test_a_conversation_in_an_old_format_is_read_and_migrated(
+        redis_url: str, raw: redis.Redis, new_conversation_id: NewId,
+        make_decision: MakeDecision, version_format: int) -> None:
     cid = new_conversation_id()
-    old = a_state(3, escalated=True, escalated_turn=3, handoff_queue="support",
-                  handoff_priority="high")
-    t2, t3 = make_decision(cid, "t-2", 2), make_decision(cid, "t-3", 3)
-    raw.hset(state_key(cid), mapping={
-        **{k: v for k, v in old.encode().items() if v != "null"},
-        "_version": 3, "_turn_order": "t-1 t-2 t-3"})
-    raw.hset(turns_key(cid), mapping={"t-2": pack_decision(t2), "t-3": pack_decision(t3)})
+    store = StateStore.from_url(redis_url, ttl_seconds=1000)
+    old = an_old_conversation(raw, cid, version_format, make_decision)
+    old_keys = (raw.hgetall(state_key(cid)), raw.hgetall(turns_key(cid)))
 
-    assert store.load(cid, "t-4") == Snapshot(state=old, version=3, replay=None)
-    assert store.load(cid, "t-3").replay == t3
-    assert store.commit(cid, 3, a_state(4), "t-2", make_decision(cid, "t-2", 2)) == Replayed(t2)
+    assert seen(store.load(cid, "t-3")) == (escalated_state(3), 3, old["t-3"], False)
+    assert seen(store.load(cid, "t-2")) == (escalated_state(3), 3, old["t-2"], False)
+    assert seen(store.load(cid, "t-1")) == (escalated_state(3), 3, None, True)
+    assert store.summary(cid) == (escalated_state(3), 3)
+    # Reading changes nothing; neither does a commit on a stale snapshot.
+    stale = Snapshot(state=escalated_state(2), version=2, replay=None)
+    assert store.commit(cid, stale, a_state(4), "t-4", make_decision(cid, "t-4", 4)) \
+        == Conflict(3)
+    assert (raw.hgetall(state_key(cid)), raw.hgetall(turns_key(cid))) == old_keys
+    assert raw.exists(conversation_key(cid)) == 0
 
-    assert store.commit(cid, 3, a_state(4), "t-4", make_decision(cid, "t-4", 4)) == Committed(4)
-    assert raw.exists(turns_key(cid)) == 0
-    assert store.load(cid, "t-3").replay == t3  # the previous turn's decision came along
-    assert store.load(cid, "t-2").superseded
+    snapshot = store.load(cid, "t-4")
+    assert seen(snapshot) == (escalated_state(3), 3, None, False)
+    t4 = make_decision(cid, "t-4", 4)
+    assert store.commit(cid, snapshot, a_state(4), "t-4", t4) == Committed(4)
+
+    # Format 3 now, and the old keys are gone.
+    assert raw.exists(state_key(cid), turns_key(cid)) == 0
+    value = raw.get(conversation_key(cid))
+    assert isinstance(value, bytes) and value.startswith(b"3:4:")
+    assert 990 <= raw.ttl(conversation_key(cid)) <= 1000
     assert store.summary(cid) == (a_state(4), 4)
+    assert store.load(cid, "t-4").replay == t4
+    assert store.load(cid, "t-3").replay == old["t-3"]  # the previous turn's decision came along
+    assert store.load(cid, "t-2").superseded
+    assert store.load(cid, "t-1").superseded
+    store.close()
 
 
+@pytest.mark.parametrize("version_format", [1, 2])
 def test_an_old_format_conversation_can_be_released(
-        store: StateStore, raw: redis.Redis, new_conversation_id: NewId) -> None:
+        store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
+        make_decision: MakeDecision, version_format: int) -> None:
     cid = new_conversation_id()
-    old = a_state(3, escalated=True, escalated_turn=3, handoff_queue="support",
-                  handoff_priority="high")
-    raw.hset(state_key(cid), mapping={
-        **{k: v for k, v in old.encode().items() if v != "null"},
-        "_version": 3, "_turn_order": "t-3"})
+    old = an_old_conversation(raw, cid, version_format, make_decision)
 
     assert store.release(cid) == a_state(3)
-    assert store.summary(cid) == (a_state(3), 4)
 
+    assert store.summary(cid) == (a_state(3), 4)
+    assert raw.exists(state_key(cid), turns_key(cid)) == 0
+    assert raw.exists(conversation_key(cid)) == 1
+    assert store.load(cid, "t-3").replay == old["t-3"]
+    assert store.load(cid, "t-2").replay == old["t-2"]
+
+
+# -- What is stored ---------------------------------------------------------------------------
 
 def test_keys_use_the_hash_tag_form(store: StateStore, raw: redis.Redis,
                                     new_conversation_id: NewId,
                                     make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
-    store.commit(cid, 0, a_state(1), "t-1", make_decision(cid, "t-1", 1))
+    decide(store, cid, "t-1", a_state(1), make_decision(cid, "t-1", 1))
 
     keys = sorted(raw.scan_iter(match=f"escalator:*{cid}*"))
-    assert keys == [f"escalator:{{{cid}}}:state".encode()]
-    # The tag puts every key of a conversation (the old turns key too) in one cluster slot,
-    # the slot of the id itself.
-    assert {key_slot(key) for key in (*keys, turns_key(cid).encode())} \
+    assert keys == [f"escalator:{{{cid}}}:conversation".encode()]
+    # The tag puts every key of a conversation (the old ones too) in one cluster slot, the
+    # slot of the id itself.
+    assert {key_slot(key.encode()) for key in conversation_keys(cid)} \
         == {key_slot(cid.encode())}
 
 
-def test_stored_values_hold_numbers_labels_and_compact_decisions(
+def test_the_stored_value_is_compact_and_holds_no_plain_turn_id(
         store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
         make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
-    decision = make_decision(cid, "t-1", 1)
-    store.commit(cid, 0, a_state(1), "t-1", decision)
+    turn_ids = ["turn-7f3a9c2e41d8", "turn-0b6e5d18a3f2"]
+    decisions = [make_decision(cid, turn_id, n) for n, turn_id in enumerate(turn_ids, start=1)]
+    for n, (turn_id, decision) in enumerate(zip(turn_ids, decisions, strict=True), start=1):
+        decide(store, cid, turn_id, a_state(n), decision)
 
-    fields = raw.hgetall(state_key(cid))
-    assert fields[b"_version"] == b"1"
-    assert fields[b"_t0"] == b"t-1"
-    assert fields[b"turn_index"] == b"1"
-    assert b"escalated" not in fields  # default values are not stored
-    scoring = b"".join(fields[f"_s{n}".encode()] for n in range(1, 10)
-                       if f"_s{n}".encode() in fields)
-    assert json.loads(unpack_scoring(scoring)) == a_state(1).scoring
-    record = b"".join(value for name, value in sorted(fields.items())
-                      if name.startswith(b"_r0."))
-    assert unpack_decision(record) == decision
-    plain = json.dumps(decision, separators=(",", ":")).encode()
-    assert len(record) < len(plain) / 3
-    # Every value short enough for Redis's compact hash encoding.
-    assert max(len(value) for value in fields.values()) <= 64
-    assert raw.object("encoding", state_key(cid)) in (b"listpack", b"ziplist")
+    value = raw.get(conversation_key(cid))
+    assert isinstance(value, bytes)
+    assert value.startswith(b"3:2:")
+    unpacked = unpack_conversation(value)
+    assert unpacked.version == 2
+    assert unpacked.state == a_state(2)
+    # Turn ids only as one-way signatures, newest first; decisions as the API answered them.
+    assert unpacked.turns == (turn_signature(turn_ids[1]), turn_signature(turn_ids[0]))
+    assert not set(unpacked.turns) & set(turn_ids)
+    assert [json.loads(record) for record in unpacked.records] == decisions[::-1]
+    for turn_id in turn_ids:
+        assert turn_id.encode() not in value
+    plain = json.dumps({"state": a_state(2).encode(), "decisions": decisions},
+                       separators=(",", ":")).encode()
+    print(f"stored value: {len(value)} bytes; plain JSON: {len(plain)} bytes")
+    assert len(value) < len(plain) / 3
 
 
 def test_memory_of_a_twenty_turn_conversation(
@@ -370,17 +519,22 @@ def test_memory_of_a_twenty_turn_conversation(
     cid = new_conversation_id()
     decide_turns(store, cid, 20, make_decision)
 
-    usage = raw.memory_usage(state_key(cid), samples=0)
+    usage = raw.memory_usage(conversation_key(cid), samples=0)
     print(f"MEMORY USAGE of a 20-turn conversation: {usage} bytes")
     assert usage is not None
     assert usage <= 2048  # the target; 8 full records and a hashtable hash cost ~7 KB
 
 
-def test_retries_of_commit_reject_whitespace_in_turn_ids(
-        store: StateStore, new_conversation_id: NewId, make_decision: MakeDecision) -> None:
+# -- Misuse and failures ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("turn_id", ["t 1", "t-1\n", "\tt-1", ""])
+def test_commit_rejects_whitespace_in_turn_ids(
+        store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
+        make_decision: MakeDecision, turn_id: str) -> None:
     cid = new_conversation_id()
-    with pytest.raises(ValueError):
-        store.commit(cid, 0, a_state(1), "t 1", make_decision(cid, "t 1", 1))
+    with pytest.raises(ValueError, match="turn id"):
+        store.commit(cid, store.load(cid), a_state(1), turn_id, make_decision(cid, turn_id, 1))
+    assert raw.exists(*conversation_keys(cid)) == 0
 
 
 def test_a_decoding_client_is_refused(redis_url: str) -> None:
@@ -390,19 +544,65 @@ def test_a_decoding_client_is_refused(redis_url: str) -> None:
     client.close()
 
 
+@pytest.mark.parametrize("kind", ["hash", "garbage"])
 def test_a_failing_script_is_unavailable_not_a_crash(
         store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
-        make_decision: MakeDecision) -> None:
+        make_decision: MakeDecision, kind: str) -> None:
     cid = new_conversation_id()
-    raw.set(state_key(cid), "not a hash")  # WRONGTYPE inside the script
+    key = conversation_key(cid)
+    if kind == "hash":
+        raw.hset(key, "turn_index", "1")  # WRONGTYPE inside the scripts
+    else:
+        raw.set(key, "not an escalator value")  # refused by load's decoding and by commit
+    before = raw.dump(key)
+
     with pytest.raises(StateUnavailable):
         store.load(cid, "t-1")
     with pytest.raises(StateUnavailable):
-        store.commit(cid, 0, a_state(1), "t-1", make_decision(cid, "t-1", 1))
+        store.summary(cid)
+    with pytest.raises(StateUnavailable):
+        store.commit(cid, UNKNOWN, a_state(1), "t-1", make_decision(cid, "t-1", 1))
     with pytest.raises(StateUnavailable):
         store.release(cid)
-    assert raw.get(state_key(cid)) == b"not a hash"
+
+    assert raw.dump(key) == before
+    assert raw.exists(state_key(cid), turns_key(cid)) == 0
+
+
+def test_a_corrupt_value_is_unavailable_not_a_crash(
+        store: StateStore, raw: redis.Redis, new_conversation_id: NewId) -> None:
+    cid = new_conversation_id()
+    raw.set(conversation_key(cid), b"3:7:\xff\x00 not deflate")
+
+    with pytest.raises(StateUnavailable, match="unreadable"):
+        store.load(cid, "t-1")
+    with pytest.raises(StateUnavailable, match="unreadable"):
+        store.release(cid)
+
+    assert raw.get(conversation_key(cid)) == b"3:7:\xff\x00 not deflate"
 
 
 def test_ping(store: StateStore) -> None:
     assert store.ping() is True
+
+
+def test_a_released_format_1_conversation_keeps_only_the_last_two_decisions(
+        store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
+        make_decision: MakeDecision) -> None:
+    # Format 1 kept a record for each of the last 8 turns; format 3 keeps 2.
+    cid = new_conversation_id()
+    decisions = {f"t-{n}": make_decision(cid, f"t-{n}", n) for n in range(1, 9)}
+    write_format_1(raw, cid, escalated_state(8), 8, " ".join(decisions), {
+        turn_id: decision_record(decision) for turn_id, decision in decisions.items()})
+    assert store.load(cid, "t-3").replay == decisions["t-3"]  # as format 1 would have
+
+    assert store.release(cid) == a_state(8)
+
+    value = raw.get(conversation_key(cid))
+    assert isinstance(value, bytes)
+    unpacked = unpack_conversation(value)
+    assert [json.loads(record) for record in unpacked.records] \
+        == [decisions["t-8"], decisions["t-7"]]
+    assert store.load(cid, "t-7").replay == decisions["t-7"]
+    assert store.load(cid, "t-6").superseded
+    assert store.load(cid, "t-1").superseded
