@@ -124,7 +124,8 @@ def post_turn(conversation_id: str) -> Response:
                        exc.messages_dict) from exc
     decision = svc.pipeline.decide(conversation_id, turn)
     g.decision_id = decision.decision_id
-    return jsonify(decision.to_dict())
+    # The bytes the state store keeps for retries: encoded once, in the body's own order.
+    return Response(decision.to_json(), mimetype="application/json")
 
 
 @bp.get("/v1/conversations/<conversation_id>")

@@ -179,3 +179,12 @@ class Decision:
             "degraded": self.degraded,
             "replayed": self.replayed,
         }
+
+    def to_json(self) -> bytes:
+        """to_dict() as compact UTF-8 JSON, built once: the HTTP response's body and the
+        record the state store keeps for retries are the same bytes."""
+        return self._json
+
+    @functools.cached_property
+    def _json(self) -> bytes:
+        return _COMPACT_JSON.encode(self._body).encode()

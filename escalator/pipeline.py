@@ -123,7 +123,7 @@ class Pipeline:
             try:
                 result = self.store.commit(
                     conversation_id, snapshot, outcome.state, turn.turn_id,
-                    outcome.decision.to_dict(),
+                    outcome.decision.to_json(),
                 )
             except StateUnavailable:
                 metrics.STATE_ERRORS.inc()

@@ -579,14 +579,16 @@ class StateStore:
                         superseded=superseded, turns=stored.turns, records=stored.records)
 
     def commit(self, conversation_id: str, loaded: Snapshot, state: ConversationState,
-               turn_id: str, decision: Mapping[str, Any]) -> Committed | Conflict:
-        """Write state and decision, the turn now the newest remembered, if the version is
-        still the loaded one (nothing was decided since: no turn_id can have been either)."""
+               turn_id: str, decision: Mapping[str, Any] | bytes) -> Committed | Conflict:
+        """Write state and decision (its body, or that body already as compact JSON), the turn
+        now the newest remembered, if the version is still the loaded one (then nothing was
+        decided since, so no retry of turn_id can have been either)."""
         _check_turn_id(turn_id)
+        record = decision if isinstance(decision, bytes) else decision_record(decision)
         return self._write(
             conversation_id, loaded.version, state,
             (turn_signature(turn_id), *loaded.turns[:self._remembered_turns - 1]),
-            (decision_record(decision), *loaded.records[:self._max_turn_records - 1]))
+            (record, *loaded.records[:self._max_turn_records - 1]))
 
     def summary(self, conversation_id: str) -> tuple[ConversationState, int] | None:
         """The stored state and its version, or None if the conversation is unknown."""
