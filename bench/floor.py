@@ -77,29 +77,6 @@ def create_app() -> object:
     return app
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_until(url: str, what: str, seconds: float = 30.0) -> None:
-    """Return once url answers; give up after `seconds`."""
-    import urllib.request
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):  # only ever loopback
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"floor: {what} did not come up within {seconds:.0f} s")
-
-
 def cpu_seconds(processes: dict[str, list[psutil.Process]]) -> dict[str, float]:
     total = {}
     for role, members in processes.items():
@@ -120,6 +97,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    # The sibling script's helpers (this script's folder is first on sys.path).
+    from load import free_port, http_get, wait_until
+
     for tool in ("wrk", "redis-server", "gunicorn"):
         if shutil.which(tool) is None and not (Path(sys.executable).parent / tool).exists():
             raise SystemExit(f"floor: {tool} is not installed")
@@ -142,7 +122,7 @@ def main() -> None:
             env=env, stdout=log, stderr=log, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(f"{base}/healthz", "the floor app")
+        wait_until(lambda: http_get(f"{base}/healthz"), "the floor app")
         master = psutil.Process(server.pid)
         time.sleep(0.5)
         processes = {"workers": master.children(), "redis": [psutil.Process(redis_server.pid)]}
