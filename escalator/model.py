@@ -148,10 +148,10 @@ class Decision:
     replayed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON body of the HTTP response (and of the stored copy for retries).
+        """The body of the HTTP response, as a dict (to_json() is its encoding).
 
-        Built once per decision and shared by its readers (the state store's commit, the
-        HTTP response, the decision log): treat it as read-only.
+        Built once per decision and shared by its readers (to_json(), the decision log):
+        treat it as read-only.
         """
         return self._body
 
