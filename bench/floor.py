@@ -13,10 +13,12 @@ does only what a decision cannot skip and nothing that escalator adds:
   what escalator's load and commit are at the least) and answers a 1.9 KB JSON body like
   a decision's. No validation, scoring, rules, logging or metrics.
 
-wrk drives both with bench/load.lua, as bench/load.py does (same turns, same
-conversations), one after the other at full load, and the ratio of their rates is printed,
-with CPU per request of the workers, Redis and wrk. A private redis-server on a free
-loopback port holds the values; everything is stopped and removed at the end.
+It also starts `escalator serve` beside it, with the same number of workers, on the same
+private redis-server (another database). wrk drives each with bench/load.lua as
+bench/load.py does (same turns, same conversations), one server and one phase at a time at
+full load, twice over, and prints each run's rate, latency and CPU per request (workers,
+Redis), then the ratios: each server's turns over its own /healthz, and escalator's turns
+over the floor app's, all from the same run. Everything is stopped and removed at the end.
 """
 
 from __future__ import annotations
@@ -91,6 +93,29 @@ def cpu_seconds(processes: dict[str, list[psutil.Process]]) -> dict[str, float]:
     return total
 
 
+def drive(base: str, mode: str, prefix: str, connections: int, duration: int,
+          processes: dict[str, list[psutil.Process]]) -> tuple[float, str]:
+    """One wrk run at full load: requests per second, and a line describing it."""
+    before = cpu_seconds(processes)
+    wrk = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s",
+         "-s", str(LUA), base, "--", mode, "0", "1000", prefix, "1"],
+        capture_output=True, text=True, check=True)
+    used = {role: seconds - before[role] for role, seconds in cpu_seconds(processes).items()}
+    found = re.search(r"^LOADJSON (.*)$", wrk.stdout, re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"floor: wrk printed no result:\n{wrk.stdout}{wrk.stderr}")
+    result = json.loads(found.group(1))
+    if result["non_200"]:
+        raise SystemExit(f"floor: {result['non_200']} answers were not 200 ({base}, {mode})")
+    requests, seconds = result["requests"], result["duration_us"] / 1e6
+    return requests / seconds, (
+        f"{requests / seconds:8.1f} req/s   p50 {result['p50_us'] / 1000:5.2f} ms   "
+        f"p99 {result['p99_us'] / 1000:5.2f} ms   CPU per request: workers "
+        f"{used['workers'] / requests * 1e6:5.0f} us, redis "
+        f"{used['redis'] / requests * 1e6:4.0f} us   (non-200: {result['non_200']})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=20, help="seconds per phase")
@@ -105,56 +130,68 @@ def main() -> None:
             raise SystemExit(f"floor: {tool} is not installed")
 
     folder = Path(tempfile.mkdtemp(prefix="escalator-floor-"))
-    redis_port, port = free_port(), free_port()
+    redis_port, floor_port, service_port = free_port(), free_port(), free_port()
     redis_server = subprocess.Popen(
         ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "",
          "--appendonly", "no", "--dir", str(folder)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     gunicorn = Path(sys.executable).parent / "gunicorn"
-    env = dict(os.environ, FLOOR_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
-    with (folder / "server.log").open("wb") as log:
-        server = subprocess.Popen(
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("ESCALATOR_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+    servers: dict[str, subprocess.Popen[bytes]] = {}
+    with (folder / "floor.log").open("wb") as log:
+        servers["floor app"] = subprocess.Popen(
             # -c /dev/null: not the repository's gunicorn.conf.py, which serves escalator.
             [str(gunicorn) if gunicorn.exists() else "gunicorn", "-c", "/dev/null",
              "--chdir", str(ROOT),
              "--workers", str(args.workers), "--worker-class", "sync", "--preload",
-             "--bind", f"127.0.0.1:{port}", "bench.floor:create_app()"],
-            env=env, stdout=log, stderr=log, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+             "--bind", f"127.0.0.1:{floor_port}", "bench.floor:create_app()"],
+            env=dict(env, FLOOR_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0"),
+            stdout=log, stderr=log, start_new_session=True)
+    # Escalator itself, on the same Redis (another database: the floor's values are not
+    # conversations), so both are measured in one run on the same machine.
+    with (folder / "escalator.log").open("wb") as log:
+        servers["escalator"] = subprocess.Popen(
+            [sys.executable, "-m", "escalator", "serve", "--host", "127.0.0.1",
+             "--port", str(service_port), "--workers", str(args.workers)],
+            env=dict(env, ESCALATOR_REDIS_URL=f"redis://127.0.0.1:{redis_port}/1"),
+            stdout=log, stderr=log, start_new_session=True)
+    bases = {"floor app": f"http://127.0.0.1:{floor_port}",
+             "escalator": f"http://127.0.0.1:{service_port}"}
     try:
-        wait_until(lambda: http_get(f"{base}/healthz"), "the floor app")
-        master = psutil.Process(server.pid)
-        time.sleep(0.5)
-        processes = {"workers": master.children(), "redis": [psutil.Process(redis_server.pid)]}
-        print(f"floor app: {args.workers} sync workers on {base}; wrk 1 thread, "
-              f"{args.connections} connections; {os.cpu_count()} CPUs shared by all\n")
-        rates: dict[str, list[float]] = {}
-        for mode in ("healthz", "turns", "healthz", "turns"):
-            before = cpu_seconds(processes)
-            wrk = subprocess.run(
-                ["wrk", "-t", "1", "-c", str(args.connections), "-d", f"{args.duration}s",
-                 "-s", str(LUA), base, "--", mode, "0", "1000", "floor", "1"],
-                capture_output=True, text=True, check=True)
-            used = {role: seconds - before[role]
-                    for role, seconds in cpu_seconds(processes).items()}
-            found = re.search(r"^LOADJSON (.*)$", wrk.stdout, re.MULTILINE)
-            if found is None:
-                raise SystemExit(f"floor: wrk printed no result:\n{wrk.stdout}{wrk.stderr}")
-            result = json.loads(found.group(1))
-            requests, seconds = result["requests"], result["duration_us"] / 1e6
-            rates.setdefault(mode, []).append(requests / seconds)
-            print(f"  {mode:<8} {requests / seconds:8.1f} req/s   "
-                  f"p50 {result['p50_us'] / 1000:5.2f} ms   "
-                  f"p99 {result['p99_us'] / 1000:5.2f} ms   CPU per request: workers "
-                  f"{used['workers'] / requests * 1e6:5.0f} us, redis "
-                  f"{used['redis'] / requests * 1e6:4.0f} us   (non-200: {result['non_200']})")
-        ratio = (sum(rates["turns"]) / len(rates["turns"])) \
-            / (sum(rates["healthz"]) / len(rates["healthz"]))
-        print(f"\n  turns / healthz of the floor app   {ratio:.2f}   (escalator's target: 0.6)")
+        for name, base in bases.items():
+            wait_until(lambda base=base: http_get(f"{base}/healthz"), name, 60)
+        time.sleep(1.0)
+        print(f"the floor app and escalator, {args.workers} sync workers each; wrk 1 thread, "
+              f"{args.connections} connections, {args.duration} s per run, one server at a "
+              f"time; {os.cpu_count()} CPUs shared by all\n")
+        rates: dict[tuple[str, str], list[float]] = {}
+        for round_ in range(2):
+            for name, base in bases.items():
+                processes = {"workers": psutil.Process(servers[name].pid).children(),
+                             "redis": [psutil.Process(redis_server.pid)]}
+                for mode in ("healthz", "turns"):
+                    # New conversation ids each round: a repeated turn id would be a retry.
+                    rate, line = drive(base, mode, f"{name.split()[0]}-{round_}",
+                                       args.connections, args.duration, processes)
+                    rates.setdefault((name, mode), []).append(rate)
+                    print(f"  {name:<10} {mode:<8} {line}")
+
+        def mean(name: str, mode: str) -> float:
+            return sum(rates[name, mode]) / len(rates[name, mode])
+
+        floor = mean("floor app", "turns") / mean("floor app", "healthz")
+        service = mean("escalator", "turns") / mean("escalator", "healthz")
+        print(f"\n  turns / healthz, floor app          {floor:.2f}   (issue 6's target: 0.6)")
+        print(f"  turns / healthz, escalator          {service:.2f}")
+        print(f"  escalator's turns / floor app's     "
+              f"{mean('escalator', 'turns') / mean('floor app', 'turns'):.2f}")
     finally:
-        server.terminate()
+        for server in servers.values():
+            server.terminate()
         redis_server.terminate()
-        server.wait(20)
+        for server in servers.values():
+            server.wait(30)
         redis_server.wait(20)
         shutil.rmtree(folder, ignore_errors=True)
 
