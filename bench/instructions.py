@@ -93,15 +93,12 @@ def child(count: int, kind: str) -> None:
         call(method, path, body)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def measured(count: int, kind: str, folder: Path) -> int:
     """Instructions callgrind counted for one child run with a fresh Redis."""
+    # The sibling script's helper (this script's folder is first on sys.path); imported
+    # here, not at the top, so the measured child does not load it.
+    from load import free_port
+
     port = free_port()
     server = subprocess.Popen(
         ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",

@@ -115,8 +115,6 @@ OUTAGES: tuple[type[Exception], ...] = (
 
 _FRESH = ConversationState()
 _STATE_FIELDS = tuple(ConversationState.__dataclass_fields__)
-# Fields equal to a fresh state's are not stored (format 2): decode() restores them.
-_DEFAULT_FIELDS = _FRESH.encode()
 
 
 # How many recent turns keep their decision for idempotent retries. A chatbot platform
@@ -214,7 +212,8 @@ if current ~= tonumber(ARGV[1]) then
   return {1, current}
 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-if head == '' then
+if head == '' and current > 0 then
+  -- Migrated from an older format (it always had a version): its keys go.
   redis.call('DEL', KEYS[2], KEYS[3])
 end
 return {2, current + 1}
