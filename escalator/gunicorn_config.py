@@ -45,7 +45,10 @@ errorlog = "-"
 
 
 def on_starting(server: Any) -> None:
-    """Master, before forking: empty the metrics folder (it may survive a restart)."""
+    """Master, before forking: empty the metrics folder (it may survive a restart). This
+    runs after the preload, so it also removes what the master itself wrote while loading
+    the app: the master serves nothing, and its values (a rule set it will never replace)
+    must not count as a live process's."""
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
@@ -71,11 +74,14 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Worker, after boot: reload the rules on SIGHUP and poll the rules folder."""
-    from escalator import reloader
+    """Worker, after boot: publish its metrics, reload the rules on SIGHUP and poll the
+    rules folder."""
+    from escalator import metrics, reloader
     from escalator.services import EXTENSION
 
     services = worker.wsgi.extensions[EXTENSION]
+    ruleset = services.policies.current.ruleset
+    metrics.publish_worker(ruleset.name, ruleset.version, ruleset.digest)
     reloader.master_pid = worker.ppid
     # gunicorn resets a worker's SIGHUP to the default action, which would kill it.
     signal.signal(signal.SIGHUP,

@@ -3,6 +3,9 @@
 Limits first: in gunicorn's multiprocess mode (PROMETHEUS_MULTIPROC_DIR set before this
 module is imported) Info, Enum and custom collectors do not work, so the rule set's
 identity is a gauge with labels; /metrics must then build a fresh registry per scrape.
+Each process writes its own file, and a forked worker starts a new one with every value
+at 0: what the master set before the fork never reaches a scrape, so each worker
+publishes its own values after the fork (publish_worker).
 """
 
 from __future__ import annotations
@@ -74,9 +77,13 @@ RELOADS = Counter(
 # its first increase from increase()/rate(), and the failed-reload alert would miss it.
 for _result in ("success", "failed"):
     RELOADS.labels(_result)
+# livemax: 1 for every rule set some live worker runs (two during a reload refused by one
+# worker only), and a dead worker's values leave with it. ("mostrecent" let one worker's
+# 0 for a replaced set hide another worker still running it, and drops any value never
+# set with a timestamp, such as a fresh fork's.)
 RULESET_INFO = Gauge(
     "escalator_ruleset_info", "The active rule set (value 1), by name, version and digest.",
-    ["name", "version", "digest"], multiprocess_mode="mostrecent",
+    ["name", "version", "digest"], multiprocess_mode="livemax",
 )
 
 
@@ -107,6 +114,18 @@ def set_ruleset(name: str, version: str, digest: str) -> None:
         RULESET_INFO.labels(*_active_ruleset).set(0)
     RULESET_INFO.labels(name, version, digest).set(1)
     _active_ruleset = (name, version, digest)
+
+
+def publish_worker(name: str, version: str, digest: str) -> None:
+    """In a freshly forked worker: write this process's own value of every metric set at
+    start (the rule set it runs, the reload counters' zero series, a closed circuit), so
+    that each has samples from the first scrape on."""
+    global _active_ruleset
+    _active_ruleset = None
+    set_ruleset(name, version, digest)
+    for result in ("success", "failed"):
+        RELOADS.labels(result).inc(0)
+    STATE_CIRCUIT_OPEN.set(0)  # a fork's circuit breaker starts closed
 
 
 def exposition() -> tuple[bytes, str]:

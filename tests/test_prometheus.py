@@ -65,6 +65,10 @@ def test_prometheus_agrees_with_every_scrape_across_two_workers(tmp_path: Path) 
                  "Prometheus scrapes the service")
         wait_for(lambda: prometheus_value(prom, "sum(escalator_decisions_total)") == turns,
                  30, "Prometheus counts every decision")
+        # The rule set's identity, set before gunicorn forks, reaches Prometheus too (the
+        # version-skew alert and the dashboard's rule set table read it).
+        wait_for(lambda: prometheus_value(prom, "count(escalator_ruleset_info == 1)") == 1,
+                 30, "Prometheus sees the one active rule set")
         by_channel = prometheus_query(prom, "sum by (channel) (escalator_decisions_total)")
         assert {r["metric"]["channel"]: float(r["value"][1]) for r in by_channel} == {
             "web": turns / 2, "app": turns / 2}
