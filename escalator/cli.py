@@ -130,9 +130,15 @@ def _load_or_exit(folder: Path) -> Any:
 
 
 def _rules_folder(directory: Path | None) -> Path:
-    from escalator.config import Config
+    """DIRECTORY, or the configured rule set (a bad setting: its message and exit 1)."""
+    from escalator.config import Config, ConfigError
 
-    return directory or Config.from_env().rules_path
+    if directory is not None:
+        return directory
+    try:
+        return Config.from_env().rules_path
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @rules.command("check")

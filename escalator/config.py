@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -50,10 +51,27 @@ def _keys(raw: str) -> tuple[str, ...]:
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         if raw not in allowed:
-            raise ValueError(f"expected one of {', '.join(allowed)}")
+            hint = _did_you_mean(raw, allowed)
+            raise ValueError(f"expected one of {', '.join(allowed)}"
+                             + (f" (did you mean {hint!r}?)" if hint else ""))
         return raw
 
     return parse
+
+
+def _did_you_mean(raw: str, allowed: tuple[str, ...]) -> str | None:
+    """The allowed value a mistyped one most likely meant: the same word in another case,
+    a value it abbreviates (prod), or a close spelling; None if nothing is close."""
+    lowered = raw.strip().lower()
+    by_lower = {choice.lower(): choice for choice in allowed}
+    if lowered in by_lower:
+        return by_lower[lowered]
+    if len(lowered) >= 3:
+        starts = [choice for low, choice in by_lower.items() if low.startswith(lowered)]
+        if len(starts) == 1:
+            return starts[0]
+    close = difflib.get_close_matches(lowered, list(by_lower), n=1)
+    return by_lower[close[0]] if close else None
 
 
 @dataclass(frozen=True)
@@ -145,11 +163,13 @@ class Config:
             except ValueError as exc:
                 errors.append(f"{setting.env}={raw!r}: {exc}")
         values.update(overrides)
-        if values["env"] == "production" and not values["api_keys"] and not values["admin_keys"]:
+        # Checks across settings read only values that parsed (a bad one is reported above).
+        if (values.get("env") == "production" and not values.get("api_keys")
+                and not values.get("admin_keys")):
             errors.append("ESCALATOR_ENV=production needs ESCALATOR_API_KEYS (and "
                           "ESCALATOR_ADMIN_KEYS): refusing to serve without authentication")
-        if values["redis_cluster"]:
-            url = values["redis_url"]
+        if values.get("redis_cluster"):
+            url = values.get("redis_url")
             # The embedded Redis is a single server; a cluster is reached over TCP only.
             if url is None or not url.startswith(("redis://", "rediss://")):
                 errors.append("ESCALATOR_REDIS_CLUSTER=true needs ESCALATOR_REDIS_URL set to "

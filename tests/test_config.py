@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -53,3 +56,40 @@ def test_the_readme_documents_every_setting_and_fact() -> None:
     missing = [s.env for s in SETTINGS if f"`{s.env}`" not in README]
     missing += [name for name in FACTS if f"`{name}`" not in README]
     assert missing == []
+
+
+@pytest.mark.parametrize(("raw", "meant"), [("prod", "production"),
+                                            ("Production", "production"),
+                                            ("dev", "development")])
+def test_an_unknown_environment_is_reported_like_any_bad_value(raw: str, meant: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({"ESCALATOR_ENV": raw, "ESCALATOR_REDIS_CLUSTER": "perhaps"})
+    lines = str(caught.value).splitlines()
+    assert lines[1:] == [
+        "  ESCALATOR_REDIS_CLUSTER='perhaps': expected true or false",
+        f"  ESCALATOR_ENV={raw!r}: expected one of development, production, test "
+        f"(did you mean {meant!r}?)"]
+
+
+def test_a_mistyped_choice_gets_no_wild_guess() -> None:
+    with pytest.raises(ConfigError, match=r"ESCALATOR_FAIL_MODE='zzz': expected one of "
+                                          r"stateless, error$"):
+        Config.from_env({"ESCALATOR_FAIL_MODE": "zzz"})
+
+
+ENV_WITHOUT_ESCALATOR = {k: v for k, v in os.environ.items()
+                         if not k.startswith(("ESCALATOR_", "PROMETHEUS_"))}
+
+
+@pytest.mark.parametrize("command", [["rules", "check"], ["rules", "test"],
+                                     ["evaluate", "-"], ["serve", "--port", "1"]])
+def test_every_command_reports_a_bad_environment_in_one_line(command: list[str],
+                                                             tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "escalator", *command], cwd=tmp_path, check=False,
+        input='{"turns": [{"message": {"text": "hello"}}]}', capture_output=True, text=True,
+        timeout=60, env={**ENV_WITHOUT_ESCALATOR, "ESCALATOR_ENV": "prod"})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert ("  ESCALATOR_ENV='prod': expected one of development, production, test "
+            "(did you mean 'production'?)") in result.stderr.splitlines()
