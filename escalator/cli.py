@@ -37,6 +37,9 @@ def serve(host: str, port: int, workers: int) -> None:
     # prometheus_client writes its files at import: the folder must exist already.
     Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
+    import logging
+
+    from escalator import logs
     from escalator.app import create_app
     from escalator.config import Config, ConfigError
     from escalator.errors import PolicyError
@@ -46,14 +49,15 @@ def serve(host: str, port: int, workers: int) -> None:
         config = Config.from_env()
     except ConfigError as exc:
         raise click.ClickException(f"refusing to start: {exc}") from exc
+    logs.configure(config.log_level)
 
     embedded = None
     if config.redis_url is None:
         # One embedded Redis for all workers: started here, before the fork.
         embedded = start_embedded(config.embedded_redis_dir)
         config = dataclasses.replace(config, redis_url=embedded.url)
-        click.echo(f"escalator: embedded Redis at {embedded.url} "
-                   "(set ESCALATOR_REDIS_URL for a real one)", err=True)
+        logging.getLogger("escalator.serve").info(
+            "embedded Redis at %s (set ESCALATOR_REDIS_URL for a real one)", embedded.url)
     master = os.getpid()
     try:
         try:
@@ -62,7 +66,7 @@ def serve(host: str, port: int, workers: int) -> None:
             app = create_app(config, start_reloader=False)
         except (ConfigError, PolicyError) as exc:
             raise click.ClickException(f"refusing to start: {exc}") from exc
-        _run_gunicorn(app, host, port, workers)
+        _run_gunicorn(app, host, port, workers, config.log_level)
     finally:
         # Workers are forks of this process and leave through this same frame: only the
         # master may remove what the master set up.
@@ -73,7 +77,7 @@ def serve(host: str, port: int, workers: int) -> None:
                 shutil.rmtree(own_metrics_dir, ignore_errors=True)
 
 
-def _run_gunicorn(app: Any, host: str, port: int, workers: int) -> None:
+def _run_gunicorn(app: Any, host: str, port: int, workers: int, log_level: str) -> None:
     import signal
 
     from gunicorn.app.base import BaseApplication
@@ -95,9 +99,11 @@ def _run_gunicorn(app: Any, host: str, port: int, workers: int) -> None:
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             for name in gunicorn_config.SETTINGS:
-                self.cfg.set(name, getattr(gunicorn_config, name))
+                if name in self.cfg.settings:  # an older gunicorn lacks the newest ones
+                    self.cfg.set(name, getattr(gunicorn_config, name))
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
+            self.cfg.set("loglevel", log_level.lower())  # gunicorn's lines follow ours
 
         def load(self) -> Any:
             # Polling starts in each worker (post_worker_init): threads do not survive

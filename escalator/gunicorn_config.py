@@ -42,6 +42,22 @@ max_requests = 0
 # which holds a conversation id; gunicorn's access log would duplicate it.
 accesslog = None
 errorlog = "-"
+# gunicorn's own lines (master and workers: starting, booting, signals, timeouts) as JSON
+# lines too, in the service's format, so a log pipeline parses every line of the pod.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,  # the service's own loggers keep their handler
+    "formatters": {"json": {"()": "escalator.logs.JsonFormatter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                            "stream": "ext://sys.stderr"}},
+    "root": {"level": "WARNING", "handlers": ["stderr"]},  # any library's warnings
+    "loggers": {"gunicorn.error": {"handlers": ["stderr"], "propagate": False},
+                "gunicorn.access": {"handlers": [], "propagate": False}},
+}
+# No control socket (gunicorn >= 25.1 opens one under $HOME for `gunicornc`): the image's
+# HOME is not writable, so it only logged an error at every start, and its commands would
+# bypass serve's SIGHUP handling (a reload there restarts workers instead of the rules).
+control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:
@@ -93,5 +109,6 @@ def post_worker_init(worker: Any) -> None:
 
 
 SETTINGS = ("worker_class", "workers", "bind", "timeout", "graceful_timeout", "keepalive",
-            "preload_app", "max_requests", "accesslog", "errorlog", "on_starting",
+            "preload_app", "max_requests", "accesslog", "errorlog", "logconfig_dict",
+            "control_socket_disable", "on_starting",
             "pre_fork", "child_exit", "post_worker_init")
