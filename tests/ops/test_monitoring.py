@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,65 @@ def test_every_alert_says_what_happened_what_to_do_and_how_bad() -> None:
     for rule in alert_rules():
         assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
         annotations = rule["annotations"]
-        assert {"summary", "description", "runbook"} <= set(annotations), rule["alert"]
-        assert rule["alert"] in annotations["runbook"]  # names its README runbook entry
+        assert {"summary", "description", "runbook", "runbook_url"} <= set(annotations), \
+            rule["alert"]
+
+
+def markdown_sections(text: str) -> dict[str, str]:
+    """A markdown file's sections by their headings' anchors, as GitHub makes them
+    (lower case, punctuation dropped, spaces to hyphens, -1, -2... for repeats); a
+    section runs to the next heading of the same or a higher level."""
+    headings: list[tuple[int, str, int]] = []  # level, anchor, where its section starts
+    seen: dict[str, int] = {}
+    fenced = False
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        if line.startswith("```"):
+            fenced = not fenced
+        match = None if fenced else re.match(r"(#{1,6}) +(.+?) *#*$", line)
+        if match:
+            slug = re.sub(r"[^\w\- ]", "", match.group(2).strip().lower()).replace(" ", "-")
+            repeat = seen.get(slug, 0)
+            seen[slug] = repeat + 1
+            headings.append((len(match.group(1)), f"{slug}-{repeat}" if repeat else slug,
+                             number))
+    sections = {}
+    for i, (level, anchor, start) in enumerate(headings):
+        end = next((s for lv, _, s in headings[i + 1:] if lv <= level), len(lines))
+        sections[anchor] = "\n".join(lines[start:end])
+    return sections
+
+
+def runbook_document(url: str) -> Path:
+    """The repository file a runbook URL names: a path relative to the repository's root,
+    or a hosted copy's URL (https://host/owner/repo/blob/<ref>/<path>)."""
+    path = urllib.parse.urlsplit(url).path
+    hosted = re.search(r"/(?:-/)?(?:blob|tree)/[^/]+/(.+)$", path)
+    return ROOT / (hosted.group(1) if hosted else path)
+
+
+def test_every_runbook_url_points_at_a_heading_that_names_its_alert() -> None:
+    for rule in alert_rules():
+        url = rule["annotations"]["runbook_url"]
+        document = runbook_document(url)
+        assert document.is_file(), f"{rule['alert']}: {url}: no such file in the repository"
+        anchor = urllib.parse.urlsplit(url).fragment
+        sections = markdown_sections(document.read_text(encoding="utf-8"))
+        assert anchor in sections, f"{rule['alert']}: {url}: no such heading " \
+                                   f"(there are: {', '.join(sections)})"
+        assert rule["alert"] in sections[anchor], f"{rule['alert']}: not named at {url}"
+
+
+def test_runbook_urls_resolve_like_github_anchors() -> None:
+    sections = markdown_sections("# A title\n## Alerts and what to do\nrow\n"
+                                 "### Deploy (k8s)\nx\n## Alerts and what to do\n")
+    assert list(sections) == ["a-title", "alerts-and-what-to-do", "deploy-k8s",
+                              "alerts-and-what-to-do-1"]
+    assert sections["alerts-and-what-to-do"].splitlines()[1:] == ["row", "### Deploy (k8s)",
+                                                                  "x"]
+    assert runbook_document("https://git.example.com/o/escalator/blob/main/docs/ops.md#a") \
+        == ROOT / "docs" / "ops.md"
+    assert runbook_document("README.md#alerts-and-what-to-do") == ROOT / "README.md"
 
 
 def test_every_alert_has_a_firing_and_a_silent_promtool_case() -> None:
@@ -142,7 +200,7 @@ def test_the_dashboard_is_tidy() -> None:
     # What SREs asked to see.
     assert {"Escalation rate by channel", "Rule matches by rule", "Decision latency",
             "Degraded decisions and state errors", "HTTP 5xx ratio (API routes)",
-            "Active rule set", "Rule set reloads"} <= titles
+            "Active rule set", "Rule set reloads", "State store circuit breaker"} <= titles
     for expr in dashboard_exprs():
         assert 'namespace=~"$namespace"' in expr, expr
 
