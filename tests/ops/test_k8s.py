@@ -3,12 +3,25 @@ each rendered kustomization valid against the Kubernetes schemas."""
 
 from __future__ import annotations
 
+import base64
+import re
+import shutil
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from opstools import K8S, KUSTOMIZATIONS, ROOT, only, render, require_tool, run
+from opstools import (
+    K8S,
+    KUSTOMIZATIONS,
+    ROOT,
+    kustomize_command,
+    only,
+    render,
+    require_tool,
+    run,
+)
 
 from escalator.config import SETTINGS, Config
 
@@ -184,3 +197,83 @@ def test_production_scales_out_on_an_external_redis() -> None:
     assert hpa["minReplicas"] >= 3 and hpa["maxReplicas"] > hpa["minReplicas"]
     assert hpa["metrics"][0]["resource"]["name"] == "cpu"
     assert not [d for d in documents if d["kind"] == "Secret"]  # created out of band
+
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+NAMESPACED = {"ConfigMap", "Secret", "Service", "Deployment", "StatefulSet", "NetworkPolicy",
+              "PodDisruptionBudget", "HorizontalPodAutoscaler"}
+
+
+def overlay_namespace(documents: list[dict[str, Any]]) -> str:
+    namespaces = {d["metadata"].get("namespace") for d in documents if d["kind"] in NAMESPACED}
+    assert len(namespaces) == 1, namespaces
+    namespace: str = namespaces.pop()
+    return namespace
+
+
+def test_dev_creates_its_namespace_and_production_says_to_create_one() -> None:
+    dev = render("overlays/dev")
+    namespace = only(dev, "Namespace", overlay_namespace(dev))
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == \
+        "restricted"
+    assert dev[0]["kind"] == "Namespace"  # kustomize orders it first: applied first
+    # Production does not own its namespace (kubectl delete -k would take the Secrets
+    # created out of band with it): the README and the overlay say to create it first.
+    production = render("overlays/production")
+    assert not [d for d in production if d["kind"] == "Namespace"]
+    create = f"kubectl create namespace {overlay_namespace(production)}"
+    assert create in README
+    assert create in (K8S / "overlays" / "production" / "kustomization.yaml").read_text()
+    assert README.index(create) < README.index("kubectl apply -k k8s/overlays/production")
+
+
+def test_every_dev_pod_meets_the_restricted_pod_security_profile() -> None:
+    # What Pod Security Admission's "restricted" level checks, for every pod template
+    # (a sidecar or an init container included), since the dev namespace enforces it.
+    templates = [d["spec"]["template"] for d in render("overlays/dev")
+                 if d["kind"] in ("Deployment", "StatefulSet")]
+    assert len(templates) == 2
+    for template in templates:
+        pod = template["spec"]
+        pod_security = pod.get("securityContext", {})
+        assert not {"hostNetwork", "hostPID", "hostIPC"} & {k for k, v in pod.items() if v}
+        assert not [v for v in pod.get("volumes", []) if "hostPath" in v]
+        for box in [*pod.get("initContainers", []), *pod["containers"]]:
+            security = {**pod_security, **box.get("securityContext", {})}
+            name = box["name"]
+            assert security.get("runAsNonRoot") is True, name
+            assert security.get("runAsUser", 1) != 0, name
+            assert security.get("seccompProfile", {}).get("type") in (
+                "RuntimeDefault", "Localhost"), name
+            assert security.get("allowPrivilegeEscalation") is False, name
+            assert not security.get("privileged"), name
+            assert "ALL" in security.get("capabilities", {}).get("drop", []), name
+            assert set(security.get("capabilities", {}).get("add", [])) <= {
+                "NET_BIND_SERVICE"}, name
+
+
+def test_the_readme_gives_the_dev_keys_and_how_to_replace_them(tmp_path: Path) -> None:
+    secret = only(render("overlays/dev"), "Secret", "escalator-api-keys")
+    keys = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert set(keys) == {"api-keys", "admin-keys"}
+    for key in keys.values():
+        assert f"`{key}`" in README
+    # The README's overlay, built beside dev in a copy of k8s/, replaces the keys.
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", README, re.S)
+                 if "behavior: replace" in b)
+    overlay = tmp_path / "k8s" / "overlays" / "my-dev"
+    shutil.copytree(K8S, tmp_path / "k8s")
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(textwrap.dedent(block))
+    example = re.findall(r"^ *#   (\S+=\S+)$", block, re.M)
+    assert [line.split("=")[0] for line in example] == ["api-keys", "admin-keys"]
+    (overlay / "keys.env").write_text("\n".join(example) + "\n")
+    result = run([*kustomize_command(), str(overlay)])
+    assert result.returncode == 0, result.stderr
+    documents = [d for d in yaml.safe_load_all(result.stdout) if d]
+    replaced = only(documents, "Secret", "escalator-api-keys")
+    assert {k: base64.b64decode(v).decode() for k, v in replaced["data"].items()} == {
+        "api-keys": "CALLER_KEY_1,CALLER_KEY_2", "admin-keys": "ADMIN_KEY"}
+    env = {e["name"]: e for e in container(documents)["env"]}
+    assert env["ESCALATOR_API_KEYS"]["valueFrom"]["secretKeyRef"]["name"] == \
+        replaced["metadata"]["name"]
