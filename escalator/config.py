@@ -94,7 +94,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ESCALATOR_REDIS_TIMEOUT_MS", "redis_timeout_ms", _positive_int, 100,
             "Budget for each Redis call; past it the turn is decided statelessly (degraded)."),
     Setting("ESCALATOR_EMBEDDED_REDIS_DIR", "embedded_redis_dir", Path, Path("var/redis"),
-            "Where the embedded Redis keeps its socket when ESCALATOR_REDIS_URL is unset."),
+            "Folder of the embedded Redis (used when ESCALATOR_REDIS_URL is unset): its data "
+            "file redis.db (saved at shutdown) and its log redis.log. Its socket is in a "
+            "private temporary folder (socket paths are limited to about 100 characters), "
+            "logged at start."),
     Setting("ESCALATOR_RULES_DIR", "rules_dir", Path, None,
             "Folder of the rule set (rule files, lexicons/). Unset: the packaged default policy."),
     Setting("ESCALATOR_STATE_TTL_SECONDS", "state_ttl_seconds", _positive_int, 86400,
