@@ -92,6 +92,9 @@ def test_metrics_set_at_start_have_samples_in_the_first_scrape(
     reloads = samples(base, "escalator_ruleset_reloads_total")
     assert reloads == {(("result", "success"),): 0.0, (("result", "failed"),): 0.0}
     assert samples(base, "escalator_state_circuit_open") == {(): 0.0}
+    for counter in ("escalator_degraded_decisions_total", "escalator_state_errors_total",
+                    "escalator_decision_log_errors_total"):
+        assert samples(base, counter) == {(): 0.0}, counter
 
     status, _ = http(f"{base}/v1/conversations/metrics-1/turns",
                      {"turn_id": "t-1", "message": {"text": "where is my parcel?"}})
