@@ -84,6 +84,33 @@ class Disparity:
                 f"scores or the rules see this {self.dimension} differently.")
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """One dimension within one band: which segments were compared, and which had too few
+    decisions to be (with their counts)."""
+
+    dimension: str
+    band: str
+    compared: tuple[str, ...]
+    too_small: tuple[tuple[str, int], ...]
+
+    @property
+    def made(self) -> bool:
+        """Whether at least two segments were compared (a disparity could be seen)."""
+        return len(self.compared) >= 2
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dimension": self.dimension, "band": self.band, "made": self.made,
+                "compared": list(self.compared), "too_small": dict(self.too_small)}
+
+
+# What an audit concluded: a disparity, none among the segments it could compare, or
+# nothing compared at all (which must never read as "no disparity").
+DISPARITY = "disparity"
+NO_DISPARITY = "no_disparity"
+TOO_LITTLE_DATA = "too_little_data"
+
+
 @dataclass
 class AuditResult:
     """Rates overall, by segment, by segment within each band, and the disparities."""
@@ -96,9 +123,18 @@ class AuditResult:
     by_band: dict[str, dict[str, dict[str, Rate]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(Rate))))
     disparities: list[Disparity] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """DISPARITY, NO_DISPARITY (among the segments compared) or TOO_LITTLE_DATA."""
+        if self.disparities:
+            return DISPARITY
+        return NO_DISPARITY if any(c.made for c in self.comparisons) else TOO_LITTLE_DATA
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "verdict": self.verdict,
             "decisions": self.overall.decisions,
             "overall": self.overall.as_dict(),
             "skipped_with_person": self.skipped_with_person,
@@ -109,6 +145,7 @@ class AuditResult:
                             for b, segs in bands.items()}
                         for d, bands in self.by_band.items()},
             "disparities": [dict(vars(x), ratio=round(x.ratio, 4)) for x in self.disparities],
+            "comparisons": [c.as_dict() for c in self.comparisons],
         }
 
 
@@ -142,6 +179,10 @@ def audit(records: Iterable[dict[str, Any]],
     for dimension, bands in result.by_band.items():
         for band, segments in bands.items():
             counted = {s: r for s, r in segments.items() if r.decisions >= min_count}
+            result.comparisons.append(Comparison(
+                dimension, band, tuple(sorted(counted)),
+                tuple(sorted((s, r.decisions) for s, r in segments.items()
+                             if r.decisions < min_count))))
             if len(counted) < 2:
                 continue
             best_segment, best = max(counted.items(), key=lambda item: item[1].rate)
@@ -166,12 +207,44 @@ def report(result: AuditResult) -> str:
             shown = ", ".join(f"{s} {r.rate:.1%} of {r.decisions}"
                               for s, r in sorted(segments.items()))
             lines.append(f"  {band}, by {dimension}: {shown}")
-    if result.disparities:
+    verdict = result.verdict
+    if verdict == DISPARITY:
         lines.append(f"{len(result.disparities)} disparity(ies) found:")
         lines.extend(f"- {d.explain()}" for d in result.disparities)
+    elif verdict == NO_DISPARITY:
+        lines.append(f"No disparity among the segments compared: within each band of "
+                     f"frustration, every segment with at least {result.min_count} decisions "
+                     f"was routed at no less than four fifths of the best segment's rate in "
+                     f"that band.")
     else:
-        lines.append(f"No disparity: within each band of frustration, every "
-                     f"{', '.join(DIMENSIONS)} segment with at least {result.min_count} "
-                     f"decisions was routed at no less than four fifths of the best "
-                     f"segment's rate.")
+        lines.append(f"Too little data to compare: no band of frustration held two segments "
+                     f"of the same {' or '.join(DIMENSIONS)} with at least "
+                     f"{result.min_count} decisions each, so a disparity can be neither "
+                     f"found nor ruled out.")
+    not_compared = [_not_compared(c, result.min_count) for c in result.comparisons
+                    if c.too_small or not c.made]
+    if not_compared:
+        lines.append("Not compared:")
+        lines.extend(f"- {line}" for line in not_compared)
+        lines.append(f"Segments need {result.min_count} decisions in a band to be compared "
+                     f"(--min-count): collect a longer log, or lower --min-count knowing that "
+                     f"rates from few decisions are unreliable.")
     return "\n".join(lines)
+
+
+def _not_compared(comparison: Comparison, min_count: int) -> str:
+    """Why segments of one dimension in one band were left out, in plain words."""
+    where = f"in the {comparison.band} band, by {comparison.dimension}"
+    small = ", ".join(f"'{s}' ({n} decision{'s' if n != 1 else ''})"
+                      for s, n in comparison.too_small)
+    if len(comparison.compared) + len(comparison.too_small) == 1:
+        alone = (comparison.compared or [s for s, _ in comparison.too_small])[0]
+        return f"{where}: only '{alone}' appears, so there is nothing to compare it with"
+    if comparison.made:
+        return f"{where}: {small}: too few decisions (fewer than {min_count})"
+    if comparison.compared:
+        alone = comparison.compared[0]
+        others = f"; {small} had too few" if small else ""
+        return (f"{where}: only '{alone}' had enough decisions, and there was nothing to "
+                f"compare it with{others}")
+    return f"{where}: {small}: too few decisions to compare (fewer than {min_count} each)"

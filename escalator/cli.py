@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,18 +122,29 @@ def rules() -> None:
     """Work with rule sets."""
 
 
-def _load_or_exit(folder: Path) -> Any:
-    """The compiled policy of FOLDER, or every problem printed and exit status 1."""
+def _load_or_exit(folder: Path, extra_warnings: Sequence[Any] = ()) -> Any:
+    """The compiled policy of FOLDER (its warnings printed), or every problem and warning
+    printed and exit status 1."""
     from escalator.errors import PolicyError
     from escalator.policy import load_policy
 
     try:
-        return load_policy(folder)
+        policy = load_policy(folder)
     except PolicyError as exc:
-        for problem in exc.problems:
+        # By file and line, whatever check found them (what is not at a line comes last).
+        for problem in sorted(exc.problems, key=lambda p: (p.file, p.line is None,
+                                                           p.line or 0)):
             click.echo(str(problem), err=True)
+        _print_warnings([*exc.warnings, *extra_warnings])
         click.echo(f"{len(exc.problems)} problem(s) in {folder}", err=True)
         sys.exit(1)
+    _print_warnings([*policy.ruleset.warnings, *extra_warnings])
+    return policy
+
+
+def _print_warnings(warnings: Sequence[Any]) -> None:
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _rules_folder(directory: Path | None) -> Path:
@@ -149,14 +161,54 @@ def _rules_folder(directory: Path | None) -> Path:
 
 @rules.command("check")
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
-def rules_check(directory: Path | None) -> None:
-    """Validate a rule set (default: the configured one); exit 0 only when clean."""
+@click.option("--against", metavar="DIR|URL",
+              help="The rule set this one replaces: a folder, or a running service's URL "
+                   "(its GET /v1/ruleset). Default: the folder at git HEAD, in a git checkout.")
+@click.option("--api-key", envvar="ESCALATOR_API_KEY", metavar="KEY",
+              help="Key for --against URL when the service requires one "
+                   "(or ESCALATOR_API_KEY).")
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too (for CI).")
+def rules_check(directory: Path | None, against: str | None, api_key: str | None,
+                strict: bool) -> None:
+    """Validate a rule set (default: the configured one); exit 0 only when it loads
+    (and, with --strict, has no warning). Warns when the rules changed since the set
+    they replace but the version did not."""
+    from escalator.rules import previous
+
     folder = _rules_folder(directory)
-    policy = _load_or_exit(folder)
+    comparison, version_warnings = "", list[Any]()
+    try:
+        before = _previous_ruleset(folder, against, api_key)
+    except previous.PreviousError as exc:
+        raise click.ClickException(f"--against: {exc}") from exc
+    if before is not None:
+        comparison, version_warnings = previous.compare(previous.folder_identity(folder),
+                                                        before)
+    policy = _load_or_exit(folder, version_warnings)
     ruleset = policy.ruleset
-    click.echo(f"ok: {ruleset.name} {ruleset.version} ({len(ruleset.rules)} rules, "
+    warnings = len(ruleset.warnings) + len(version_warnings)
+    noted = f", {warnings} warning(s)" if warnings else ""
+    click.echo(f"ok: {ruleset.name} {ruleset.version} ({len(ruleset.rules)} rules{noted}, "
                f"{ruleset.digest})")
+    if comparison:
+        click.echo(comparison)
     policy.close()
+    sys.exit(1 if strict and warnings else 0)
+
+
+def _previous_ruleset(folder: Path, against: str | None, api_key: str | None) -> Any:
+    """The Identity of the rule set FOLDER replaces, or None when there is nothing to
+    compare with (not a git checkout, nothing committed yet)."""
+    from escalator.rules import previous
+
+    if against is None:
+        return previous.git_head_identity(folder) if folder.is_dir() else None
+    if against.startswith(("http://", "https://")):
+        return previous.service_identity(against, api_key)
+    path = Path(against)
+    if not path.is_dir():
+        raise previous.PreviousError(f"{against} is neither a rules folder nor an http(s) URL")
+    return previous.folder_identity(path)
 
 
 @rules.command("test")
@@ -169,7 +221,10 @@ def rules_test(directory: Path | None) -> None:
     folder = _rules_folder(directory)
     policy = _load_or_exit(folder)
     try:
-        tests = load_rule_tests(folder, [rule.id for rule in policy.ruleset.rules])
+        ruleset = policy.ruleset
+        queues = [ruleset.default.queue or "", *(r.then.queue or "" for r in ruleset.rules)]
+        tests = load_rule_tests(folder, [rule.id for rule in ruleset.rules],
+                                [queue for queue in queues if queue])
     except PolicyError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
@@ -181,6 +236,7 @@ def rules_test(directory: Path | None) -> None:
     policy.close()
     for failure in report.failures:
         click.echo(failure.explain())
+    click.echo(report.coverage())
     click.echo(report.summary())
     sys.exit(1 if report.failures else 0)
 

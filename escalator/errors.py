@@ -23,8 +23,10 @@ class Problem:
 class PolicyError(Exception):
     """A rule set or vocabulary was refused; every problem is listed."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], warnings: list[Problem] | None = None) -> None:
         self.problems = problems
+        # Found at the same time: shown with the problems so nothing waits for a second run.
+        self.warnings = list(warnings or [])
         super().__init__("\n".join(str(p) for p in problems))
 
 

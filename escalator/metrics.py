@@ -24,12 +24,7 @@ from prometheus_client import (
 )
 
 from escalator.model import Decision
-
-# Caller-supplied channel names are folded onto a fixed set so a misbehaving caller cannot
-# create unbounded series.
-KNOWN_CHANNELS = frozenset(
-    {"web", "app", "voice", "sms", "email", "chat", "social", "whatsapp", "messenger"}
-)
+from escalator.rules.catalogue import KNOWN_CHANNELS  # caller channels folded onto these
 
 DECISIONS = Counter(
     "escalator_decisions_total", "Decisions made, by decision and channel.",

@@ -14,7 +14,9 @@ from pathlib import Path
 from escalator.errors import PolicyError, Problem
 from escalator.rules.compiler import CompiledRuleSet
 from escalator.rules.loader import RuleSet, load_ruleset
+from escalator.rules.vocabulary import Vocabulary
 from escalator.scoring import Lexicons, load_lexicons
+from escalator.scoring.lexicons import MEASURED_CUES
 
 LEXICON_FOLDER = "lexicons"
 
@@ -32,9 +34,19 @@ class Policy:
         self.engine.close()
 
 
+def vocabulary_of(lexicons: Lexicons) -> Vocabulary:
+    """The labels these lexicons let the scorers produce (topics, cues, languages)."""
+    return Vocabulary(
+        topics=frozenset(lexicons.params.topic_weights),
+        cues=frozenset(lexicons.params.cue_weights) | MEASURED_CUES,
+        languages=frozenset(lexicons.languages),
+    )
+
+
 def load_policy(directory: Path) -> Policy:
     """Load, check and compile a rules folder; PolicyError lists every problem found."""
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     lexicons: Lexicons | None = None
     ruleset: RuleSet | None = None
     if not directory.is_dir():
@@ -44,11 +56,12 @@ def load_policy(directory: Path) -> Policy:
     except PolicyError as exc:
         problems.extend(exc.problems)
     try:
-        ruleset = load_ruleset(directory)
+        ruleset = load_ruleset(directory, vocabulary_of(lexicons) if lexicons else None)
     except PolicyError as exc:
         problems.extend(exc.problems)
+        warnings.extend(exc.warnings)
     if problems or lexicons is None or ruleset is None:
-        raise PolicyError(problems)
+        raise PolicyError(problems, warnings)
     return Policy(ruleset=ruleset, engine=CompiledRuleSet(ruleset), lexicons=lexicons)
 
 

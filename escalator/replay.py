@@ -177,7 +177,7 @@ def report(result: ReplayResult) -> str:
         lines.append(f"{label}: {summary.name} {summary.version}: {summary.conversations} "
                      f"conversations, {summary.turns} turns")
         lines.append(f"  routed to a person: {summary.escalated} ({summary.escalation_rate:.1%})"
-                     + (f", first at turn {first['median']} (median), {first['mean']} (mean)"
+                     + (f", first at turn {first['median']:g} (median), {first['mean']} (mean)"
                         if summary.escalated else ""))
         deciding = ", ".join(f"{rule} {n}" for rule, n in summary.deciding_rules.most_common())
         lines.append(f"  deciding rule of the first handoff: {deciding or 'none'}")

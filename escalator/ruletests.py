@@ -13,6 +13,11 @@ chosen turns:
             decisive: explicit-human-request   # the rule that decided
             rules: [explicit-human-request]    # these matched (others may too)
             not_rules: [no-agents-available]   # these did not match
+            queue: support                     # where the customer goes
+            handoff_priority: high             # how urgently (low, normal, high, urgent)
+            customer_message: "Of course. ..." # what the bot tells them (spaces collapsed)
+
+`escalator rules test` also lists the rules no test expects to match (uncovered).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from escalator.errors import PolicyError, Problem
-from escalator.model import KEEP, ROUTE, Decision, FactValue
+from escalator.model import HANDOFF_PRIORITIES, KEEP, ROUTE, Decision, FactValue
 from escalator.policy import Policy
 from escalator.transcripts import Transcript, TranscriptError, decide_transcript, parse_turns
 from escalator.yamlfile import line_of, load_yaml
@@ -38,11 +43,18 @@ class ExpectSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    turn = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
-    decision = fields.String(load_default=None, validate=validate.OneOf([ROUTE, KEEP]))
+    turn = fields.Integer(required=True, strict=True, validate=validate.Range(min=1),
+                          error_messages={"required": "is missing (the turn number, from 1)",
+                                          "invalid": "must be a turn number (1, 2, ...)"})
+    decision = fields.String(load_default=None, validate=validate.OneOf(
+        [ROUTE, KEEP], error=f"must be {ROUTE} or {KEEP}"))
     decisive = fields.String(load_default=None)
     rules = fields.List(fields.String(), load_default=list)
     not_rules = fields.List(fields.String(), load_default=list)
+    queue = fields.String(load_default=None)
+    handoff_priority = fields.String(load_default=None, validate=validate.OneOf(
+        HANDOFF_PRIORITIES, error="must be one of: " + ", ".join(HANDOFF_PRIORITIES)))
+    customer_message = fields.String(load_default=None, validate=validate.Length(min=1))
 
 
 class CaseSchema(Schema):
@@ -72,6 +84,14 @@ class Expectation:
     decisive: str | None = None
     rules: tuple[str, ...] = ()
     not_rules: tuple[str, ...] = ()
+    queue: str | None = None
+    handoff_priority: str | None = None
+    customer_message: str | None = None
+
+    def handoff_expected(self) -> bool:
+        """Whether this expectation says anything about the handoff."""
+        return any(v is not None for v in (self.queue, self.handoff_priority,
+                                           self.customer_message))
 
 
 @dataclass(frozen=True)
@@ -102,6 +122,9 @@ class Failure:
         lines = [f"FAIL {where} {self.test.name!r}, turn {self.expectation.turn}"]
         lines += [f"  expected {p}" for p in self.problems]
         lines.append(f"  got      {got.decision}; rules matched (decisive first): {matched}")
+        if got.handoff is not None and self.expectation.handoff_expected():
+            lines.append(f"  handoff  queue {got.handoff.queue}, priority "
+                         f"{got.handoff.priority}, message {got.handoff.customer_message!r}")
         lines.append("  facts    " + ", ".join(f"{k}={_show(v)}" for k, v in got.facts.items()))
         return "\n".join(lines)
 
@@ -112,6 +135,8 @@ class Report:
 
     passed: int = 0
     failures: list[Failure] = field(default_factory=list)
+    # Rules of the set that no test expects to match (decisive or under `rules`).
+    uncovered: tuple[str, ...] = ()
 
     @property
     def failed(self) -> int:
@@ -121,6 +146,14 @@ class Report:
         """The closing count line."""
         return f"{self.passed} passed, {self.failed} failed"
 
+    def coverage(self) -> str:
+        """Which rules no test covers, in a sentence."""
+        if not self.uncovered:
+            return "every rule is covered: each is expected to match by at least one test"
+        return (f"{len(self.uncovered)} rule(s) not covered by any test (no test expects "
+                f"them to match): {', '.join(self.uncovered)}; add a test with "
+                "'rules: [<id>]' or 'decisive: <id>' for each")
+
 
 def _show(value: FactValue) -> str:
     if isinstance(value, tuple):
@@ -128,8 +161,13 @@ def _show(value: FactValue) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def load_rule_tests(directory: Path, known_rules: Sequence[str]) -> list[RuleTest]:
-    """Every test in DIRECTORY/tests/*.yaml; PolicyError lists every problem, located."""
+def load_rule_tests(directory: Path, known_rules: Sequence[str],
+                    known_queues: Sequence[str] | None = None) -> list[RuleTest]:
+    """Every test in DIRECTORY/tests/*.yaml; PolicyError lists every problem, located.
+
+    Rule ids (and, when given, queue names) a test expects are checked against the rule
+    set's, with a "did you mean": a typo there would make a test fail for the wrong reason.
+    """
     folder = directory / TESTS_FOLDER
     tests: list[RuleTest] = []
     problems: list[Problem] = []
@@ -146,7 +184,7 @@ def load_rule_tests(directory: Path, known_rules: Sequence[str]) -> list[RuleTes
                                     f"a test file holds a list under 'tests': {exc.messages}"))
             continue
         for raw in document["tests"]:
-            test = _load_case(raw, name, known_rules, problems)
+            test = _load_case(raw, name, known_rules, known_queues, problems)
             if test is not None:
                 tests.append(test)
     if problems:
@@ -155,7 +193,7 @@ def load_rule_tests(directory: Path, known_rules: Sequence[str]) -> list[RuleTes
 
 
 def _load_case(raw: Any, file: str, known_rules: Sequence[str],
-               problems: list[Problem]) -> RuleTest | None:
+               known_queues: Sequence[str] | None, problems: list[Problem]) -> RuleTest | None:
     line = line_of(raw)
     title = raw.get("name") if isinstance(raw.get("name"), str) else None
     try:
@@ -175,9 +213,27 @@ def _load_case(raw: Any, file: str, known_rules: Sequence[str],
         try:
             data = ExpectSchema().load(raw_expect)
         except ValidationError as exc:
-            problems.append(Problem(file, where, f"test {title!r}: expect: {exc.messages}"))
+            problems.extend(Problem(file, where, f"test {title!r}: expect: {message}")
+                            for message in _plain(exc.messages, sorted(ExpectSchema().fields)))
             ok = False
             continue
+        queue = data["queue"]
+        if queue is not None and known_queues is not None and queue not in known_queues:
+            close = difflib.get_close_matches(queue, known_queues, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(Problem(file, where, f"test {title!r}: no rule or default of the "
+                                                 f"rule set sends customers to queue "
+                                                 f"'{queue}'{hint}; the queues are: "
+                                                 f"{', '.join(sorted(set(known_queues)))}"))
+            ok = False
+        handoff = [key for key in ("queue", "handoff_priority", "customer_message")
+                   if data[key] is not None]
+        if handoff and data["decision"] == KEEP:
+            problems.append(Problem(file, where, f"test {title!r}: a conversation kept with "
+                                                 f"the bot has no handoff, so "
+                                                 f"{', '.join(handoff)} cannot be checked; "
+                                                 f"expect decision {ROUTE} or remove them"))
+            ok = False
         if data["turn"] > len(turns):
             problems.append(Problem(file, where, f"test {title!r}: turn {data['turn']} is "
                                                  f"past the last turn ({len(turns)})"))
@@ -193,7 +249,9 @@ def _load_case(raw: Any, file: str, known_rules: Sequence[str],
         expectations.append(Expectation(
             turn=data["turn"], line=where, decision=data["decision"],
             decisive=data["decisive"], rules=tuple(data["rules"]),
-            not_rules=tuple(data["not_rules"])))
+            not_rules=tuple(data["not_rules"]), queue=queue,
+            handoff_priority=data["handoff_priority"],
+            customer_message=data["customer_message"]))
     if not ok:
         return None
     return RuleTest(name=case["name"], file=file, line=line,
@@ -215,12 +273,51 @@ def check(expectation: Expectation, decision: Decision) -> list[str]:
     unwanted = [r for r in expectation.not_rules if r in matched]
     if unwanted:
         problems.append("rules not matched: " + ", ".join(unwanted))
+    if expectation.handoff_expected():
+        handoff = decision.handoff
+        if handoff is None:
+            problems.append("a handoff to a person (the conversation stayed with the bot)")
+        else:
+            if expectation.queue is not None and handoff.queue != expectation.queue:
+                problems.append(f"queue {expectation.queue}")
+            if (expectation.handoff_priority is not None
+                    and handoff.priority != expectation.handoff_priority):
+                problems.append(f"handoff priority {expectation.handoff_priority}")
+            if (expectation.customer_message is not None
+                    and _spaced(handoff.customer_message)
+                    != _spaced(expectation.customer_message)):
+                problems.append(f"customer message {expectation.customer_message!r}")
     return problems
+
+
+def _spaced(text: str) -> str:
+    """Text with runs of white space made one space (YAML folds long messages)."""
+    return " ".join(text.split())
+
+
+def _plain(messages: Any, allowed: Sequence[str]) -> list[str]:
+    """marshmallow's messages for an expectation as sentences."""
+    if not isinstance(messages, dict):
+        return [str(messages)]
+    out: list[str] = []
+    for key, texts in messages.items():
+        for text in texts if isinstance(texts, list) else [texts]:
+            if text == "Unknown field.":
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                out.append(f"unknown key '{key}'{hint}; allowed: {', '.join(allowed)}")
+            else:
+                out.append(f"'{key}' {text}" if not str(text).startswith("'") else str(text))
+    return out
 
 
 def run_rule_tests(policy: Policy, tests: Sequence[RuleTest]) -> Report:
     """Run every test through the pipeline; a test passes when all its expectations hold."""
-    report = Report()
+    named = {name for test in tests for expectation in test.expectations
+             for name in (*expectation.rules,
+                          *([expectation.decisive] if expectation.decisive else []))}
+    report = Report(uncovered=tuple(rule.id for rule in policy.ruleset.rules
+                                    if rule.id not in named))
     for test in tests:
         decisions = decide_transcript(policy, test.transcript)
         failures = [

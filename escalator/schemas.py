@@ -186,17 +186,25 @@ class TurnSchema(Schema):
     def _build(self, data: dict[str, Any], **kwargs: Any) -> Turn:
         customer = data["customer"] or {}
         consent = data["consent"] or {}
+        # Tiers, segments, channels and context labels are the caller's own words: read in
+        # lower case, so a rule's "VIP" and a platform's "vip" (or "Vip") are one tier.
+        context = {key: value.lower() if isinstance(value, str) else value
+                   for key, value in (data["context"] or {}).items()}
         return Turn(
             turn_id=data["turn_id"],
             message=data["message"],
             bot=data["bot"] or BotReply(),
-            tier=customer.get("tier"),
-            segment=customer.get("segment"),
-            channel=data["channel"],
-            context=data["context"] or {},
+            tier=_lower(customer.get("tier")),
+            segment=_lower(customer.get("segment")),
+            channel=_lower(data["channel"]),
+            context=context,
             store_state=consent.get("store_state", True),
             timestamp=data["timestamp"],
         )
+
+
+def _lower(label: str | None) -> str | None:
+    return label.lower() if label is not None else None
 
 
 @functools.lru_cache(maxsize=8)

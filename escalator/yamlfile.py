@@ -51,8 +51,10 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if key in result:
+            first = result.key_lines.get(key) if isinstance(key, str) else None
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
+                None, None, f"duplicate key {key!r}"
+                + (f" (first on line {first})" if first else ""), key_node.start_mark
             )
         result[key] = loader.construct_object(value_node, deep=True)
         if isinstance(key, str):
@@ -85,7 +87,109 @@ def load_yaml(path: Path, display_name: str | None = None) -> Any:
     try:
         return yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PolicyError([Problem(name, line, f"invalid YAML: {problem}")]) from exc
+        line, message = explain_yaml_error(exc, text)
+        raise PolicyError([Problem(name, line, message)]) from exc
+
+
+# ---------------------------------------------------------------------------- syntax errors
+# The parser's own words ("mapping values are not allowed here") mean nothing to a policy
+# owner. The common mistakes are recognised from the message and the text around it, and
+# said in plain words with the line to fix and what to do; anything else keeps the
+# parser's words, still with its line and a general hint.
+
+# `key:value` with no space: YAML reads it as one word, not as a key and a value.
+_NO_SPACE = re.compile(r"^\s*(?:-\s+)?([A-Za-z_][A-Za-z0-9_.-]*):(?![\s:/]|$)(\S*)")
+_DASH_NO_SPACE = re.compile(r"^\s*-(?=[A-Za-z_{\[\"'])")
+_VALUE_WITH_COLON = re.compile(r"^\s*(?:-\s+)?([A-Za-z_][A-Za-z0-9_.-]*):\s+[^\"'{\[].*:\s")
+_BRACKETS = {"flow mapping": ("{", "}"), "flow sequence": ("[", "]")}
+_GENERAL_HINT = ("check the indentation (spaces only, keys of one mapping lined up), a space "
+                 "after each colon, and that quotes and brackets are closed")
+
+
+def explain_yaml_error(exc: yaml.YAMLError, text: str) -> tuple[int | None, str]:
+    """The line to fix and a plain-language explanation with a hint, for a YAML error."""
+    problem_mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    problem = str(getattr(exc, "problem", None) or exc)
+    context = str(getattr(exc, "context", None) or "")
+    lines = text.splitlines()
+    line = problem_mark.line + 1 if problem_mark is not None else None
+    opened = context_mark.line + 1 if context_mark is not None else None
+
+    def source(number: int | None) -> str:
+        return lines[number - 1] if number is not None and 0 < number <= len(lines) else ""
+
+    if "'\\t'" in problem or "\t" in problem:
+        return line, ("there is a tab here; YAML indents with spaces only: replace the tab "
+                      "with spaces")
+    if problem.startswith("duplicate key"):
+        key = problem.removeprefix("duplicate key ").split(" (first")[0]
+        first = problem.split("first on line ")[1].rstrip(")") if "first on" in problem else ""
+        at = f" (first on line {first})" if first else ""
+        return line, (f"the key {key} is written twice in the same place{at}; keep one of "
+                      "them, or if they belong to different rules, check the indentation "
+                      "and the '- ' that starts each rule")
+    # A missing space after a colon on this line or the few before it: the commonest cause
+    # of "could not find expected ':'" and "mapping values are not allowed here".
+    if line is not None:
+        for number in range(line, max(1, line - 3, opened or 1) - 1, -1):
+            found = _NO_SPACE.match(source(number))
+            if found:
+                key, rest = found.groups()
+                return number, (f"'{key}:{rest}' needs a space after the colon: write "
+                                f"'{key}: {rest}'")
+            if _DASH_NO_SPACE.match(source(number)):
+                return number, ("a list item needs a space after its dash: write '- ' "
+                                "(for example '- id: my-rule')")
+    if "quoted scalar" in context:
+        quote = source(opened)[context_mark.column] if context_mark is not None and \
+            context_mark.column < len(source(opened)) else '"'
+        return opened, (f"the quote {quote} opened on this line is never closed; add the "
+                        f"closing {quote} (and inside '...', write an apostrophe as '')")
+    for kind, (left, right) in _BRACKETS.items():
+        if kind in context and "expected ','" in problem:
+            got = problem.rsplit("but got ", 1)[-1]
+            if got == "':'" and line == opened:
+                return line, ("a value inside { } or [ ] contains a colon; put that value in "
+                              "quotes (for example customer_message: \"Sorry: one moment\")")
+            return opened, (f"the '{left}' opened on this line is not closed where it should "
+                            f"be (the parser found {_token(got)} on line {line}); check that "
+                            f"every '{left}' has its '{right}' and items are separated by commas")
+    if problem == "mapping values are not allowed here":
+        found = _VALUE_WITH_COLON.match(source(line))
+        if found:
+            return line, (f"the value of '{found.group(1)}' contains ': ', which YAML reads "
+                          "as the start of another key; put the whole value in quotes")
+        return line, ("this line is indented more than the key above it, or a value on it "
+                      "contains ': '; line keys of one mapping up under each other, and put "
+                      "a value that contains ': ' in quotes")
+    if problem.startswith("expected <block end>"):
+        got = problem.rsplit("but found ", 1)[-1]
+        if got == "'<scalar>'" and "'" in source(line):
+            return line, ("a text in single quotes contains an apostrophe, which ends it; "
+                          "write the text in double quotes (\"it's\") or double the "
+                          "apostrophe ('it''s')")
+        what = "this list item" if got in ("'-'", "'<block sequence start>'") else "this line"
+        return line, (f"{what} is not lined up with the lines above it (the block started "
+                      f"on line {opened}); indent it exactly like the other items or keys "
+                      "at its level, with spaces")
+    if problem.startswith("could not find expected ':'"):
+        return opened or line, ("a key on this line has no ':' after it, or the line "
+                                "continues a value that should be in quotes; write 'key: "
+                                "value' (with a space after the colon)")
+    if problem.startswith("found undefined alias"):
+        return line, ("a value starts with '*', which YAML reads as a reference to an "
+                      "anchor; put the value in quotes")
+    if problem.startswith("found character") and "cannot start any token" in problem:
+        char = problem.split("'")[1] if "'" in problem else "this character"
+        return line, (f"a value cannot start with '{char}' in YAML; put the value in quotes")
+    if problem.startswith(("did not find expected key", "did not find expected '-'")):
+        return line, ("this line is not lined up with the keys or list items above it; "
+                      "indent it like the others at its level, with spaces")
+    return line, f"the file is not valid YAML here ({problem}); {_GENERAL_HINT}"
+
+
+def _token(got: str) -> str:
+    names = {"'<stream end>'": "the end of the file", "'<scalar>'": "a value",
+             "'<block mapping start>'": "a new key", "'<block end>'": "the end of a block"}
+    return names.get(got, got)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from flask import Flask
 
 from escalator.app import create_app
-from escalator.audit import audit
+from escalator.audit import audit, report
 from escalator.cli import main
 from escalator.config import Config
 from escalator.decisionlog import STREAM_KEY
@@ -117,6 +117,45 @@ def test_small_segments_are_not_compared() -> None:
     records = [record("web", True, 0.8) for _ in range(40)] + \
               [record("fax", False, 0.8) for _ in range(5)]
     assert audit(records, min_count=30).disparities == []
+
+
+def test_an_audit_that_compared_nothing_says_the_data_was_too_small(tmp_path: Path) -> None:
+    # The case: 24 decisions, no segment near the 30-decision minimum.
+    records = [record("web" if i % 2 else "sms", i % 3 == 0, 0.1 + 0.3 * (i % 3))
+               for i in range(24)]
+    result = audit(records, min_count=30)
+    assert result.disparities == [] and result.verdict == "too_little_data"
+    path = tmp_path / "log.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    text = CliRunner().invoke(main, ["audit", str(path)]).output
+    assert "No disparity" not in text
+    assert "Too little data to compare: no band of frustration held two segments of the same " \
+           "channel or language or tier with at least 30 decisions each, so a disparity can " \
+           "be neither found nor ruled out." in text
+    assert "- in the low frustration band, by channel: 'sms' (4 decisions), 'web' (4 " \
+           "decisions): too few decisions to compare (fewer than 30 each)" in text
+    assert "- in the low frustration band, by language: only 'en' appears, so there is " \
+           "nothing to compare it with" in text
+
+    body = json.loads(CliRunner().invoke(main, ["audit", str(path), "--json"]).output)
+    assert body["verdict"] == "too_little_data" and body["disparities"] == []
+    low_channel = next(c for c in body["comparisons"]
+                       if (c["dimension"], c["band"]) == ("channel", "low frustration"))
+    assert low_channel == {"dimension": "channel", "band": "low frustration", "made": False,
+                           "compared": [], "too_small": {"sms": 4, "web": 4}}
+
+
+def test_segments_left_out_of_a_comparison_are_named() -> None:
+    records = ([record("web", True, 0.8) for _ in range(40)]
+               + [record("sms", True, 0.8) for _ in range(40)]
+               + [record("fax", False, 0.8) for _ in range(5)])
+    result = audit(records, min_count=30)
+    assert result.verdict == "no_disparity"
+    text = report(result)
+    assert text.count("No disparity among the segments compared") == 1
+    assert "- in the high frustration band, by channel: 'fax' (5 decisions): too few " \
+           "decisions (fewer than 30)" in text
 
 
 def test_audit_command_reads_the_log_and_explains(tmp_path: Path) -> None:

@@ -131,3 +131,108 @@ def test_the_shipped_rule_tests_pass_and_cover_every_default_rule() -> None:
              for name in (*expectation.rules, *([expectation.decisive]
                                                 if expectation.decisive else []))}
     assert set(rule_ids) - named == set()
+
+
+HANDOFF = """
+tests:
+  - name: Safety goes to the care queue, urgently, with the care message
+    turns:
+      - message: {text: "I can smell gas in my kitchen, what should I do"}
+    expect:
+      - turn: 1
+        decision: route_to_human
+        queue: care
+        handoff_priority: urgent
+        customer_message: >-
+          Thank you for telling me. I'm bringing in a member of our team who can help
+          you with this properly.
+  - name: A customer who asks for a person goes to support
+    turns:
+      - message: {text: "I want to talk to a human"}
+    expect:
+      - {turn: 1, decisive: explicit-human-request, queue: support}
+"""
+
+
+def test_tests_assert_the_queue_the_handoff_priority_and_the_message(rules_copy: Path) -> None:
+    (rules_copy / "tests" / "handoff.yaml").write_text(HANDOFF)
+    code, output = run("rules", "test", str(rules_copy))
+    assert code == 0, output
+    assert output.strip().splitlines()[-1] == "2 passed, 0 failed"
+
+    (rules_copy / "tests" / "handoff.yaml").write_text(
+        HANDOFF.replace("queue: care", "queue: specialist")
+        .replace("handoff_priority: urgent", "handoff_priority: high")
+        .replace("help\n          you", "help\n          them"))
+    code, output = run("rules", "test", str(rules_copy))
+    assert code == 1
+    assert "expected queue specialist" in output
+    assert "expected handoff priority high" in output
+    assert "expected customer message \"Thank you for telling me. I'm bringing in a member " \
+           "of our team who can help them with this properly.\"" in output
+    assert "handoff  queue care, priority urgent, message \"Thank you" in output
+    assert output.strip().splitlines()[-1] == "1 passed, 1 failed"
+
+
+def test_a_handoff_expected_of_a_conversation_that_stays_with_the_bot_fails(
+        rules_copy: Path) -> None:
+    (rules_copy / "tests" / "calm.yaml").write_text("""
+tests:
+  - name: A calm question is wrongly expected to reach a queue
+    turns:
+      - message: {text: "What time do you open?"}
+    expect:
+      - {turn: 1, queue: support}
+""")
+    code, output = run("rules", "test", str(rules_copy))
+    assert code == 1
+    assert "expected a handoff to a person (the conversation stayed with the bot)" in output
+
+
+@pytest.mark.parametrize(("expect", "message"), [
+    ("{turn: 1, decision: route_to_human, queue: retension}",
+     "no rule or default of the rule set sends customers to queue 'retension' (did you mean "
+     "'retention'?); the queues are: care, retention, specialist, support"),
+    ("{turn: 1, decision: keep_with_bot, queue: support}",
+     "a conversation kept with the bot has no handoff, so queue cannot be checked"),
+    ("{turn: 1, handoff_priority: hihg}",
+     "expect: 'handoff_priority' must be one of: low, normal, high, urgent"),
+    ("{turn: 1, queeu: support}",
+     "expect: unknown key 'queeu' (did you mean 'queue'?); allowed: customer_message, "
+     "decision, decisive, handoff_priority, not_rules, queue, rules, turn"),
+])
+def test_mistakes_in_handoff_expectations_are_refused_in_plain_words(
+        rules_copy: Path, expect: str, message: str) -> None:
+    (rules_copy / "tests" / "bad.yaml").write_text(f"""
+tests:
+  - name: Bad
+    turns:
+      - message: {{text: "hello"}}
+    expect:
+      - {expect}
+""")
+    code, output = run("rules", "test", str(rules_copy))
+    assert code == 1
+    assert f"tests/bad.yaml:7: test 'Bad': {message}" in output
+
+
+def test_rules_no_test_covers_are_listed(rules_copy: Path) -> None:
+    from escalator.policy import load_policy
+
+    (rules_copy / "tests" / "floor.yaml").write_text(PASSING)
+    code, output = run("rules", "test", str(rules_copy))
+    assert code == 0
+    policy = load_policy(rules_copy)
+    others = [r.id for r in policy.ruleset.rules if r.id != "explicit-human-request"]
+    policy.close()
+    lines = output.strip().splitlines()
+    assert lines[-2] == (f"{len(others)} rule(s) not covered by any test (no test expects "
+                         f"them to match): {', '.join(others)}; add a test with "
+                         "'rules: [<id>]' or 'decisive: <id>' for each")
+    assert lines[-1] == "1 passed, 0 failed"
+
+
+def test_the_shipped_tests_cover_every_rule_by_the_command_too() -> None:
+    code, output = run("rules", "test", str(default_rules_dir()))
+    assert code == 0, output
+    assert "every rule is covered" in output

@@ -10,6 +10,16 @@ FactType = Literal["integer", "number", "boolean", "string", "labels", "scalar"]
 
 CONTEXT_PREFIX = "context."
 
+# Channels escalator knows by name (metrics fold any other onto "other"); a platform may
+# send others, so a rule naming one is warned about, not refused.
+KNOWN_CHANNELS = frozenset(
+    {"web", "app", "voice", "sms", "email", "chat", "social", "whatsapp", "messenger"}
+)
+# Labels the caller chooses freely: the service reads them in lower case (at the API's
+# boundary) and the loader lower-cases what rules compare them with, so "VIP" in a rule and
+# "vip" from a platform are the same tier. Context values are such labels too.
+CASELESS_FACTS = frozenset({"customer.tier", "customer.segment", "channel"})
+
 
 @dataclass(frozen=True)
 class FactSpec:
@@ -96,11 +106,21 @@ FACTS: dict[str, FactSpec] = {s.name: s for s in (
     _spec("conversation.escalated", "boolean",
           "The conversation was already handed to a person before this turn."),
     _spec("conversation.minutes", "number", "Minutes since the conversation's first turn.", 0),
-    _spec("customer.tier", "string", "The customer's tier as the caller sent it (e.g. gold)."),
+    _spec("customer.tier", "string",
+          "The customer's tier as the caller sent it, in lower case (e.g. gold); compared "
+          "without regard to case."),
     _spec("customer.segment", "string",
-          "The customer's segment as the caller sent it (e.g. consumer, business)."),
-    _spec("channel", "string", "The channel of the conversation (e.g. web, app, voice, sms)."),
+          "The customer's segment as the caller sent it, in lower case (e.g. consumer, "
+          "business); compared without regard to case."),
+    _spec("channel", "string",
+          "The channel of the conversation, in lower case (e.g. web, app, voice, sms); "
+          "compared without regard to case."),
 )}
+
+
+def caseless(name: str) -> bool:
+    """Whether text compared with this fact is compared without regard to case."""
+    return name in CASELESS_FACTS or name.startswith(CONTEXT_PREFIX)
 
 
 def lookup(name: str) -> FactSpec | None:

@@ -21,7 +21,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from escalator.errors import PolicyError, Problem
 from escalator.model import HANDOFF_PRIORITIES, KEEP, ROUTE, DecisionName, RulesetRef
-from escalator.rules.catalogue import FACTS, FactSpec, lookup
+from escalator.rules.catalogue import FACTS, FactSpec, caseless, lookup
 from escalator.rules.conditions import (
     OPERATORS,
     ORDERING,
@@ -36,6 +36,7 @@ from escalator.rules.conditions import (
     leaves,
     truth_when,
 )
+from escalator.rules.vocabulary import Vocabulary, vocabulary_problems
 from escalator.yamlfile import LineDict, load_yaml
 
 RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
@@ -96,6 +97,8 @@ class RuleSet:
     default: Outcome
     rules: tuple[Rule, ...]
     source: Path = field(compare=False)
+    # What does not stop the set from loading but a policy owner should look at.
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)
 
     def ref(self) -> RulesetRef:
         """Which rule set this is, for decisions and logs."""
@@ -234,7 +237,12 @@ def _walk_messages(messages: dict[str, Any], data: Any, file: str, rule: str | N
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    choices = list(choices)
+    key, colon, value = str(word).partition(":")
+    if colon and key in choices:
+        # `{fact:x}` is one key "fact:x" to YAML: the space after the colon is missing.
+        return f" (write '{key}: {value}', with a space after the colon)"
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
     if not close:
         return ""
     return " (did you mean " + " or ".join(f"'{c}'" for c in close) + "?)"
@@ -273,7 +281,11 @@ def parse_condition(node: Any, where: _Where, line: int | None, depth: int = 0) 
     others = [key for key in node if key not in ("all", "any", "not")]
     if others:
         known = ["fact", "all", "any", "not", *OPERATORS]
-        for key in others:
+        if all(key in OPERATORS for key in others):
+            where.add(line, f"this comparison does not say which fact it compares; add "
+                            f"'fact:', e.g. {_EXAMPLE}")
+            return None
+        for key in (key for key in others if key not in OPERATORS):
             hint = _did_you_mean(str(key), known)
             where.add(_key_line(node, key),
                       f"unknown key '{key}' in a condition{hint}; a condition is either "
@@ -364,7 +376,15 @@ def _parse_leaf(node: dict[str, Any], where: _Where, line: int | None) -> Leaf |
     value = _check_value(spec, op, node[op], where, line)
     if value is None:
         return None
+    if caseless(name):
+        # The service reads these labels in lower case: "VIP" here is the tier "vip".
+        value = (tuple(_lower(v) for v in value) if isinstance(value, tuple)
+                 else _lower(value))
     return Leaf(name, op, value, line)
+
+
+def _lower(value: Constant) -> Constant:
+    return value.lower() if isinstance(value, str) else value
 
 
 def _a_type(spec: FactSpec) -> str:
@@ -515,8 +535,11 @@ def _digest(directory: Path, files: list[Path]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def load_ruleset(directory: Path) -> RuleSet:
-    """Load and validate every rule file in a directory; PolicyError lists all problems."""
+def load_ruleset(directory: Path, vocabulary: Vocabulary | None = None) -> RuleSet:
+    """Load and validate every rule file in a directory; PolicyError lists all problems.
+
+    With `vocabulary` (the lexicons' labels), labels no turn can carry are refused too.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise PolicyError([Problem(str(directory), None,
@@ -587,8 +610,10 @@ def load_ruleset(directory: Path) -> RuleSet:
         default = _with_builtin_handoff(default)
     floor_file = header.where.get("ruleset", (first, None))[0]
     problems.extend(floor_problems(rules, floor_file, unreadable))
+    label_problems, warnings = vocabulary_problems(rules, vocabulary)
+    problems.extend(label_problems)
     if problems:
-        raise PolicyError(problems)
+        raise PolicyError(problems, warnings)
     assert default is not None
     return RuleSet(
         name=header.values["ruleset"],
@@ -597,6 +622,7 @@ def load_ruleset(directory: Path) -> RuleSet:
         default=default,
         rules=tuple(rules),
         source=directory.resolve(),
+        warnings=tuple(warnings),
     )
 
 
@@ -608,7 +634,12 @@ def _valid_part(document: dict[str, Any], error: ValidationError) -> dict[str, A
 
 
 def _parse_rule(raw: Any, file: str, document: Any, problems: list[Problem]) -> Rule | None:
-    """One rule, or None after recording its problems."""
+    """One rule, or None after recording its problems.
+
+    A rule with problems outside what decides when and how it acts (its description, a
+    queue on a keep_with_bot rule) is still returned, with its problems recorded: the
+    floor check must see it, or a floor violation would show only once those are fixed.
+    """
     line = getattr(raw, "line", None) or _key_line(document, "rules")
     if not isinstance(raw, dict):
         problems.append(Problem(file, line, "each entry under 'rules' must be a rule "
@@ -634,11 +665,19 @@ def _parse_rule(raw: Any, file: str, document: Any, problems: list[Problem]) -> 
                           f"a keep_with_bot rule does not hand over, so '{key}' has no effect; "
                           "remove it")
                 ok = False
-    if not ok or when is None:
+    if when is None:
         return None
     assert line is not None
-    return Rule(id=data["id"], description=data["description"], priority=data["priority"],
-                when=when, then=Outcome(**then), file=file, line=line)
+    if ok:
+        return Rule(id=data["id"], description=data["description"], priority=data["priority"],
+                    when=when, then=Outcome(**then), file=file, line=line)
+    # Enough of it for the floor check (the set is refused anyway: problems were recorded).
+    decision = raw["then"].get("decision") if isinstance(raw.get("then"), dict) else None
+    priority = data.get("priority")
+    if rule_id is None or priority is None or decision not in (ROUTE, KEEP):
+        return None
+    return Rule(id=rule_id, description=data.get("description", ""), priority=priority,
+                when=when, then=Outcome(decision), file=file, line=line)
 
 
 # What a handoff says when neither the rule nor the set's default does: every route to a

@@ -378,14 +378,14 @@ def test_many_rules_matching_at_once_stay_within_the_engine_stack(
     # the rules over several rulesets.
     rules = "".join(
         f"- {{id: at-least-{i}, description: d, priority: 10, when: {{any: ["
-        f"{{fact: loop.repeats, gte: {i}}}, {{fact: context.key-{i % 40}, eq: {i}}}]}},"
+        f"{{fact: loop.repeats, gte: {i}}}, {{fact: context.key_{i % 40}, eq: {i}}}]}},"
         " then: {decision: keep_with_bot}}\n" for i in range(200))
     with CompiledRuleSet(load_ruleset(write_rules(rules))) as compiled:
         found = compiled.matches({"loop.repeats": 1000, "requested_human": True,
-                                  **{f"context.key-{i}": i for i in range(40)}})
+                                  **{f"context.key_{i}": i for i in range(40)}})
         assert [r.id for r in found] == ["explicit-human-request"] + [
             f"at-least-{i}" for i in range(200)]
-        found = compiled.matches({"loop.repeats": 150, "context.key-0": 160})
+        found = compiled.matches({"loop.repeats": 150, "context.key_0": 160})
         assert [r.id for r in found] == [f"at-least-{i}" for i in [*range(151), 160]]
 
 

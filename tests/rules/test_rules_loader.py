@@ -196,8 +196,8 @@ def test_invalid_yaml_is_reported_with_its_line(write_rules: WriteRules) -> None
                                         encoding="utf-8")
     (problem,) = refusal(folder)
     assert problem.file == "broken.yaml"
-    assert problem.line == 4
-    assert problem.message.startswith("invalid YAML:")
+    assert problem.line == 3  # where the '{' that is never closed was opened
+    assert problem.message.startswith("the '{' opened on this line is not closed")
 
 
 def test_rule_keys_are_checked_with_suggestions(write_rules: WriteRules) -> None:
