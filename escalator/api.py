@@ -17,7 +17,7 @@ from escalator.auth import AuthError
 from escalator.errors import PolicyError, StateUnavailable, TurnSuperseded
 from escalator.model import ConversationState
 from escalator.policy import Policy, load_inline_policy
-from escalator.reloader import notify_other_workers
+from escalator.reloader import ReloadBusy, notify_other_workers
 from escalator.schemas import turn_schema, valid_id
 from escalator.services import Services, services
 from escalator.state import StateStore
@@ -204,12 +204,20 @@ def get_ruleset() -> Response:
 
 @bp.post("/v1/ruleset/reload")
 def reload_ruleset() -> Response:
-    """Admin: reload the rules folder now (in this worker; under gunicorn, all workers)."""
+    """Admin: reload the rules folder now (in this worker; under gunicorn, all workers);
+    409 rather than a long wait when another reload runs or the folder is still changing."""
     svc = services()
-    outcome = svc.reloader.reload("api")
-    notify_other_workers()
+    notify_other_workers()  # first, so the other workers read the folder meanwhile
+    try:
+        outcome = svc.reloader.reload("api")
+    except ReloadBusy as exc:
+        busy = error_response(409, "reload_in_progress", str(exc))
+        busy.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return busy
     body: dict[str, Any] = {"result": outcome.result, "version": outcome.version,
                             "digest": outcome.digest, "seconds": round(outcome.seconds, 4)}
+    if outcome.warnings:
+        body["warnings"] = list(outcome.warnings)
     if outcome.problems:
         body["problems"] = [str(p) for p in outcome.problems]
         return error_response(422, "invalid_ruleset", "The rules folder was refused; the "

@@ -50,7 +50,8 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.config["ESCALATOR_MAX_JSON_DEPTH"] = config.max_json_depth
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    reloader = RuleReloader(policies, config.rules_path, config.reload_interval_seconds)
+    reloader = RuleReloader(policies, config.rules_path, config.reload_interval_seconds,
+                            config.reload_settle_seconds)
     app.extensions[EXTENSION] = Services(config, policies, store, pipeline, reloader, embedded)
     if start_reloader:
         reloader.start()

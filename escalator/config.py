@@ -126,6 +126,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ESCALATOR_RELOAD_INTERVAL_SECONDS", "reload_interval_seconds", _non_negative_float,
             0.0, "Check the rules folder for changes this often (seconds) and reload it "
             "when valid; 0 disables polling (SIGHUP and POST /v1/ruleset/reload still work)."),
+    Setting("ESCALATOR_RELOAD_SETTLE_SECONDS", "reload_settle_seconds", _non_negative_float,
+            2.0, "A changed rules folder is activated only once it has been read twice this "
+            "far apart with the same content, so a copy in progress is never activated half "
+            "done (a Kubernetes ConfigMap swap is complete at once and does not wait); 0 "
+            "activates every change at once."),
 )
 
 
@@ -149,6 +154,7 @@ class Config:
     admin_keys: tuple[str, ...] = ()
     decision_log: str | None = None
     reload_interval_seconds: float = 0.0
+    reload_settle_seconds: float = 2.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:

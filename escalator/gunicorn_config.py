@@ -99,13 +99,13 @@ def post_worker_init(worker: Any) -> None:
     ruleset = services.policies.current.ruleset
     metrics.publish_worker(ruleset.name, ruleset.version, ruleset.digest)
     reloader.master_pid = worker.ppid
-    # gunicorn resets a worker's SIGHUP to the default action, which would kill it.
+    # gunicorn resets a worker's SIGHUP to the default action, which would kill it. The
+    # handler only asks the worker's one reload thread, so a storm of signals coalesces.
     signal.signal(signal.SIGHUP,
-                  lambda signum, frame: services.reloader.reload_in_background("SIGHUP"))
-    # Threads do not survive the fork: poll from here. A worker forked after a reload
-    # starts with the master's rules, so it catches up at once.
+                  lambda signum, frame: services.reloader.request_from_signal())
+    # Threads do not survive the fork: start the reload thread here. It checks the
+    # folder at once, so a worker forked after a reload catches up with it.
     services.reloader.start()
-    services.reloader.reload_in_background("worker start", force=False)
 
 
 SETTINGS = ("worker_class", "workers", "bind", "timeout", "graceful_timeout", "keepalive",

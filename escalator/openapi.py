@@ -44,6 +44,11 @@ ERRORS: dict[str, tuple[int, str]] = {
     "invalid_ruleset": (422, "The rules folder was refused; the running rule set stays "
                              "(`details.problems` lists file, line, rule and problem)."),
     "internal_error": (500, "A bug: please report it."),
+    "reload_in_progress": (409, "No reload result within the wait: a reload is still "
+                           "running, or the rules folder changed moments ago and is "
+                           "activated once it has been unchanged for "
+                           "ESCALATOR_RELOAD_SETTLE_SECONDS. The running rule set stays; "
+                           "ask again after `Retry-After` seconds."),
     "turn_superseded": (409, "This turn was already decided; newer turns have followed "
                         "(a retry of a turn older than the last 2, whose decision is no "
                         "longer kept). Nothing was changed."),
@@ -203,8 +208,15 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
     spec.path("/v1/ruleset/reload", operations={"post": _operation(
         "Admin: reload the rules folder now, in every worker", {
             "200": _json(_ref("schemas", "Reload"), "Reloaded, or unchanged."),
-            **_errors("unauthorized", "forbidden", "invalid_ruleset", "internal_error")},
-        security=ADMIN)})
+            **_errors("unauthorized", "forbidden", "reload_in_progress", "invalid_ruleset",
+                      "internal_error")},
+        security=ADMIN,
+        description="Reads the rules folder now and activates it once it is complete: a "
+                    "folder that changed moments ago is read again "
+                    "ESCALATOR_RELOAD_SETTLE_SECONDS later and activated only if unchanged "
+                    "(a ConfigMap-style `..data` swap is activated at once). The answer "
+                    "waits for that, at most the settle time + 5 s; then 409 "
+                    "reload_in_progress, and the reload completes by itself.")})
     spec.path("/healthz", operations={"get": _operation("The process is alive", {
         "200": _json(_ref("schemas", "Health"), "Alive.")}, security=OPEN)})
     spec.path("/readyz", operations={"get": _operation(

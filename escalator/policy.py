@@ -15,10 +15,9 @@ from escalator.errors import PolicyError, Problem
 from escalator.rules.compiler import CompiledRuleSet
 from escalator.rules.loader import RuleSet, load_ruleset
 from escalator.rules.vocabulary import Vocabulary
+from escalator.rulesfolder import LEXICON_FOLDER, RulesFolder, read_folder
 from escalator.scoring import Lexicons, load_lexicons
 from escalator.scoring.lexicons import MEASURED_CUES
-
-LEXICON_FOLDER = "lexicons"
 
 
 @dataclass(frozen=True)
@@ -43,20 +42,22 @@ def vocabulary_of(lexicons: Lexicons) -> Vocabulary:
     )
 
 
-def load_policy(directory: Path) -> Policy:
-    """Load, check and compile a rules folder; PolicyError lists every problem found."""
+def load_policy(source: Path | RulesFolder) -> Policy:
+    """Load, check and compile a rules folder (or one read of it, so that what is compiled
+    is exactly what was read); PolicyError lists every problem found."""
+    folder = source if isinstance(source, RulesFolder) else read_folder(source)
     problems: list[Problem] = []
     warnings: list[Problem] = []
     lexicons: Lexicons | None = None
     ruleset: RuleSet | None = None
-    if not directory.is_dir():
-        raise PolicyError([Problem(str(directory), None, "the rules folder does not exist")])
+    if not folder.path.is_dir():
+        raise PolicyError([Problem(str(folder.path), None, "the rules folder does not exist")])
     try:
-        lexicons = load_lexicons(directory / LEXICON_FOLDER)
+        lexicons = load_lexicons(folder.sub(LEXICON_FOLDER))
     except PolicyError as exc:
         problems.extend(exc.problems)
     try:
-        ruleset = load_ruleset(directory, vocabulary_of(lexicons) if lexicons else None)
+        ruleset = load_ruleset(folder, vocabulary_of(lexicons) if lexicons else None)
     except PolicyError as exc:
         problems.extend(exc.problems)
         warnings.extend(exc.warnings)

@@ -20,7 +20,8 @@ DECISIONS = (ROUTE, KEEP)
 # Every code an error body can carry (README, "Errors"); 429 and the like would add here.
 ERROR_CODES = (
     "invalid_request", "unauthorized", "forbidden", "not_found", "method_not_allowed",
-    "payload_too_large", "unsupported_media_type", "turn_superseded", "invalid_ruleset",
+    "payload_too_large", "unsupported_media_type", "turn_superseded", "reload_in_progress",
+    "invalid_ruleset",
     "state_unavailable", "internal_error",
 )
 
@@ -186,6 +187,9 @@ class ReloadSchema(Schema):
     version = fields.String(required=True)
     digest = fields.String(required=True)
     seconds = fields.Float(required=True, validate=validate.Range(min=0))
+    warnings = fields.List(fields.String(), metadata={
+        "description": "Reloaded, but something a policy owner should know, e.g. the "
+                       "content changed and the version did not."})
 
 
 class HealthSchema(Schema):

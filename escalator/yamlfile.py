@@ -77,11 +77,12 @@ def line_of(value: Any, default: int | None = None) -> int | None:
     return getattr(value, "line", default)
 
 
-def load_yaml(path: Path, display_name: str | None = None) -> Any:
-    """Parse one YAML file safely; a syntax error becomes a PolicyError with its line."""
+def load_yaml(path: Path | bytes, display_name: str | None = None) -> Any:
+    """Parse one YAML file (a path, or its bytes already read) safely; a syntax error
+    becomes a PolicyError with its line."""
     name = display_name or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = (path if isinstance(path, bytes) else path.read_bytes()).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError([Problem(name, None, f"cannot read file: {exc}")]) from exc
     try:

@@ -10,7 +10,6 @@ each with the file, line and rule id, in words a policy owner can act on.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -37,6 +36,7 @@ from escalator.rules.conditions import (
     truth_when,
 )
 from escalator.rules.vocabulary import Vocabulary, vocabulary_problems
+from escalator.rulesfolder import RulesFolder, read_folder
 from escalator.yamlfile import LineDict, load_yaml
 
 RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
@@ -523,44 +523,33 @@ class _Header:
                                                 "declare it once for the whole rule set"))
 
 
-def _digest(directory: Path, files: list[Path]) -> str:
-    """sha256 over the sorted relative paths and bytes of the rule files and lexicons."""
-    lexicons = directory / "lexicons"
-    paths = list(files) + sorted(p for p in lexicons.glob("*.yaml") if p.is_file())
-    entries = sorted((p.relative_to(directory).as_posix(), p) for p in paths)
-    digest = hashlib.sha256()
-    for rel, path in entries:
-        data = path.read_bytes()
-        digest.update(rel.encode("utf-8") + b"\0" + len(data).to_bytes(8, "big") + data)
-    return "sha256:" + digest.hexdigest()
-
-
-def load_ruleset(directory: Path, vocabulary: Vocabulary | None = None) -> RuleSet:
-    """Load and validate every rule file in a directory; PolicyError lists all problems.
+def load_ruleset(source: Path | RulesFolder, vocabulary: Vocabulary | None = None
+                 ) -> RuleSet:
+    """Load and validate every rule file in a folder (or in a read of one); PolicyError
+    lists all problems.
 
     With `vocabulary` (the lexicons' labels), labels no turn can carry are refused too.
     """
-    directory = Path(directory)
+    folder = source if isinstance(source, RulesFolder) else read_folder(Path(source))
+    directory = folder.path
     if not directory.is_dir():
         raise PolicyError([Problem(str(directory), None,
                                    "is not a folder of rule files (*.yaml)")])
-    files = sorted(p for p in directory.glob("*.yaml") if p.is_file())
-    problems: list[Problem] = []
-    for stray in sorted(p for p in directory.glob("*.yml") if p.is_file()):
-        problems.append(Problem(stray.name, None, "rule files must end in .yaml; rename it "
-                                                  "(it would otherwise be ignored)"))
-    if not files:
+    problems: list[Problem] = folder.problems()
+    files = folder.rule_files()
+    if not files and not any(p.file == str(directory) for p in problems):
         problems.append(Problem(str(directory), None, "there are no rule files (*.yaml) here"))
+    if not files:
         raise PolicyError(problems)
 
     header = _Header()
     rules: list[Rule] = []
     first_use: dict[str, Rule] = {}
-    unreadable = 0
-    for path in files:
-        name = path.name
+    # A rule file refused unread may hold the rule the floor is missing.
+    unreadable = sum(1 for p in problems if p.file.endswith(".yaml"))
+    for name in files:
         try:
-            document = load_yaml(path, display_name=name)
+            document = load_yaml(folder.files[name], display_name=name)
         except PolicyError as exc:
             problems.extend(exc.problems)
             unreadable += 1
@@ -599,7 +588,7 @@ def load_ruleset(directory: Path, vocabulary: Vocabulary | None = None) -> RuleS
             first_use[rule.id] = rule
             rules.append(rule)
 
-    first = files[0].name
+    first = files[0]
     for key, example in (("ruleset", "ruleset: default"), ("version", 'version: "2026.11.1"'),
                          ("default", "default: {decision: keep_with_bot, queue: support, "
                                      "priority: normal, customer_message: ...}")):
@@ -618,7 +607,7 @@ def load_ruleset(directory: Path, vocabulary: Vocabulary | None = None) -> RuleS
     return RuleSet(
         name=header.values["ruleset"],
         version=header.values["version"],
-        digest=_digest(directory, files),
+        digest=folder.digest,
         default=default,
         rules=tuple(rules),
         source=directory.resolve(),

@@ -25,6 +25,7 @@ from marshmallow import (
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from escalator.errors import PolicyError, Problem
+from escalator.rulesfolder import FOLDER, RulesFolder, read_folder
 from escalator.scoring.labels import intent_key, variant_suffix_pattern
 from escalator.scoring.text import (
     Pattern,
@@ -463,17 +464,23 @@ class _Collector:
                     self.from_validation(file, message, node, path, line)
 
 
-def _load_files(directory: Path, problems: _Collector) -> dict[str, tuple[Any, Any]]:
+def _load_files(folder: RulesFolder, problems: _Collector) -> dict[str, tuple[Any, Any]]:
     """Each file's (raw YAML, validated data); files with problems are left out."""
     loaded: dict[str, tuple[Any, Any]] = {}
+    if FOLDER in folder.refused:  # e.g. lexicons/ links out of the rules folder
+        problems.problems.append(Problem(str(folder.path), None, folder.refused[FOLDER]))
+        return loaded
+    problems.problems.extend(Problem(str(folder.path / name), None, why)
+                             for name, why in sorted(folder.refused.items())
+                             if name.endswith(".yaml"))  # unread; named or not in FILES
     for name in FILES:
-        path = directory / name
-        display = str(path)
-        if not path.is_file():
-            problems.problems.append(Problem(display, None, "file is missing"))
+        display = str(folder.path / name)
+        if name not in folder.files:
+            if name not in folder.refused:
+                problems.problems.append(Problem(display, None, "file is missing"))
             continue
         try:
-            raw = load_yaml(path, display)
+            raw = load_yaml(folder.files[name], display)
         except PolicyError as exc:
             problems.problems.extend(exc.problems)
             continue
@@ -509,10 +516,13 @@ def _words_of(phrases: list[str]) -> list[str]:
     return [word for phrase in phrases for word in pattern_words(phrase)]
 
 
-def load_lexicons(directory: Path) -> Lexicons:
-    """Load and validate rules/lexicons; raise PolicyError listing every problem found."""
+def load_lexicons(source: Path | RulesFolder) -> Lexicons:
+    """Load and validate rules/lexicons (the folder, or a read of it); raise PolicyError
+    listing every problem found."""
+    folder = source if isinstance(source, RulesFolder) else read_folder(Path(source))
+    directory = folder.path
     problems = _Collector()
-    loaded = _load_files(Path(directory), problems)
+    loaded = _load_files(folder, problems)
 
     for name in FILES[2:]:
         if name in loaded and name != "sentiment.yaml":
