@@ -1,5 +1,7 @@
-"""Hot reload: a valid rule change goes live atomically; a broken one is refused and the
-running rules stay; replaced engines are freed only when no decision uses them."""
+"""Hot reload: a valid rule change goes live atomically once the folder has settled; a
+broken one is refused and the running rules stay; replaced engines are freed only when no
+decision uses them. The attacks on reloading, under `escalator serve`, are in
+tests/test_reload_attacks.py."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import os
 import shutil
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,17 +48,22 @@ def rules(tmp_path: Path) -> Path:
     return copy_rules(tmp_path / "rules")
 
 
+# Short, so tests do not wait long for a change to settle (the default is 2 s).
+SETTLE = 0.3
+
+
 @pytest.fixture
 def reloading_app(redis_url: str, rules: Path) -> Iterator[Flask]:
     app = create_app(Config(redis_url=redis_url, env="test", rules_dir=rules,
-                            reload_interval_seconds=0.05))
+                            reload_interval_seconds=0.05, reload_settle_seconds=SETTLE))
     yield app
     app.extensions[EXTENSION].close()
 
 
 def test_reload_over_http_swaps_a_valid_change_and_refuses_a_broken_one(
         redis_url: str, rules: Path) -> None:
-    app = create_app(Config(redis_url=redis_url, env="test", rules_dir=rules))
+    app = create_app(Config(redis_url=redis_url, env="test", rules_dir=rules,
+                            reload_settle_seconds=SETTLE))
     client = app.test_client()
     try:
         set_version(rules, "2026.12.0")
@@ -111,7 +119,8 @@ def test_a_broken_push_under_load_fails_no_request_and_keeps_the_old_rules(
     version = shipped.ruleset.version
     shipped.close()
     base, server = start_serve(tmp_path, ESCALATOR_RULES_DIR=str(rules),
-                               ESCALATOR_RELOAD_INTERVAL_SECONDS="0.2")
+                               ESCALATOR_RELOAD_INTERVAL_SECONDS="0.2",
+                               ESCALATOR_RELOAD_SETTLE_SECONDS=str(SETTLE))
     statuses: list[int] = []
     stop = threading.Event()
 
@@ -177,8 +186,9 @@ def test_a_configmap_style_symlink_swap_is_picked_up(redis_url: str, tmp_path: P
     (mount / "..data").symlink_to(first.name)
     for path in [*first.glob("*.yaml"), first / "lexicons"]:
         (mount / path.name).symlink_to(Path("..data") / path.name)
+    # A swap is complete at once: it must not wait to settle (here: long).
     app = create_app(Config(redis_url=redis_url, env="test", rules_dir=mount,
-                            reload_interval_seconds=0.05))
+                            reload_interval_seconds=0.05, reload_settle_seconds=60))
     try:
         client = app.test_client()
         assert client.get("/v1/ruleset").get_json()["version"] != "2027.2.0"
@@ -188,5 +198,104 @@ def test_a_configmap_style_symlink_swap_is_picked_up(redis_url: str, tmp_path: P
         os.replace(mount / "..data_tmp", mount / "..data")
         wait_for(lambda: client.get("/v1/ruleset").get_json()["version"] == "2027.2.0", 10,
                  "the poller follows the swapped ..data link")
+        # The kubelet removes the old generation after the swap; the admin reload also
+        # takes a swapped folder at once.
+        shutil.rmtree(first)
+        third = copy_rules(mount / "..2026_11_27_3")
+        set_version(third, "2027.2.1")
+        (mount / "..data_tmp").symlink_to(third.name)
+        os.replace(mount / "..data_tmp", mount / "..data")
+        started = time.monotonic()
+        reloaded = client.post("/v1/ruleset/reload")
+        assert reloaded.status_code == 200, reloaded.get_json()
+        assert reloaded.get_json()["version"] == "2027.2.1"
+        assert time.monotonic() - started < 30
     finally:
         app.extensions[EXTENSION].close()
+
+
+def test_a_change_that_keeps_the_version_is_reloaded_with_a_warning(
+        redis_url: str, rules: Path) -> None:
+    # Without polling, so that the reload asked here is the one that activates the change.
+    app = create_app(Config(redis_url=redis_url, env="test", rules_dir=rules,
+                            reload_settle_seconds=SETTLE))
+    try:
+        client = app.test_client()
+        before = client.get("/v1/ruleset").get_json()
+        loops = rules / "loops.yaml"
+        loops.write_text(loops.read_text().replace("description: ", "description: Edited. ",
+                                                   1))
+        reloaded = client.post("/v1/ruleset/reload")
+        assert reloaded.status_code == 200
+        body = reloaded.get_json()
+        assert body["result"] == "reloaded" and body["version"] == before["version"]
+        assert body["digest"] != before["digest"]
+        assert body["warnings"] == [
+            f"the rules changed but their version is still '{before['version']}': decisions "
+            "made before and after the change name the same version (their digests "
+            "differ); change 'version' with every edit"]
+        again = client.post("/v1/ruleset/reload").get_json()
+        assert again["result"] == "unchanged" and "warnings" not in again
+    finally:
+        app.extensions[EXTENSION].close()
+
+
+def test_the_admin_reload_waits_for_a_copy_to_settle_and_answers_409_if_it_does_not(
+        redis_url: str, rules: Path) -> None:
+    app = create_app(Config(redis_url=redis_url, env="test", rules_dir=rules,
+                            reload_settle_seconds=SETTLE))
+    services = app.extensions[EXTENSION]
+    services.reloader.admin_wait_seconds = 1.0
+    client = app.test_client()
+    writing = threading.Event()
+    stop = threading.Event()
+
+    def copy_that_never_ends() -> None:
+        topics = rules / "topics.yaml"
+        text = topics.read_text()
+        n = 0
+        while not stop.is_set():
+            n += 1
+            topics.write_text(text + f"# {n}\n")
+            writing.set()
+            stop.wait(0.02)  # the writer's pace, well under the settle time
+
+    writer = threading.Thread(target=copy_that_never_ends)
+    try:
+        version = client.get("/v1/ruleset").get_json()["version"]
+        writer.start()
+        writing.wait(10)
+        started = time.monotonic()
+        busy = client.post("/v1/ruleset/reload")
+        took = time.monotonic() - started
+        assert busy.status_code == 409
+        assert busy.get_json()["error"]["code"] == "reload_in_progress"
+        assert "activated once it has been unchanged for 0.3 s" in \
+            busy.get_json()["error"]["message"]
+        assert busy.headers["Retry-After"] == "1"
+        assert 1.0 <= took < 10
+        assert client.get("/v1/ruleset").get_json()["version"] == version
+        stop.set()
+        writer.join()
+        # The copy is done: the same request now activates it, after one settle time.
+        set_version(rules, "2027.3.0")
+        reloaded = client.post("/v1/ruleset/reload")
+        assert reloaded.status_code == 200 and reloaded.get_json()["version"] == "2027.3.0"
+    finally:
+        stop.set()
+        if writer.is_alive():
+            writer.join()
+        services.close()
+
+
+def test_a_link_leading_out_of_the_folder_is_refused_and_the_digest_stays(
+        reloading_app: Flask, rules: Path) -> None:
+    client = reloading_app.test_client()
+    digest = client.get("/v1/ruleset").get_json()["digest"]
+    (rules / "lexicons" / "system.yaml").symlink_to("/etc/passwd")
+    refused = client.post("/v1/ruleset/reload")
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["details"]["problems"] == [
+        f"{rules}/lexicons/system.yaml: is a link to /etc/passwd, outside the rules folder; "
+        "only files inside the folder are read (copy the file in instead)"]
+    assert client.get("/v1/ruleset").get_json()["digest"] == digest
