@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from escalator.errors import PolicyError, Problem
-from escalator.rules.loader import _digest
+from escalator.rulesfolder import read_folder
 from escalator.yamlfile import LineDict, load_yaml
 
 GIT_TIMEOUT_SECONDS = 10
@@ -50,19 +50,19 @@ class Identity:
 
 def folder_identity(directory: Path, source: str | None = None) -> Identity:
     """The version and digest of a rules folder, read even when the set has problems."""
-    files = sorted(p for p in directory.glob("*.yaml") if p.is_file())
+    folder = read_folder(directory)
     version: str | None = None
     where: tuple[str | None, int | None] = (None, None)
-    for path in files:
+    for name in folder.rule_files():
         try:
-            document = load_yaml(path, path.name)
+            document = load_yaml(folder.files[name], name)
         except PolicyError:
             continue
         if isinstance(document, LineDict) and isinstance(document.get("version"), str):
             version = document["version"]
-            where = (path.name, document.line_of_key("version"))
+            where = (name, document.line_of_key("version"))
             break
-    return Identity(version, _digest(directory, files), source or str(directory), *where)
+    return Identity(version, folder.digest, source or str(directory), *where)
 
 
 def git_head_identity(directory: Path) -> Identity | None:
