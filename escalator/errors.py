@@ -13,6 +13,8 @@ class Problem:
     line: int | None
     message: str
     rule: str | None = None
+    # Set when the problem is a size limit (the budget of every rule set): which one.
+    limit: str | None = None
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"

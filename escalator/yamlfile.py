@@ -1,4 +1,11 @@
-"""YAML loading that remembers line numbers, so errors can point at the line to fix."""
+"""YAML loading that remembers line numbers, so errors can point at the line to fix.
+
+Limits first: a file may nest lists and mappings at most MAX_YAML_DEPTH levels deep, and
+may hold at most MAX_YAML_NODES values once every alias (`*name`) is replaced by what its
+anchor (`&name`) holds. Anchors are allowed (a shared list of intents is a fair use), and
+counted as many times as they are used: a few lines of aliases of aliases would otherwise
+stand for billions of values. Mapping keys must be plain text.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +37,86 @@ class LineList(list[Any]):
     line: int = 0
 
 
+# The default rule files nest at most 9 levels and hold at most 1,137 values (lexicons);
+# conditions may nest 16 all/any levels, two YAML levels each, under a rule's 4.
+MAX_YAML_DEPTH = 64
+MAX_YAML_NODES = 20_000
+
+
+class YamlLimitError(yaml.YAMLError):
+    """A file over one of the limits above; `limit` names which."""
+
+    def __init__(self, limit: str, problem: str, mark: yaml.Mark | None) -> None:
+        super().__init__(problem)
+        self.limit = limit
+        self.problem = problem
+        self.problem_mark = mark
+
+
 class _LineLoader(yaml.SafeLoader):
-    pass
+    """SafeLoader that refuses deep nesting while composing (PyYAML's composer recurses
+    once per level, so a thousand brackets end in a RecursionError) and counts the
+    document's values with aliases expanded before building anything from it."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise YamlLimitError(
+                    "yaml_depth", f"lists and mappings are nested more than "
+                                  f"{MAX_YAML_DEPTH} levels deep here; simplify",
+                    self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _check_expanded_size(node)
+        return self.construct_document(node)
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """Refuse a document whose values, aliases expanded, number more than MAX_YAML_NODES,
+    or whose anchor holds an alias to itself; linear in the nodes as written."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    # Iterative post-order walk: each node is sized once, after its children.
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            children = _children(node)
+            size = 1 + sum(sizes[id(child)] for child in children)
+            if size > MAX_YAML_NODES:
+                raise YamlLimitError(
+                    "yaml_nodes", f"this holds more than {MAX_YAML_NODES} values once "
+                                  "every alias (*name) is replaced by its anchor (&name); "
+                                  "use fewer aliases or a smaller list", node.start_mark)
+            sizes[key] = size
+            open_nodes.discard(key)
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise YamlLimitError("yaml_nodes", "an alias (*name) is used inside the "
+                                 "anchor (&name) it refers to", node.start_mark)
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in reversed(_children(node)))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 # YAML 1.1 (PyYAML) reads `1e-5` and `2.5e3` as strings: it wants a dot and a signed
@@ -49,6 +134,11 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     result.line = node.start_mark.line + 1
     result.key_lines = {}
     for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            # `? [a, b] : c` or `{[a]: b}`: a list or mapping as a key means nothing here.
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be plain text, not a list or a mapping",
+                key_node.start_mark)
         key = loader.construct_object(key_node, deep=True)
         if key in result:
             first = result.key_lines.get(key) if isinstance(key, str) else None
@@ -87,9 +177,17 @@ def load_yaml(path: Path | bytes, display_name: str | None = None) -> Any:
         raise PolicyError([Problem(name, None, f"cannot read file: {exc}")]) from exc
     try:
         return yaml.load(text, Loader=_LineLoader)
+    except YamlLimitError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
+        raise PolicyError([Problem(name, line, exc.problem, limit=exc.limit)]) from None
     except yaml.YAMLError as exc:
         line, message = explain_yaml_error(exc, text)
         raise PolicyError([Problem(name, line, message)]) from exc
+    except (ValueError, OverflowError) as exc:
+        # A value PyYAML reads but Python refuses: an integer of 5,000 digits, 2026-13-45.
+        reason = str(exc).split(";")[0]
+        raise PolicyError([Problem(name, None, f"a value cannot be read ({reason})")]
+                          ) from None
 
 
 # ---------------------------------------------------------------------------- syntax errors

@@ -66,6 +66,15 @@ PRIME_VALUE = "prime"
 # Each alternative of a condition (any/in/not expanded) is one engine rule; cap the
 # expansion so one rule cannot make compiling and evaluation slow.
 MAX_ALTERNATIVES = 256
+# The engine's share of a rule set's budget (the loader checks the rest). Measured on
+# durable-rules 2.0.28: an engine ruleset costs about 76 KB, each test in it about 4 KB,
+# whatever the rules test; a 4 KB rule set of long in/not_in lists used through aliases
+# compiled into 600,000 tests and took a worker to 2.8 GB. Within these caps a rule set
+# compiles into at most about 30 MB. The default rules: 25 engine rules, 37 tests, 1
+# engine ruleset.
+MAX_ENGINE_RULES = 2_000
+MAX_ENGINE_TESTS = 5_000
+MAX_ENGINE_RULESETS = 100
 # Tests per engine ruleset (see _shards): the engine's MAX_STACK_SIZE is 64.
 STACK_BUDGET = 64
 # The engine refuses a fact with more than 254 properties (error 302, measured on 2.0.28).
@@ -174,6 +183,16 @@ def _alternatives(expr: _Expr) -> int:
     if isinstance(expr, _Or):
         return sum(_alternatives(e) for e in expr.items)
     return math.prod(_alternatives(e) for e in expr.items)
+
+
+def _width(expr: _Expr) -> int:
+    """The most comparisons any one alternative of an expression makes (before the
+    duplicates within an alternative are removed), without expanding it."""
+    if isinstance(expr, _Atom):
+        return 1
+    if isinstance(expr, _Or):
+        return max(_width(e) for e in expr.items)
+    return sum(_width(e) for e in expr.items)
 
 
 def _expand(expr: _Expr) -> list[tuple[_Atom, ...]]:
@@ -439,25 +458,48 @@ class CompiledRuleSet:
         keys = _Keys()
         alternatives: list[tuple[str, int, tuple[_Atom, ...]]] = []
         problems: list[Problem] = []
+        tests = 0
         for index, rule in enumerate(self._rules):
             expr = _compile(rule.when, keys)
             count = _alternatives(expr)
             if count > MAX_ALTERNATIVES:
                 problems.append(Problem(
                     rule.file, rule.line,
-                    f"this condition has {count} combinations of any/in/not alternatives "
+                    f"this condition has {count:,} combinations of any/in/not alternatives "
                     f"(at most {MAX_ALTERNATIVES}); split it into several rules",
-                    rule=rule.id))
+                    rule=rule.id, limit="alternatives"))
                 continue
+            if _width(expr) >= STACK_BUDGET:
+                # Checked before expanding: a wide alternative times many is large.
+                problems.append(Problem(
+                    rule.file, rule.line,
+                    f"this condition makes up to {_width(expr):,} comparisons at once (at "
+                    f"most {STACK_BUDGET - 1}); split it into several rules", rule=rule.id,
+                    limit="comparisons"))
+                continue
+            if len(alternatives) + count > MAX_ENGINE_RULES:
+                problems.append(self._over(rule, "engine_rules", len(alternatives) + count,
+                                           MAX_ENGINE_RULES, "alternatives (each way a "
+                                           "condition can be true: every any branch, every "
+                                           "in value)"))
+                break
             for number, atoms in enumerate(_expand(expr)):
-                if len(atoms) >= STACK_BUDGET:
-                    problems.append(Problem(
-                        rule.file, rule.line,
-                        f"this condition makes {len(atoms)} comparisons at once (at most "
-                        f"{STACK_BUDGET - 1}); split it into several rules", rule=rule.id))
-                    break
                 # Engine rule names are "r<rule index>_<alternative>": see matches().
                 alternatives.append((f"r{index}_{number}", _engine_priority(rule), atoms))
+                tests += len(atoms)
+            if tests > MAX_ENGINE_TESTS:
+                problems.append(self._over(rule, "engine_tests", tests, MAX_ENGINE_TESTS,
+                                           "comparisons once every alternative is written "
+                                           "out"))
+                break
+        if not problems and len(shards := _shards(alternatives)) > MAX_ENGINE_RULESETS:
+            first = self._rules[0]
+            problems.append(Problem(
+                first.file, None,
+                f"the rules need {len(shards)} engine rulesets (each holds at most "
+                f"{STACK_BUDGET} comparisons, one rule's alternatives never split); at most "
+                f"{MAX_ENGINE_RULESETS}: use fewer comparisons per alternative",
+                limit="engine_rulesets"))
         size = keys.count() + len(_RESERVED_KEYS)
         if size > MAX_FACT_PROPERTIES:
             first = self._rules[0]
@@ -486,6 +528,14 @@ class CompiledRuleSet:
         self._open = True
         # Free the engine's memory even if close() is forgotten (finalize never holds self).
         self._finalizer = weakref.finalize(self, _free, self._handles, self._asserted)
+
+    def _over(self, rule: Rule, limit: str, found: int, maximum: int, what: str) -> Problem:
+        """The rule set passed one of the engine's budgets at this rule."""
+        return Problem(rule.file, rule.line,
+                       f"the rules so far, this one included, compile into {found:,} {what}; at "
+                       f"most {maximum:,} are allowed for the whole rule set: simplify this "
+                       "rule or the ones before it (long in/not_in lists and any inside all "
+                       "multiply)", rule=rule.id, limit=limit)
 
     def _make_encoders(self, keys: _Keys) -> tuple[tuple[str, _Encoder], ...]:
         encoders: list[tuple[str, _Encoder]] = []

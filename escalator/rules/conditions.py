@@ -11,6 +11,7 @@ The meaning, which the durable-rules compiler reproduces exactly:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
@@ -163,6 +164,85 @@ def truth_when(condition: Condition, fact: str, value: FactValue) -> bool | None
     if True in results:
         return True
     return False if all(r is False for r in results) else None
+
+
+Truth: TypeAlias = bool | None
+# A three-valued answer for every whole value of one fact from a lowest value up: each
+# (first value, truth) pair holds until the next pair's first value, the last for ever.
+Segments: TypeAlias = tuple[tuple[int, Truth], ...]
+
+
+def truth_from(condition: Condition, fact: str, lowest: int) -> Segments:
+    """truth_when for every whole value of `fact` from `lowest` up, as segments.
+
+    A comparison can only change its answer where a constant is, so the cost follows how
+    many comparisons and constants there are, never how large the constants are
+    (`lt: 100000000` is two segments, not a hundred million values).
+    """
+    if isinstance(condition, Leaf):
+        return _leaf_segments(condition, fact, lowest)
+    if isinstance(condition, Not):
+        return tuple((start, None if truth is None else not truth)
+                     for start, truth in truth_from(condition.item, fact, lowest))
+    parts = [truth_from(item, fact, lowest) for item in condition.items]
+    return _combine(isinstance(condition, AllOf), parts)
+
+
+def _leaf_segments(leaf: Leaf, fact: str, lowest: int) -> Segments:
+    if leaf.fact != fact:
+        return ((lowest, None),)
+    constants = leaf.value if isinstance(leaf.value, tuple) else (leaf.value,)
+    starts = {lowest}
+    for constant in constants:
+        if kind_of(constant) == "number":
+            assert isinstance(constant, int | float)
+            # Whole values first differ in their answer at these two points: ceil(c) for
+            # lt/gte (and eq), floor(c) + 1 for lte/gt (and just past eq).
+            starts.update(point for point in (math.ceil(constant), math.floor(constant) + 1)
+                          if point > lowest)
+    segments: list[tuple[int, Truth]] = []
+    for start in sorted(starts):
+        truth = compare(leaf, start)
+        if not segments or segments[-1][1] != truth:
+            segments.append((start, truth))
+    return tuple(segments)
+
+
+def _combine(every: bool, parts: list[Segments]) -> Segments:
+    """all (every=True) or any of several segment lists, in one sweep over their starts."""
+    events = sorted(((start, index, truth) for index, part in enumerate(parts)
+                     for start, truth in part), key=lambda event: (event[0], event[1]))
+    state: list[Truth] = [None] * len(parts)
+    counts = {True: 0, False: 0, None: len(parts)}
+    segments: list[tuple[int, Truth]] = []
+    position = 0
+    while position < len(events):
+        start = events[position][0]
+        while position < len(events) and events[position][0] == start:
+            _, index, truth = events[position]
+            counts[state[index]] -= 1
+            counts[truth] += 1
+            state[index] = truth
+            position += 1
+        if every:
+            combined: Truth = (False if counts[False] else
+                               True if counts[True] == len(parts) else None)
+        else:
+            combined = (True if counts[True] else
+                        False if counts[False] == len(parts) else None)
+        if not segments or segments[-1][1] != combined:
+            segments.append((start, combined))
+    return tuple(segments)
+
+
+def size(condition: Condition) -> int:
+    """How many parts a condition has: each all/any/not, each comparison, and each value
+    of an in/not_in list after the first."""
+    if isinstance(condition, Leaf):
+        return len(condition.value) if isinstance(condition.value, tuple) else 1
+    if isinstance(condition, Not):
+        return 1 + size(condition.item)
+    return 1 + sum(size(item) for item in condition.items)
 
 
 def leaves(condition: Condition) -> tuple[Leaf, ...]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,8 @@ from escalator.rules.conditions import (
     Not,
     Operator,
     kind_of,
-    leaves,
+    size,
+    truth_from,
     truth_when,
 )
 from escalator.rules.vocabulary import Vocabulary, vocabulary_problems
@@ -45,6 +46,12 @@ MAX_PRIORITY = 1000
 FLOOR_MAX_FALLBACK_STREAK = 5
 FLOOR_DOC = "see README 'The floor'"
 MAX_NESTING = 16
+# The budget of every rule set, from any source (folder at start, reload, inline): what
+# the rules may cost is bounded before anything is expanded or compiled. The compiler
+# adds the engine's share (escalator.rules.compiler). The default rules use lists of 2
+# values at most and 50 condition parts in all.
+MAX_LIST_VALUES = 100
+MAX_CONDITION_PARTS = 5_000
 
 # Which comparisons make sense for each fact type (the catalogue's types).
 OPERATORS_BY_TYPE: dict[str, tuple[str, ...]] = {
@@ -258,8 +265,8 @@ class _Where:
     rule: str | None
     problems: list[Problem]
 
-    def add(self, line: int | None, message: str) -> None:
-        self.problems.append(Problem(self.file, line, message, rule=self.rule))
+    def add(self, line: int | None, message: str, limit: str | None = None) -> None:
+        self.problems.append(Problem(self.file, line, message, rule=self.rule, limit=limit))
 
 
 _EXAMPLE = "{fact: frustration.mean, gte: 0.6}"
@@ -405,6 +412,12 @@ def _check_value(spec: FactSpec, op: Operator, raw: Any, where: _Where,
         if not isinstance(raw, list) or not raw:
             where.add(line, f"'{op}' needs a list of at least one value, "
                             f"e.g. {op}: [a, b] (found {_shown(raw)})")
+            return None
+        if len(raw) > MAX_LIST_VALUES:
+            where.add(line, f"this '{op}' list has {len(raw):,} values; at most "
+                            f"{MAX_LIST_VALUES} are allowed: split it, or compare with "
+                            "lt/gt when the values are numbers in a range",
+                      limit="list_values")
             return None
         checked = [_check_constant(spec, op, item, where, line) for item in raw]
         if any(c is None for c in checked):
@@ -598,6 +611,7 @@ def load_ruleset(source: Path | RulesFolder, vocabulary: Vocabulary | None = Non
     if default is not None:
         default = _with_builtin_handoff(default)
     floor_file = header.where.get("ruleset", (first, None))[0]
+    problems.extend(_budget_problems(rules, floor_file))
     problems.extend(floor_problems(rules, floor_file, unreadable))
     label_problems, warnings = vocabulary_problems(rules, vocabulary)
     problems.extend(label_problems)
@@ -613,6 +627,22 @@ def load_ruleset(source: Path | RulesFolder, vocabulary: Vocabulary | None = Non
         source=directory.resolve(),
         warnings=tuple(warnings),
     )
+
+
+def _budget_problems(rules: list[Rule], file: str) -> list[Problem]:
+    """The rule set over MAX_CONDITION_PARTS, in words that point at its largest rule."""
+    parts = [size(rule.when) for rule in rules]
+    total = sum(parts)
+    if total <= MAX_CONDITION_PARTS:
+        return []
+    largest = max(range(len(rules)), key=parts.__getitem__)
+    rule = rules[largest]
+    return [Problem(file, None, f"the conditions of all rules together have {total:,} parts "
+                                f"(each all/any/not, each comparison and each value of an "
+                                f"in/not_in list, an alias counting as often as it is used); "
+                                f"at most {MAX_CONDITION_PARTS:,} are allowed. The largest is "
+                                f"rule '{rule.id}' ({rule.file} line {rule.line}) with "
+                                f"{parts[largest]:,}", limit="condition_parts")]
 
 
 def _valid_part(document: dict[str, Any], error: ValidationError) -> dict[str, Any]:
@@ -700,23 +730,23 @@ def floor_problems(rules: list[Rule], file: str, unreadable: int = 0) -> list[Pr
     problems: list[Problem] = []
     later = (f" ({unreadable} rule(s) could not be read; the missing rule may be among them)"
              if unreadable else "")
-    checks = (
-        ("requested_human", [True],
+    streak = "loop.fallback_streak"
+    checks: tuple[tuple[Callable[[Rule], bool], Callable[[Rule], bool], str, str], ...] = (
+        (lambda rule: truth_when(rule.when, "requested_human", True) is True,
+         lambda rule: truth_when(rule.when, "requested_human", True) is not False,
          "routes an explicit request for a person (requested_human is true) to a person",
          "honours an explicit request for a person"),
-        ("loop.fallback_streak", _streak_values(rules),
+        # Every streak from the cap up, however large: reasoned over segments of values.
+        (lambda rule: all(truth is True for _, truth in
+                          truth_from(rule.when, streak, FLOOR_MAX_FALLBACK_STREAK)),
+         lambda rule: any(truth is not False for _, truth in
+                          truth_from(rule.when, streak, FLOOR_MAX_FALLBACK_STREAK)),
          "hands the conversation to a person after at most "
          f"{FLOOR_MAX_FALLBACK_STREAK} bot failures in a row "
          f"(e.g. loop.fallback_streak gte {FLOOR_MAX_FALLBACK_STREAK} or less)",
          "caps consecutive bot failures"),
     )
-    for fact, values, what, role in checks:
-        def always(rule: Rule, fact: str = fact, values: list[Any] = values) -> bool:
-            return all(truth_when(rule.when, fact, v) is True for v in values)
-
-        def possible(rule: Rule, fact: str = fact, values: list[Any] = values) -> bool:
-            return any(truth_when(rule.when, fact, v) is not False for v in values)
-
+    for always, possible, what, role in checks:
         floor = [r for r in rules if r.then.decision == ROUTE and always(r)]
         if not floor:
             problems.append(Problem(file, None, f"the rule set has no rule that {what}; add one "
@@ -732,15 +762,3 @@ def floor_problems(rules: list[Rule], file: str, unreadable: int = 0) -> list[Pr
                     f"priority of {best.priority} or less, or make it not apply then "
                     f"({FLOOR_DOC})", rule=rule.id))
     return problems
-
-
-def _streak_values(rules: list[Rule]) -> list[int]:
-    """Every fallback streak from the cap up to just past the largest constant rules compare
-    it with: beyond that, every comparison keeps the same answer, so these stand for all."""
-    constants = [FLOOR_MAX_FALLBACK_STREAK]
-    for rule in rules:
-        for leaf in leaves(rule.when):
-            if leaf.fact == "loop.fallback_streak":
-                values = leaf.value if isinstance(leaf.value, tuple) else (leaf.value,)
-                constants += [math.ceil(v) for v in values if kind_of(v) == "number"]  # type: ignore[arg-type]
-    return list(range(FLOOR_MAX_FALLBACK_STREAK, max(constants) + 2))
