@@ -13,10 +13,11 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from escalator import metrics, openapi
-from escalator.auth import AuthError
+from escalator.auth import AuthError, caller_identity
 from escalator.errors import PolicyError, StateUnavailable, TurnSuperseded
-from escalator.model import ConversationState
-from escalator.policy import Policy, load_inline_policy
+from escalator.inline import InlineLimitExceeded, RateLimited
+from escalator.model import ConversationState, Decision
+from escalator.policy import Policy
 from escalator.reloader import ReloadBusy, notify_other_workers
 from escalator.schemas import turn_schema, valid_id
 from escalator.services import Services, services
@@ -172,29 +173,58 @@ def evaluate() -> Response:
     if inline is None:
         with svc.policies.use() as policy:
             decisions = decide_transcript(policy, transcript)
-    else:
-        policy = _inline_policy(inline, svc)
+        return _evaluation(policy, transcript.conversation_id, decisions)
+    files = _inline_files(inline)
+    caller = caller_identity(bool(svc.config.api_keys or svc.config.admin_keys))
+    with svc.policies.use() as active:
         try:
-            decisions = decide_transcript(policy, transcript)
-        finally:
-            policy.close()
-    return jsonify({"conversation_id": transcript.conversation_id,
+            body = svc.inline.evaluate(
+                caller, files, transcript, active, svc.config.rules_path,
+                lambda policy, decisions: _evaluation(
+                    policy, transcript.conversation_id, decisions).get_data())
+        except PolicyError as exc:
+            raise _refused(exc) from exc
+        except RateLimited as exc:
+            response = error_response(429, "rate_limited", f"Too many inline evaluations: "
+                                      f"{exc}. Try again in {exc.retry_after} s.",
+                                      {"retry_after": exc.retry_after})
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
+        except InlineLimitExceeded as exc:
+            raise ApiError(422, "ruleset_too_large", f"The inline evaluation was stopped: "
+                           f"{exc}. Send a smaller rule set or fewer turns.",
+                           {"limits": [exc.limit], "ruleset": [str(exc)]}) from exc
+    return Response(body, mimetype="application/json")
+
+
+def _evaluation(policy: Policy, conversation_id: str, decisions: list[Decision]) -> Response:
+    """The body of an evaluation: the rule set that decided, and each turn's decision."""
+    return jsonify({"conversation_id": conversation_id,
                     "ruleset": asdict(policy.ruleset.ref()),
                     "decisions": [d.to_dict() for d in decisions]})
 
 
-def _inline_policy(inline: Any, svc: Services) -> Policy:
+def _inline_files(inline: Any) -> dict[str, str]:
     files = inline.get("files") if isinstance(inline, dict) else None
     if (not isinstance(files, dict) or not files or set(inline) != {"files"}
             or not all(isinstance(v, str) for v in files.values())):
         raise ApiError(400, "invalid_request", "A rule set sent inline is "
                        '{"files": {"NAME.yaml": "<the file\'s text>", ...}}.',
                        {"ruleset": ["must be an object with 'files'"]})
-    try:
-        return load_inline_policy(files, svc.config.rules_path)
-    except PolicyError as exc:
-        raise ApiError(400, "invalid_request", "The rule set sent is not valid.",
-                       {"ruleset": [str(p) for p in exc.problems]}) from exc
+    return files
+
+
+def _refused(exc: PolicyError) -> ApiError:
+    """A rule set sent inline that was refused: 422 ruleset_too_large naming the limits it
+    went over, else 400 invalid_request; every problem in details.ruleset."""
+    problems = [str(p) for p in exc.problems]
+    limits = sorted({p.limit for p in exc.problems if p.limit is not None})
+    if limits:
+        return ApiError(422, "ruleset_too_large", "The rule set sent is over the limits of "
+                        f"a rule set ({', '.join(limits)}).",
+                        {"limits": limits, "ruleset": problems})
+    return ApiError(400, "invalid_request", "The rule set sent is not valid.",
+                    {"ruleset": problems})
 
 
 @bp.get("/v1/ruleset")

@@ -9,8 +9,10 @@ from flask import Flask
 from escalator import api, auth, logs, metrics
 from escalator.config import Config, ConfigError
 from escalator.decisionlog import open_decision_log
+from escalator.inline import InlineEvaluator, InlineLimits
 from escalator.pipeline import Pipeline
 from escalator.policy import PolicyHolder, load_policy
+from escalator.ratelimit import RateLimiter
 from escalator.reloader import RuleReloader
 from escalator.services import EXTENSION, Services
 from escalator.state import EmbeddedRedis, StateStore, start_embedded
@@ -52,7 +54,13 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     reloader = RuleReloader(policies, config.rules_path, config.reload_interval_seconds,
                             config.reload_settle_seconds)
-    app.extensions[EXTENSION] = Services(config, policies, store, pipeline, reloader, embedded)
+    # Made here, before any fork: every worker of an instance shares its workspace.
+    inline = InlineEvaluator(
+        InlineLimits(seconds=config.inline_timeout_seconds, memory_mb=config.inline_memory_mb,
+                     concurrency=config.inline_concurrency),
+        RateLimiter("inline", config.inline_per_minute, store))
+    app.extensions[EXTENSION] = Services(config, policies, store, pipeline, reloader, inline,
+                                         embedded)
     if start_reloader:
         reloader.start()
     app.register_blueprint(api.bp)

@@ -8,6 +8,7 @@ ESCALATOR_ENV=production (config.check_production).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 from collections.abc import Iterable
@@ -46,6 +47,15 @@ def _bearer() -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def caller_identity(auth_on: bool) -> str:
+    """Who is calling, for per-caller limits: a one-way digest of the key (never the key
+    itself), or the client's address when auth is off (any key would then do)."""
+    offered = _bearer() if auth_on else None
+    if offered is not None:
+        return "key-" + hashlib.sha256(offered.encode()).hexdigest()[:24]
+    return f"addr-{request.remote_addr or 'unknown'}"
 
 
 def init_app(app: Flask, api_keys: tuple[str, ...], admin_keys: tuple[str, ...]) -> None:

@@ -40,10 +40,11 @@ def serve(host: str, port: int, workers: int) -> None:
 
     import logging
 
-    from escalator import logs
+    from escalator import inline, logs
     from escalator.app import create_app
     from escalator.config import Config, ConfigError
     from escalator.errors import PolicyError
+    from escalator.services import EXTENSION
     from escalator.state import start_embedded
 
     try:
@@ -60,6 +61,9 @@ def serve(host: str, port: int, workers: int) -> None:
         logging.getLogger("escalator.serve").info(
             "embedded Redis at %s (set ESCALATOR_REDIS_URL for a real one)", embedded.url)
     master = os.getpid()
+    # What an earlier instance killed in the middle of inline evaluations left in /tmp.
+    inline.clean_stale(master)
+    app = None
     try:
         try:
             # The app (and its rules) is built and checked once, here in the master; the
@@ -72,6 +76,8 @@ def serve(host: str, port: int, workers: int) -> None:
         # Workers are forks of this process and leave through this same frame: only the
         # master may remove what the master set up.
         if os.getpid() == master:
+            if app is not None:
+                app.extensions[EXTENSION].inline.close()
             if embedded is not None:
                 embedded.shutdown()
             if own_metrics_dir is not None:

@@ -37,6 +37,20 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("expected an integer >= 0")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0 or value == float("inf"):  # also refuses NaN
+        raise ValueError("expected a number > 0")
+    return value
+
+
 def _non_negative_float(raw: str) -> float:
     value = float(raw)
     if not value >= 0:  # also refuses NaN
@@ -131,6 +145,23 @@ SETTINGS: tuple[Setting, ...] = (
             "far apart with the same content, so a copy in progress is never activated half "
             "done (a Kubernetes ConfigMap swap is complete at once and does not wait); 0 "
             "activates every change at once."),
+    Setting("ESCALATOR_INLINE_PER_MINUTE", "inline_per_minute", _non_negative_int, 30,
+            "Evaluations with a rule set sent inline (POST /v1/evaluate) each caller may "
+            "start per minute, counted in Redis across workers and pods (per worker while "
+            "Redis is down); 429 rate_limited above; 0 refuses them all."),
+    Setting("ESCALATOR_INLINE_CONCURRENCY", "inline_concurrency", _positive_int, 1,
+            "Inline evaluations running at once per instance (each holds a worker); keep it "
+            "below the worker count so turns always find a free worker (429 above)."),
+    Setting("ESCALATOR_INLINE_TIMEOUT_SECONDS", "inline_timeout_seconds", _positive_float,
+            5.0, "Wall and CPU time one inline evaluation may take, in its own child "
+            "process (422 ruleset_too_large past it)."),
+    Setting("ESCALATOR_INLINE_MEMORY_MB", "inline_memory_mb", _positive_int, 256,
+            "Memory one inline evaluation's child process may add to the worker's "
+            "(422 ruleset_too_large past it)."),
+    Setting("ESCALATOR_WORKER_MAX_RSS_MB", "worker_max_rss_mb", _non_negative_int, 256,
+            "A gunicorn worker whose resident memory is above this after a request (and "
+            "after handing freed memory back) finishes that request and is replaced; "
+            "0 never."),
 )
 
 
@@ -155,6 +186,11 @@ class Config:
     decision_log: str | None = None
     reload_interval_seconds: float = 0.0
     reload_settle_seconds: float = 2.0
+    inline_per_minute: int = 30
+    inline_concurrency: int = 1
+    inline_timeout_seconds: float = 5.0
+    inline_memory_mb: int = 256
+    worker_max_rss_mb: int = 256
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:

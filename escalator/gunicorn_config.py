@@ -8,6 +8,8 @@ custom collectors do not work across workers (see escalator.metrics).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import os
 import signal
@@ -35,7 +37,9 @@ keepalive = 5
 preload_app = True
 
 # No max_requests: recycled workers leave their metric files behind (totals never go
-# down), which grows the metrics folder and slows every scrape.
+# down), which grows the metrics folder and slows every scrape. A worker is recycled only
+# when its memory has grown past ESCALATOR_WORKER_MAX_RSS_MB (post_request below): rare,
+# so its few files do not matter.
 max_requests = 0
 
 # The service logs one JSON line per request itself (escalator.logs), without the path,
@@ -82,11 +86,15 @@ def pre_fork(server: Any, worker: Any) -> None:
 
 def child_exit(server: Any, worker: Any) -> None:
     """Master, when a worker exits: mark its live gauges dead (child_exit, not worker_exit,
-    is the hook that runs in the master)."""
+    is the hook that runs in the master) and remove any inline evaluation folder it left
+    (a worker killed in the middle of one)."""
+    from escalator import inline
+
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+    inline.remove_worker_folders(os.getpid(), worker.pid)
 
 
 def post_worker_init(worker: Any) -> None:
@@ -99,6 +107,7 @@ def post_worker_init(worker: Any) -> None:
     ruleset = services.policies.current.ruleset
     metrics.publish_worker(ruleset.name, ruleset.version, ruleset.digest)
     reloader.master_pid = worker.ppid
+    worker.escalator_max_rss = services.config.worker_max_rss_mb * 1024 * 1024
     # gunicorn resets a worker's SIGHUP to the default action, which would kill it. The
     # handler only asks the worker's one reload thread, so a storm of signals coalesces.
     signal.signal(signal.SIGHUP,
@@ -108,7 +117,42 @@ def post_worker_init(worker: Any) -> None:
     services.reloader.start()
 
 
+def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
+    """Worker, after each request: one grown past ESCALATOR_WORKER_MAX_RSS_MB hands its
+    freed memory back to the system, and if it is still above, finishes and is replaced
+    by a fresh fork of the master (so no request can leave a worker at gigabytes)."""
+    limit = getattr(worker, "escalator_max_rss", 0)
+    if not limit or resident_bytes() <= limit:
+        return
+    # glibc keeps freed memory for reuse; a burst of allocation would pin it for ever.
+    malloc_trim()
+    rss = resident_bytes()
+    if rss > limit:
+        worker.log.warning("worker %s: resident memory %.0f MB is above "
+                           "ESCALATOR_WORKER_MAX_RSS_MB (%.0f MB): replacing it after this "
+                           "request", os.getpid(), rss / 2**20, limit / 2**20)
+        worker.alive = False
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_LIBC_NAME = ctypes.util.find_library("c")
+
+
+def resident_bytes() -> int:
+    """This process's resident memory (RSS) in bytes; about 10 us (one /proc read)."""
+    with open("/proc/self/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * _PAGE_SIZE
+
+
+def malloc_trim() -> None:
+    """Hand the C heap's free memory back to the system (glibc; a no-op elsewhere)."""
+    if _LIBC_NAME:
+        trim = getattr(ctypes.CDLL(_LIBC_NAME), "malloc_trim", None)
+        if trim is not None:
+            trim(0)
+
+
 SETTINGS = ("worker_class", "workers", "bind", "timeout", "graceful_timeout", "keepalive",
             "preload_app", "max_requests", "accesslog", "errorlog", "logconfig_dict",
             "control_socket_disable", "on_starting",
-            "pre_fork", "child_exit", "post_worker_init")
+            "pre_fork", "child_exit", "post_worker_init", "post_request")

@@ -53,6 +53,16 @@ ERRORS: dict[str, tuple[int, str]] = {
                         "(a retry of a turn older than the last 2, whose decision is no "
                         "longer kept). Nothing was changed."),
     "state_unavailable": (503, "The state store is unavailable (or none is configured)."),
+    "ruleset_too_large": (422, "A rule set sent inline is over a limit every rule set has, "
+                               "or its evaluation went over its time or memory limit: "
+                               "`details.limits` names them (e.g. list_values, "
+                               "engine_tests, yaml_nodes, time, memory), `details.ruleset` "
+                               "says where, with file, line and rule."),
+    "rate_limited": (429, "Too many evaluations with a rule set sent inline from this "
+                          "caller (ESCALATOR_INLINE_PER_MINUTE), or all of the instance's "
+                          "inline evaluation slots are in use; the `Retry-After` header "
+                          "(and `details.retry_after`) says in how many seconds to try "
+                          "again."),
 }
 SecurityRequirements = list[dict[str, list[str]]]
 CALLER: SecurityRequirements = [{"caller": []}, {"admin": []}]  # an admin may do it too
@@ -150,11 +160,16 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
                    rs.RulesetSchema, rs.ReloadSchema, rs.HealthSchema, rs.ReadinessSchema,
                    rs.ErrorSchema):
         components.schema(schema.__name__.removesuffix("Schema"), schema=schema)
-    for code, (_status, description) in ERRORS.items():
-        components.response(code, _json({"allOf": [
+    for code, (status, description) in ERRORS.items():
+        response = _json({"allOf": [
             _ref("schemas", "Error"),
             {"properties": {"error": {"properties": {"code": {"const": code}}}}},
-        ]}, description))
+        ]}, description)
+        if status == 429:
+            response["headers"] = {"Retry-After": {
+                "description": "Seconds to wait before trying again.", "required": True,
+                "schema": {"type": "integer", "minimum": 1}}}
+        components.response(code, response)
     components.parameter("conversation_id", "path", {
         "description": "The conversation: 1-128 characters of A-Z a-z 0-9 . _ : @ -",
         "schema": {"type": "string", "pattern": ID_PATTERN, "minLength": 1,
@@ -197,10 +212,14 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
         "Dry run: decide every turn of a transcript", {
             "200": _json(_ref("schemas", "Evaluation"), "Each turn's decision."),
             **_errors("invalid_request", "unauthorized", "payload_too_large",
-                      "unsupported_media_type", "internal_error"),
+                      "unsupported_media_type", "ruleset_too_large", "rate_limited",
+                      "internal_error"),
         }, security=CALLER, body=_ref("schemas", "EvaluateRequest"),
         description="Against the active rules, or a rule set sent inline; no state is "
-                    "read or written.")})
+                    "read or written. A rule set sent inline is checked against the limits "
+                    "of every rule set and evaluated in a child process with time and "
+                    "memory limits (422 ruleset_too_large); such evaluations are limited "
+                    "per caller and per instance (429 rate_limited).")})
     spec.path("/v1/ruleset", operations={"get": _operation(
         "The active rule set", {
             "200": _json(_ref("schemas", "Ruleset"), "Name, version, digest, rules."),

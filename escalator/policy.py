@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -42,20 +40,23 @@ def vocabulary_of(lexicons: Lexicons) -> Vocabulary:
     )
 
 
-def load_policy(source: Path | RulesFolder) -> Policy:
+def load_policy(source: Path | RulesFolder, lexicons: Lexicons | None = None) -> Policy:
     """Load, check and compile a rules folder (or one read of it, so that what is compiled
-    is exactly what was read); PolicyError lists every problem found."""
+    is exactly what was read); PolicyError lists every problem found.
+
+    `lexicons`, when given, are used instead of the folder's own (already loaded and
+    checked ones: parsing them is most of a load's time)."""
     folder = source if isinstance(source, RulesFolder) else read_folder(source)
     problems: list[Problem] = []
     warnings: list[Problem] = []
-    lexicons: Lexicons | None = None
     ruleset: RuleSet | None = None
     if not folder.path.is_dir():
         raise PolicyError([Problem(str(folder.path), None, "the rules folder does not exist")])
-    try:
-        lexicons = load_lexicons(folder.sub(LEXICON_FOLDER))
-    except PolicyError as exc:
-        problems.extend(exc.problems)
+    if lexicons is None:
+        try:
+            lexicons = load_lexicons(folder.sub(LEXICON_FOLDER))
+        except PolicyError as exc:
+            problems.extend(exc.problems)
     try:
         ruleset = load_ruleset(folder, vocabulary_of(lexicons) if lexicons else None)
     except PolicyError as exc:
@@ -70,33 +71,39 @@ INLINE_FILE = re.compile(r"^(lexicons/)?[A-Za-z0-9_-]{1,64}\.yaml$")
 MAX_INLINE_FILES = 32
 
 
-def load_inline_policy(files: Mapping[str, str], lexicons_from: Path) -> Policy:
-    """A policy from files sent in a request ({"name.yaml": text}); lexicons not sent are
-    taken from `lexicons_from` (the active rule set's folder)."""
+def check_inline_files(files: Mapping[str, str]) -> None:
+    """PolicyError unless the names and count of files sent inline are acceptable."""
     problems = [Problem(name, None, "file names are NAME.yaml or lexicons/NAME.yaml")
                 for name in files if not INLINE_FILE.fullmatch(name)]
     problems += [Problem(name, None, "the file is not valid UTF-8 text")
                  for name, text in files.items() if not _encodable(text)]
     if len(files) > MAX_INLINE_FILES:
-        problems.append(Problem("ruleset", None, f"at most {MAX_INLINE_FILES} files"))
+        problems.append(Problem("ruleset", None, f"at most {MAX_INLINE_FILES} files",
+                                limit="files"))
     if problems:
         raise PolicyError(problems)
-    with tempfile.TemporaryDirectory(prefix="escalator-inline-") as folder:
-        root = Path(folder)
-        (root / LEXICON_FOLDER).mkdir()
-        sends_lexicons = any(name.startswith(f"{LEXICON_FOLDER}/") for name in files)
-        if not sends_lexicons:
-            for lexicon in (lexicons_from / LEXICON_FOLDER).glob("*.yaml"):
-                shutil.copy(lexicon, root / LEXICON_FOLDER / lexicon.name)
-        for name, text in files.items():
-            (root / name).write_text(text, encoding="utf-8")
-        try:
-            return load_policy(root)
-        except PolicyError as exc:
-            # Name files as the caller sent them, not by the temporary folder's path.
-            prefix = f"{root}/"
-            raise PolicyError([replace(p, file=p.file.removeprefix(prefix))
-                               for p in exc.problems]) from None
+
+
+def load_inline_policy(files: Mapping[str, str], where: Path, lexicons_from: Path,
+                       lexicons: Lexicons) -> Policy:
+    """A policy from files sent in a request ({"name.yaml": text}), read in memory as if
+    they were a folder at `where` (an existing folder; nothing is written). Without
+    lexicons in the request, `lexicons` (the active ones) are used, and the lexicon files
+    of the folder `lexicons_from` (the active rule set's) go into the digest."""
+    check_inline_files(files)
+    data = {name: text.encode("utf-8") for name, text in files.items()}
+    sends_lexicons = any(name.startswith(f"{LEXICON_FOLDER}/") for name in files)
+    if not sends_lexicons:
+        active = read_folder(lexicons_from).sub(LEXICON_FOLDER)
+        data.update({f"{LEXICON_FOLDER}/{name}": content
+                     for name, content in active.files.items()})
+    try:
+        return load_policy(RulesFolder(where, data), None if sends_lexicons else lexicons)
+    except PolicyError as exc:
+        # Name files as the caller sent them, not by the folder they were read "from".
+        prefix = f"{where}/"
+        raise PolicyError([replace(p, file=p.file.removeprefix(prefix))
+                           for p in exc.problems]) from None
 
 
 def _encodable(text: str) -> bool:

@@ -21,8 +21,8 @@ DECISIONS = (ROUTE, KEEP)
 ERROR_CODES = (
     "invalid_request", "unauthorized", "forbidden", "not_found", "method_not_allowed",
     "payload_too_large", "unsupported_media_type", "turn_superseded", "reload_in_progress",
-    "invalid_ruleset",
-    "state_unavailable", "internal_error",
+    "invalid_ruleset", "ruleset_too_large", "rate_limited", "state_unavailable",
+    "internal_error",
 )
 
 
@@ -218,7 +218,9 @@ class ErrorBodySchema(Schema):
     message = fields.String(required=True)
     details = fields.Dict(keys=fields.String(), metadata={
         "description": "invalid_request: one entry per field (nested like the body); "
-                       "invalid_ruleset: problems. Left out when there is nothing to add."})
+                       "invalid_ruleset: problems; ruleset_too_large: limits and ruleset "
+                       "(the problems); rate_limited: retry_after (seconds). Left out when "
+                       "there is nothing to add."})
 
 
 class ErrorSchema(Schema):

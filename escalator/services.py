@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from escalator.config import Config
+from escalator.inline import InlineEvaluator
 from escalator.pipeline import Pipeline
 from escalator.policy import PolicyHolder
 from escalator.reloader import RuleReloader
@@ -24,11 +25,13 @@ class Services:
     store: StateStore | None
     pipeline: Pipeline
     reloader: RuleReloader
+    inline: InlineEvaluator
     embedded: EmbeddedRedis | None = None
 
     def close(self) -> None:
         """Release the state store, the embedded Redis (if we started it) and the engine."""
         self.reloader.stop()
+        self.inline.close()
         if self.pipeline.decision_log is not None:
             self.pipeline.decision_log.close()
         if self.store is not None:

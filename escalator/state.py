@@ -485,6 +485,18 @@ class CircuitBreaker:
                     "for %.1f s between probes", failures, self.cooldown_seconds)
 
 
+# INCR, and start the window on its first event (also if a key somehow lost its expiry).
+_COUNT_IN_WINDOW = """
+local count = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {count, left}
+"""
+
+
 class StateStore:
     """Loads and atomically commits conversation state and decided turns in Redis."""
 
@@ -662,9 +674,19 @@ class StateStore:
         if self._client_or_none is not None:
             self._client_or_none.close()
 
+    def count_in_window(self, key: str, window_ms: int) -> tuple[int, int]:
+        """Count one event under `key` in a fixed window of window_ms that the window's
+        first event starts: the events counted in the window so far, and the ms left of it
+        (rate limits; one round trip)."""
+        count, ms_left = self._eval(_COUNT_IN_WINDOW, (key,), window_ms)
+        return int(count), int(ms_left)
+
     def _run(self, script: str, conversation_id: str, *args: str | bytes | int) -> Any:
         """Run a script on the conversation's keys: EVALSHA, one round trip once cached."""
-        keys = conversation_keys(conversation_id)
+        return self._eval(script, conversation_keys(conversation_id), *args)
+
+    def _eval(self, script: str, keys: Sequence[str], *args: str | bytes | int) -> Any:
+        """Run a script on these keys: EVALSHA, one round trip once cached."""
         sha = _script_sha(script)
 
         def run() -> Any:

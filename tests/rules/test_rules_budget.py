@@ -36,13 +36,20 @@ def rule(rule_id: str, when: str, decision: str = "keep_with_bot", priority: int
 
 # ---------------------------------------------------------------------------- YAML
 
-def test_yaml_nested_a_thousand_levels_is_a_located_problem_not_a_crash(
-        write_rules: WriteRules) -> None:
-    folder = write_rules(rule("deep", "[" * 1000 + "]" * 1000))
+@pytest.mark.parametrize("levels", [62, 500, 1000, 20_000])
+def test_yaml_nested_deeper_than_the_limit_is_a_located_problem_not_a_crash(
+        write_rules: WriteRules, levels: int) -> None:
+    folder = write_rules(rule("deep", "[" * levels + "]" * levels))
     (problem, *_) = problems_of(folder)
     assert problem.limit == "yaml_depth" and problem.file == "rules.yaml"
     assert problem.line == 19
     assert f"nested more than {MAX_YAML_DEPTH} levels deep" in problem.message
+
+
+def test_yaml_nested_as_deep_as_the_limit_is_read(write_rules: WriteRules) -> None:
+    # 64 levels in all: the file's mapping, the list of rules, the rule and 61 lists.
+    (problem, *_) = problems_of(write_rules(rule("deep", "[" * 61 + "]" * 61)))
+    assert problem.limit is None and "a condition must be a mapping" in problem.message
 
 
 def test_an_alias_bomb_is_refused_before_anything_is_built(write_rules: WriteRules) -> None:
