@@ -9,7 +9,6 @@ custom collectors do not work across workers (see escalator.metrics).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import os
 import signal
@@ -135,7 +134,8 @@ def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:
 
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-_LIBC_NAME = ctypes.util.find_library("c")
+# The process's own C symbols (glibc's malloc_trim among them on Linux).
+_MALLOC_TRIM = getattr(ctypes.CDLL(None), "malloc_trim", None)
 
 
 def resident_bytes() -> int:
@@ -146,10 +146,8 @@ def resident_bytes() -> int:
 
 def malloc_trim() -> None:
     """Hand the C heap's free memory back to the system (glibc; a no-op elsewhere)."""
-    if _LIBC_NAME:
-        trim = getattr(ctypes.CDLL(_LIBC_NAME), "malloc_trim", None)
-        if trim is not None:
-            trim(0)
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 SETTINGS = ("worker_class", "workers", "bind", "timeout", "graceful_timeout", "keepalive",

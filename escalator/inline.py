@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import faulthandler
 import fcntl
 import logging
@@ -61,6 +60,8 @@ MAX_RESULT_BYTES = 32 * 1024 * 1024
 # older than this cannot belong to an evaluation still running.
 STALE_SECONDS = 600.0
 _PR_SET_PDEATHSIG = 1
+# The C library's symbols, looked up once here (ctypes.util.find_library runs programs).
+_LIBC = ctypes.CDLL(None)
 CHILD_NICENESS = 10
 
 
@@ -294,10 +295,10 @@ def _child(work: Callable[[], Any], write_end: int, limits: InlineLimits) -> Non
 
 def _limit_self(limits: InlineLimits) -> None:
     """In the child: die with the worker, default signals, lower priority, hard limits."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name:
+    prctl = getattr(_LIBC, "prctl", None)
+    if prctl is not None:
         # If the worker is killed (gunicorn's timeout), the child goes too.
-        ctypes.CDLL(libc_name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     # A crash must not write a traceback into the worker's log (faulthandler, if on).
     faulthandler.disable()
     for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT,

@@ -111,41 +111,41 @@ if yaml.__with_libyaml__:  # else PyYAML was built without libyaml: all in Pytho
 
 def _check_expanded_size(root: yaml.Node) -> None:
     """Refuse a document whose values, aliases expanded, number more than MAX_YAML_NODES,
-    or whose anchor holds an alias to itself; linear in the nodes as written."""
+    or whose anchor holds an alias to itself; linear in the nodes as written.
+
+    Each list and mapping is sized once: an alias is a node already sized (its anchor
+    comes first in the document), so the recursion is no deeper than the nesting."""
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
-    # Iterative post-order walk: each node is sized once, after its children.
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
+
+    def size(node: yaml.Node) -> int:
+        if isinstance(node, yaml.ScalarNode):
+            return 1
         key = id(node)
-        if children_done:
-            children = _children(node)
-            size = 1 + sum(sizes[id(child)] for child in children)
-            if size > MAX_YAML_NODES:
-                raise YamlLimitError(
-                    "yaml_nodes", f"this holds more than {MAX_YAML_NODES} values once "
-                                  "every alias (*name) is replaced by its anchor (&name); "
-                                  "use fewer aliases or a smaller list", node.start_mark)
-            sizes[key] = size
-            open_nodes.discard(key)
-            continue
-        if key in sizes:
-            continue
+        known = sizes.get(key)
+        if known is not None:
+            return known
         if key in open_nodes:
-            raise YamlLimitError("yaml_nodes", "an alias (*name) is used inside the "
-                                 "anchor (&name) it refers to", node.start_mark)
+            raise YamlLimitError("yaml_nodes", "an alias (*name) is used inside the anchor "
+                                 "(&name) it refers to", node.start_mark)
         open_nodes.add(key)
-        stack.append((node, True))
-        stack.extend((child, False) for child in reversed(_children(node)))
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            for child in node.value:
+                total += size(child)
+        else:
+            for key_node, value_node in node.value:
+                total += size(key_node) + size(value_node)
+        if total > MAX_YAML_NODES:
+            raise YamlLimitError(
+                "yaml_nodes", f"this holds more than {MAX_YAML_NODES} values once every "
+                              "alias (*name) is replaced by its anchor (&name); use fewer "
+                              "aliases or a smaller list", node.start_mark)
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
 
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [part for pair in node.value for part in pair]
-    return []
+    size(root)
 
 
 # YAML 1.1 (PyYAML) reads `1e-5` and `2.5e3` as strings: it wants a dot and a signed
@@ -156,7 +156,6 @@ for _loader in {_LineLoader, _FastLoader}:
         re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
         list("-+0123456789"),
     )
-
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
