@@ -12,7 +12,9 @@ and reports the attack's status, error code and time, the canary's slowest turn 
 failures, and each worker's RSS before and after (a worker that was replaced shows as
 such). Then it sends valid inline evaluations (the default rules sent inline, a 5-turn
 transcript) one after the other and reports the wall time and the CPU the workers and
-their children used per evaluation.
+their children used per evaluation, and floods the service with them from 4 connections
+(one caller, no rate limit: ESCALATOR_INLINE_PER_MINUTE=1000) to compare the canary's
+latency alone and during the flood.
 
 --source DIR runs DIR's escalator package and rules instead of this checkout's
 (PYTHONPATH=DIR, ESCALATOR_RULES_DIR=DIR/rules): the same attacks against an older
@@ -125,6 +127,8 @@ class Attack:
 ATTACKS = [
     Attack("lists", "in/not_in lists of 250 and 60 values reused by 20 rules",
            lambda: evaluation({"ruleset.yaml": alias_lists()})),
+    Attack("lists-100", "the same with lists of 100 values (within the list limit)",
+           lambda: evaluation({"ruleset.yaml": alias_lists(values=100)})),
     Attack("streak", "loop.fallback_streak lt 100,000,000",
            lambda: evaluation({"ruleset.yaml": huge_streak()})),
     Attack("streak-2^62", "loop.fallback_streak lt 2**62",
@@ -373,12 +377,49 @@ def valid_cost(server: Server, count: int) -> None:
           f"(workers and their children)")
 
 
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def flood(server: Server, seconds: float, threads: int) -> None:
+    """Valid inline evaluations from one caller as fast as `threads` connections send
+    them, against the canary's latency alone and during the flood."""
+    body = evaluation(default_rules())
+    with Canary(server.base) as idle:
+        time.sleep(seconds)
+    statuses: dict[int, int] = {}
+    stop = time.monotonic() + seconds
+
+    def send() -> None:
+        while time.monotonic() < stop:
+            status, _, _ = post(f"{server.base}/v1/evaluate", body, ATTACKER_KEY)
+            statuses[status] = statuses.get(status, 0) + 1
+
+    with Canary(server.base) as busy:
+        senders = [threading.Thread(target=send) for _ in range(threads)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+    answered = ", ".join(f"{count} x {status}" for status, count in sorted(statuses.items()))
+    print(f"\nflood: valid inline evaluations from one caller on {threads} connections for "
+          f"{seconds:g} s: {answered} ({sum(statuses.values()) / seconds:.0f}/s)")
+    for name, canary in (("alone", idle), ("during the flood", busy)):
+        ms = [x * 1000 for x in canary.latencies]
+        print(f"  canary {name}: {len(ms)} turns, p50 {percentile(ms, 0.5):.1f} ms, "
+              f"p99 {percentile(ms, 0.99):.1f} ms, max {max(ms, default=0):.1f} ms, "
+              f"{len(canary.failures)} failed")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated attack names: "
                         + ", ".join(a.name for a in ATTACKS))
     parser.add_argument("--source", type=Path, help="a checkout whose escalator to run")
     parser.add_argument("--valid", type=int, default=20, help="valid evaluations to time")
+    parser.add_argument("--flood", type=float, default=10.0,
+                        help="seconds of valid inline evaluations as fast as possible")
     args = parser.parse_args()
     wanted = set(args.only.split(",")) if args.only else {a.name for a in ATTACKS}
     server = Server(args.source.resolve() if args.source else None)
@@ -389,6 +430,8 @@ def main() -> None:
                 report_attack(run_attack(server, attack))
         if args.valid:
             valid_cost(server, args.valid)
+        if args.flood:
+            flood(server, args.flood, threads=4)
     finally:
         server.stop()
 

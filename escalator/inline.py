@@ -37,6 +37,7 @@ import signal
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -237,6 +238,12 @@ class InlineEvaluator:
 
 
 # ---------------------------------------------------------------------------- the child
+
+# Python 3.12 warns on every fork of a process with threads; the child is written for
+# exactly that case (see the module docstring), so the warning would only fill the log.
+warnings.filterwarnings("ignore", message=r".*multi-threaded, use of fork\(\)",
+                        category=DeprecationWarning)
+
 
 def run_isolated(work: Callable[[], T], limits: InlineLimits) -> T:
     """work() run in a forked child under the limits; its result, or its PolicyError.

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import itertools
 import random
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from escalator.errors import PolicyError, Problem
+from escalator.policy import load_policy
 from escalator.rules import compiler, loader
 from escalator.rules.compiler import CompiledRuleSet
 from escalator.rules.conditions import AllOf, AnyOf, Condition, Leaf, Not, truth_from, truth_when
@@ -91,6 +93,20 @@ def test_a_number_python_will_not_read_is_a_problem(write_rules: WriteRules) -> 
     (problem, *_) = problems_of(write_rules(rule("big", "{fact: turn_index, gte: "
                                                         + "9" * 5000 + "}")))
     assert problem.message.startswith("a value cannot be read (Exceeds the limit")
+
+
+def test_a_rules_folder_over_the_budget_is_refused_like_a_request(tmp_path: Path) -> None:
+    # The folder at start and on reload go through the same load_policy as a request.
+    folder = tmp_path / "rules"
+    shutil.copytree(Path(__file__).parents[2] / "rules", folder)
+    text = (folder / "loops.yaml").read_text()
+    (folder / "loops.yaml").write_text(text + "  " + rule("big", "{fact: turn_index, in: ["
+                                                            + ", ".join(map(str, range(1, 102)))
+                                                            + "]}").replace("\n", "\n  "))
+    with pytest.raises(PolicyError) as info:
+        load_policy(folder)
+    assert [(p.file, p.rule, p.limit) for p in info.value.problems] == [
+        ("loops.yaml", "big", "list_values")]
 
 
 # ---------------------------------------------------------------------------- the loader
