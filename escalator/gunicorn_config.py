@@ -85,15 +85,11 @@ def pre_fork(server: Any, worker: Any) -> None:
 
 def child_exit(server: Any, worker: Any) -> None:
     """Master, when a worker exits: mark its live gauges dead (child_exit, not worker_exit,
-    is the hook that runs in the master) and remove any inline evaluation folder it left
-    (a worker killed in the middle of one)."""
-    from escalator import inline
-
+    is the hook that runs in the master)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
-    inline.remove_worker_folders(os.getpid(), worker.pid)
 
 
 def post_worker_init(worker: Any) -> None:

@@ -10,9 +10,9 @@ gone when it exits (glibc keeps a process's freed memory, so a worker that compi
 large rule set itself stayed large). The worker waits for the child, so an evaluation
 still holds one worker for up to `seconds`: at most `concurrency` evaluations run at once
 per service instance (lock files shared by its workers), so the other workers are always
-free for turns. The files are written to a folder named after the service instance and
-the worker; a folder a killed worker left behind is removed when the master sees the
-worker exit, and a killed instance's folders when the next one starts.
+free for turns. The files sent are read in memory, never written; the instance's folder
+in $TMPDIR holds only the slots' lock files, is removed when the instance stops, and a
+killed instance's folder when the next one starts.
 
 Fork hazards: the worker may have other threads (rule polling, a reload) holding locks
 at the moment of the fork. The child takes no lock that such a thread could hold: it
@@ -129,12 +129,6 @@ def clean_stale(owner_pid: int) -> list[Path]:
     return removed
 
 
-def remove_worker_folders(owner_pid: int, worker_pid: int) -> None:
-    """Remove the folders a worker left (called by the master when the worker exits)."""
-    for path in Path(tempfile.gettempdir()).glob(f"{PREFIX}{owner_pid}-*/{worker_pid}-*"):
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -146,7 +140,8 @@ def _alive(pid: int) -> bool:
 
 
 class Workspace:
-    """Folders and evaluation slots of one service instance, shared by its workers."""
+    """The evaluation slots of one service instance, shared by its workers, in a folder
+    of its own."""
 
     def __init__(self, concurrency: int, owner_pid: int | None = None) -> None:
         """A workspace owned by this process (the master, when made before the fork)."""
@@ -183,17 +178,6 @@ class Workspace:
         raise InlineBusy(1, f"all {self.concurrency} inline evaluation slot(s) of this "
                             "instance are in use")
 
-    @contextmanager
-    def folder(self) -> Iterator[Path]:
-        """An empty folder for one evaluation's files, removed afterwards."""
-        self._ensure_root()
-        path = self.root / f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        path.mkdir(mode=0o700)
-        try:
-            yield path
-        finally:
-            shutil.rmtree(path, ignore_errors=True)
-
 
 # ---------------------------------------------------------------------------- evaluation
 
@@ -225,12 +209,14 @@ class InlineEvaluator:
                               f"at most {self.rate.per_window} inline evaluations per "
                               f"{self.rate.window_seconds:g} s per caller")
 
-        def work(folder: Path) -> bytes:
-            policy = load_inline_policy(files, folder, lexicons_from, active.lexicons)
+        def work() -> bytes:
+            # Read in memory "from" the instance's folder (it exists; nothing is written).
+            policy = load_inline_policy(files, self.workspace.root, lexicons_from,
+                                        active.lexicons)
             return render(policy, decide_transcript(policy, transcript))
 
-        with self.workspace.slot(), self.workspace.folder() as folder:
-            return run_isolated(lambda: work(folder), self.limits)
+        with self.workspace.slot():
+            return run_isolated(work, self.limits)
 
     def close(self) -> None:
         """Remove the workspace (when the instance stops)."""

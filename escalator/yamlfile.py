@@ -44,6 +44,7 @@ class LineList(list[Any]):
 # conditions may nest 16 all/any levels, two YAML levels each, under a rule's 4.
 MAX_YAML_DEPTH = 64
 MAX_YAML_NODES = 20_000
+KEY_PROBLEM = "a key must be plain text, not a list or a mapping"
 DEPTH_PROBLEM = (f"lists and mappings are nested more than {MAX_YAML_DEPTH} levels deep "
                  "here; simplify")
 
@@ -157,6 +158,7 @@ for _loader in {_LineLoader, _FastLoader}:
         list("-+0123456789"),
     )
 
+
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     result = LineDict()
@@ -166,8 +168,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
         if not isinstance(key_node, yaml.ScalarNode):
             # `? [a, b] : c` or `{[a]: b}`: a list or mapping as a key means nothing here.
             raise yaml.constructor.ConstructorError(
-                None, None, "a key must be plain text, not a list or a mapping",
-                key_node.start_mark)
+                None, None, KEY_PROBLEM, key_node.start_mark)
         key = loader.construct_object(key_node, deep=True)
         if key in result:
             first = result.key_lines.get(key) if isinstance(key, str) else None
@@ -269,6 +270,9 @@ def explain_yaml_error(exc: yaml.YAMLError, text: str) -> tuple[int | None, str]
     if "'\\t'" in problem or "\t" in problem:
         return line, ("there is a tab here; YAML indents with spaces only: replace the tab "
                       "with spaces")
+    if problem == KEY_PROBLEM:
+        return line, ("a key here is a list or a mapping (such as '? [a, b]' or '{[a]: b}'); "
+                      "keys are plain words, such as 'id' or 'fact'")
     if problem.startswith("duplicate key"):
         key = problem.removeprefix("duplicate key ").split(" (first")[0]
         first = problem.split("first on line ")[1].rstrip(")") if "first on" in problem else ""

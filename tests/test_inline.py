@@ -1,5 +1,5 @@
 """Inline evaluations' machinery, for real: forked children under limits, evaluation slots
-as lock files, the workspace folders and their clean-up, and per-caller rate limits on a
+as lock files, the instance's folder and its clean-up, and per-caller rate limits on a
 real Redis (and without one)."""
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from escalator.inline import (
     InlineLimits,
     Workspace,
     clean_stale,
-    remove_worker_folders,
     run_isolated,
 )
 from escalator.ratelimit import RateLimiter
@@ -147,22 +146,6 @@ def test_a_slot_held_by_a_killed_process_is_free_again(tmpdir_env: Path) -> None
     holder.kill()
     holder.wait()
     assert _take(workspace) == "got it"
-
-
-def test_folders_are_removed_after_use_and_when_their_worker_died(tmpdir_env: Path) -> None:
-    workspace = Workspace(concurrency=1)
-    with workspace.folder() as folder:
-        assert folder.parent == workspace.root
-        assert folder.name.startswith(f"{os.getpid()}-")
-        (folder / "ruleset.yaml").write_text("x")
-    assert not folder.exists()
-    # A worker killed in the middle of an evaluation leaves its folder; the master
-    # removes it when it sees the worker exit.
-    left = workspace.root / "4242-abcdef"
-    left.mkdir()
-    (left / "ruleset.yaml").write_text("x")
-    remove_worker_folders(os.getpid(), 4242)
-    assert not left.exists()
 
 
 def test_what_a_killed_instance_left_is_removed_at_start(tmpdir_env: Path) -> None:

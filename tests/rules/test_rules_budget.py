@@ -86,7 +86,9 @@ def test_a_list_or_mapping_as_a_key_is_a_plain_problem(write_rules: WriteRules,
     folder = write_rules()
     (folder / "rules.yaml").write_text(key + (folder / "rules.yaml").read_text())
     (problem, *_) = problems_of(folder)
-    assert problem.message == "invalid YAML: a key must be plain text, not a list or a mapping"
+    assert problem.message == ("a key here is a list or a mapping (such as '? [a, b]' or "
+                               "'{[a]: b}'); keys are plain words, such as 'id' or 'fact'")
+    assert problem.line == 1
 
 
 def test_a_number_python_will_not_read_is_a_problem(write_rules: WriteRules) -> None:
