@@ -61,7 +61,7 @@ def serve(host: str, port: int, workers: int) -> None:
         logging.getLogger("escalator.serve").info(
             "embedded Redis at %s (set ESCALATOR_REDIS_URL for a real one)", embedded.url)
     master = os.getpid()
-    # What an earlier instance killed in the middle of inline evaluations left in /tmp.
+    # The inline evaluation slots folder of an earlier instance that was killed.
     inline.clean_stale(master)
     app = None
     try:
