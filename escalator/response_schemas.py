@@ -15,6 +15,7 @@ from marshmallow import Schema, fields, validate
 
 from escalator.model import HANDOFF_PRIORITIES, KEEP, ROUTE
 from escalator.schemas import ID_PATTERN
+from escalator.validators import Exactly
 
 DECISIONS = (ROUTE, KEEP)
 # Every code an error body can carry (README, "Errors"); 429 and the like would add here.
@@ -40,7 +41,7 @@ def _ref(name: str) -> dict[str, Any]:
 
 
 def _id(**kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.Regexp(ID_PATTERN), **kwargs)
+    return fields.String(validate=Exactly(ID_PATTERN), **kwargs)
 
 
 class RulesetRefSchema(Schema):

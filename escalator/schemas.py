@@ -19,23 +19,10 @@ from marshmallow import (
 )
 
 from escalator.model import BotReply, Message, Scalar, Turn
+from escalator.validators import Exactly
 
 ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 ID_RE = re.compile(ID_PATTERN)
-
-
-class Exactly(validate.Regexp):
-    """A Regexp validator that must match the whole value.
-
-    The patterns keep ^...$ (they also go into the OpenAPI document, where JSON Schema
-    reads them), but Python's $ also matches before a final newline: "t-1\n" would pass
-    re.match and then reach the state store. fullmatch() does not let it through.
-    """
-
-    def __call__(self, value: Any) -> Any:
-        if self.regex.fullmatch(value) is None:
-            raise ValidationError(self._format_error(value))
-        return value
 
 # Labels (intents, tiers, channels, context strings) look like ids: never free text, so
 # nothing a customer typed can end up in state or logs through them.
@@ -43,7 +30,7 @@ LABEL_PATTERN = r"^[A-Za-z0-9._:@-]{1,64}$"
 LABEL = Exactly(LABEL_PATTERN, error="must be 1-64 characters of A-Z a-z 0-9 . _ : @ -")
 ID = Exactly(ID_PATTERN, error="must be 1-128 characters of A-Z a-z 0-9 . _ : @ -")
 LANGUAGE = Exactly(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
-                           error="must be a language tag such as en or pt-BR")
+                   error="must be a language tag such as en or pt-BR")
 CONTEXT_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 CONTEXT_VALUE = re.compile(r"^[A-Za-z0-9._:@-]{0,64}$")
 MAX_TEXT_CHARS = 8000

@@ -38,6 +38,7 @@ from escalator.rules.conditions import (
 )
 from escalator.rules.vocabulary import Vocabulary, vocabulary_problems
 from escalator.rulesfolder import RulesFolder, read_folder
+from escalator.validators import Exactly
 from escalator.yamlfile import LineDict, load_yaml
 
 RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
@@ -150,7 +151,7 @@ class OutcomeSchema(Schema):
                         "invalid": f"must be {ROUTE} or {KEEP}", "null": "is empty"},
     )
     queue = fields.String(
-        validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$",
+        validate=Exactly(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$",
                                  error="must be a queue name: letters, digits, - _ . :"),
         error_messages={"invalid": "must be text", "null": "is empty"},
     )
@@ -168,7 +169,7 @@ class RuleSchema(Schema):
 
     id = fields.String(
         required=True,
-        validate=validate.Regexp(
+        validate=Exactly(
             RULE_ID_PATTERN,
             error="must be 1-64 lower-case letters, digits and dashes, "
                   "starting with a letter or digit (e.g. explicit-human-request)"),
@@ -193,7 +194,7 @@ class RuleFileSchema(Schema):
     """A rule file's top level; `rules` entries are checked one by one by RuleSchema."""
 
     ruleset = fields.String(
-        validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        validate=Exactly(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
                                  error="must be a short name: letters, digits, - _ ."),
         error_messages={"invalid": "must be text", "null": "is empty"},
     )

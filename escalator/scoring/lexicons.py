@@ -34,6 +34,7 @@ from escalator.scoring.text import (
     pattern_problem,
     pattern_words,
 )
+from escalator.validators import Exactly
 from escalator.yamlfile import line_of, load_yaml
 
 # Kinds of phrase in the shared index (see PhraseIndex).
@@ -58,10 +59,10 @@ MEASURED_CUES = frozenset({"shouting", "exclamation", "long_message"})
 FILES = ("scoring.yaml", "languages.yaml", "frustration.yaml", "topics.yaml",
          "complexity.yaml", "requests.yaml", "sentiment.yaml")
 
-_LABEL = validate.Regexp(
+_LABEL = Exactly(
     r"^[a-z][a-z0-9_]*$",
     error="labels are lower-case letters, digits and '_' (e.g. threat_to_leave)")
-_LANGUAGE = validate.Regexp(r"^[a-z]{2,3}$",
+_LANGUAGE = Exactly(r"^[a-z]{2,3}$",
                             error="language codes are ISO 639-1 codes such as en, es, de")
 
 
@@ -194,7 +195,7 @@ class _LoopsSchema(Schema):
     signature = fields.Nested(_SignatureSchema, required=True)
     weights = fields.Nested(_LoopWeightsSchema, required=True)
     prompt_variants = fields.List(
-        fields.String(validate=validate.Regexp(
+        fields.String(validate=Exactly(
             r"^(?=.)[a-z0-9]*#?$",
             error="a variant suffix is lower-case letters and digits, optionally ending in "
                   "'#' (any number), e.g. retry or v#")),

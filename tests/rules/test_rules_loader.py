@@ -253,6 +253,28 @@ def test_rule_ids_are_short_lower_case_names(write_rules: WriteRules, rule_id: s
     assert problem.message.startswith("'id' must be 1-64 lower-case letters, digits and dashes")
 
 
+# Python's $ also matches before a final newline: each of these passed a ^...$ check.
+def test_a_rule_id_queue_or_rule_set_name_ending_in_a_newline_is_refused(
+        write_rules: WriteRules) -> None:
+    problems = refusal(write_rules("""
+    - id: "r\\n"
+      description: d
+      priority: 10
+      when: {fact: turn_index, gte: 2}
+      then: {decision: keep_with_bot}
+    - id: q
+      description: d
+      priority: 10
+      when: {fact: turn_index, gte: 2}
+      then: {decision: route_to_human, queue: "support\\n"}
+    """, header='ruleset: "test\\n"\nversion: "1"\ndefault: {decision: keep_with_bot}\n'))
+    messages = sorted(p.message for p in problems)
+    assert messages[0].startswith("'id' must be 1-64 lower-case letters, digits and dashes")
+    assert messages[1:] == ["'ruleset' must be a short name: letters, digits, - _ .",
+                            "'then.queue' must be a queue name: letters, digits, - _ . :",
+                            "no file declares 'ruleset'; add e.g. ruleset: default"]
+
+
 def test_a_keep_rule_cannot_carry_handoff_details(write_rules: WriteRules) -> None:
     (problem,) = refusal(write_rules(one_rule("{fact: turn_index, gte: 2}",
                                               then="{decision: keep_with_bot, queue: sales}")))

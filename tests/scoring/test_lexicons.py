@@ -129,3 +129,13 @@ def test_language_is_detected_from_stop_words_or_undetermined(
 
 def test_the_callers_language_wins_over_detection(score: Callable[..., ScoredTurn]) -> None:
     assert score("Where is my parcel?", language="pt-BR").facts["message.language"] == "pt"
+
+
+def test_a_label_or_language_ending_in_a_newline_is_refused(folder: Path) -> None:
+    # Python's $ also matches before a final newline: these passed a ^...$ check.
+    edit(folder / "scoring.yaml", "    sarcasm: 0.8 ", '    "sarcasm\\n": 0.8 ')
+    edit(folder / "requests.yaml", "languages:\n  en:\n", 'languages:\n  "en\\n":\n')
+    problems = refused(folder)
+    assert any("scoring.yaml" in p and "labels are lower-case letters" in p for p in problems)
+    assert any("requests.yaml" in p and "language codes are ISO 639-1 codes" in p
+               for p in problems)
