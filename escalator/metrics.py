@@ -27,8 +27,14 @@ from escalator.model import Decision
 from escalator.rules.catalogue import KNOWN_CHANNELS  # caller channels folded onto these
 
 DECISIONS = Counter(
-    "escalator_decisions_total", "Decisions made, by decision and channel.",
+    "escalator_decisions_total", "Decisions made, by decision and channel (retries that "
+    "replayed a stored decision are not decisions: see escalator_replayed_turns_total).",
     ["decision", "channel"],
+)
+REPLAYED_TURNS = Counter(
+    "escalator_replayed_turns_total",
+    "Retries of a turn already decided, answered with its stored decision, by channel.",
+    ["channel"],
 )
 RULE_MATCHES = Counter(
     "escalator_rule_matches_total", "Rules that matched a turn, by rule id.", ["rule"]
@@ -91,7 +97,12 @@ def channel_label(channel: str | None) -> str:
 
 
 def observe_decision(decision: Decision, channel: str | None, seconds: float) -> None:
-    """Count one decision, its matched rules and its latency."""
+    """Count one decision, its matched rules and its latency; or one replayed retry."""
+    if decision.replayed:
+        # A platform retrying a turn 199 times made one decision, not 200: counting
+        # replays as decisions would inflate the escalation-rate panels and alerts.
+        REPLAYED_TURNS.labels(channel_label(channel)).inc()
+        return
     DECISIONS.labels(decision.decision, channel_label(channel)).inc()
     for reason in decision.reasons:  # rule ids come from the loaded rule set: bounded
         RULE_MATCHES.labels(reason.rule).inc()

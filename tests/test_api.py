@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 
 
 def turn(turn_id: str, text: str | None = "Where is my parcel?", **extra: Any) -> dict[str, Any]:
@@ -70,6 +71,27 @@ def test_a_retried_turn_is_replayed_and_changes_nothing(
     assert again["decision_id"] == first["decision_id"]
     assert again["turn_index"] == 1
     assert client.get(f"/v1/conversations/{cid}").get_json() == state_before
+
+
+def test_retries_are_counted_as_retries_not_decisions(
+        client: FlaskClient, new_conversation_id: Callable[..., str]) -> None:
+    def count(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    routed = {"decision": "route_to_human", "channel": "sms"}
+    before = (count("escalator_decisions_total", **routed),
+              count("escalator_replayed_turns_total", channel="sms"),
+              count("escalator_rule_matches_total", rule="explicit-human-request"),
+              count("escalator_decision_duration_seconds_count"))
+    cid = new_conversation_id()
+    body = turn("t-1", "I want to talk to a human", channel="sms")
+    for _ in range(200):  # one turn and 199 retries of it
+        assert post_turn(client, cid, body).status_code == 200
+    after = (count("escalator_decisions_total", **routed),
+             count("escalator_replayed_turns_total", channel="sms"),
+             count("escalator_rule_matches_total", rule="explicit-human-request"),
+             count("escalator_decision_duration_seconds_count"))
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 199, 1, 1]
 
 
 def test_intent_only_turns_are_accepted(client: FlaskClient,
