@@ -19,7 +19,7 @@ from escalator.inline import InlineLimitExceeded, RateLimited
 from escalator.model import ConversationState, Decision
 from escalator.policy import Policy
 from escalator.reloader import ReloadBusy, notify_other_workers
-from escalator.schemas import turn_schema, valid_id
+from escalator.schemas import timestamp_problem, turn_schema, valid_id
 from escalator.services import Services, services
 from escalator.state import StateStore
 from escalator.transcripts import TranscriptError, decide_transcript, parse_transcript
@@ -123,6 +123,11 @@ def post_turn(conversation_id: str) -> Response:
     except ValidationError as exc:
         raise ApiError(400, "invalid_request", "The turn is not valid.",
                        exc.messages_dict) from exc
+    if turn.timestamp is not None:
+        problem = timestamp_problem(turn.timestamp, time.time(), svc.config.state_ttl_seconds)
+        if problem is not None:
+            raise ApiError(400, "invalid_request", "The turn is not valid.",
+                           {"timestamp": [problem]})
     decision = svc.pipeline.decide(conversation_id, turn)
     g.decision_id = decision.decision_id
     # The bytes the state store keeps for retries: encoded once, in the body's own order.

@@ -46,7 +46,8 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
     except (ValueError, OSError) as exc:
         raise ConfigError(f"ESCALATOR_DECISION_LOG={config.decision_log!r}: {exc}") from exc
     policies = PolicyHolder(policy)
-    pipeline = Pipeline(policies, store, fail_mode=config.fail_mode, decision_log=decision_log)
+    pipeline = Pipeline(policies, store, fail_mode=config.fail_mode, decision_log=decision_log,
+                        state_ttl_seconds=config.state_ttl_seconds)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes

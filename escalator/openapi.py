@@ -193,7 +193,9 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
                         "turns replays its decision; a retry of an older one (of the last 16) "
                         "answers 409 turn_superseded. 503 only with "
                         "ESCALATOR_FAIL_MODE=error; otherwise a turn is decided without "
-                        "state (`degraded: true`) when Redis is unavailable.")})
+                        "state (`degraded: true`) when Redis is unavailable. A `timestamp` "
+                        "must lie between the state TTL before the service's clock and 15 "
+                        "minutes after it (400 otherwise).")})
     spec.path("/v1/conversations/{conversation_id}", parameters=conversation, operations={
         "get": _operation("The stored state of a conversation (no text)", {
             "200": _json(_ref("schemas", "ConversationSummary"), "The state summary."),

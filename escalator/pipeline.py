@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 MAX_COMMIT_ATTEMPTS = 12
 BACKOFF_SECONDS = 0.001
 
+# What ESCALATOR_STATE_TTL_SECONDS defaults to; dry runs and replays cap minutes with it.
+DEFAULT_STATE_TTL_SECONDS = 86400
+
 STICKY_RULE = "handoff-in-progress"
 STICKY_PRIORITY = 1000
 STICKY_MESSAGE = (
@@ -66,6 +69,7 @@ class Pipeline:
         *,
         fail_mode: str = "stateless",
         decision_log: DecisionLog | None = None,
+        state_ttl_seconds: int = DEFAULT_STATE_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
@@ -73,6 +77,8 @@ class Pipeline:
         self.store = store
         self.fail_mode = fail_mode
         self.decision_log = decision_log
+        # conversation.minutes is capped here: see evaluate().
+        self._max_minutes = state_ttl_seconds / 60.0
         self._clock = clock
         self._new_id = new_id
 
@@ -169,7 +175,11 @@ class Pipeline:
         facts: dict[str, FactValue] = dict(scored.facts)
         facts["turn_index"] = turn_index
         facts["conversation.escalated"] = state.escalated
-        facts["conversation.minutes"] = round(max(0.0, now - started_at) / 60.0, 4)
+        # Capped at the state's TTL: no timestamp (a caller's clock, a state stored before
+        # timestamps were checked, a transcript's) can make it absurd, and a conversation
+        # older than the TTL is past any threshold a rule could sensibly set.
+        facts["conversation.minutes"] = round(
+            min(max(0.0, now - started_at) / 60.0, self._max_minutes), 4)
         if turn.tier is not None:
             facts["customer.tier"] = turn.tier
         if turn.segment is not None:

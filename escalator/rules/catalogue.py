@@ -105,7 +105,8 @@ FACTS: dict[str, FactSpec] = {s.name: s for s in (
           "\"I don't need an agent\" do not count)."),
     _spec("conversation.escalated", "boolean",
           "The conversation was already handed to a person before this turn."),
-    _spec("conversation.minutes", "number", "Minutes since the conversation's first turn.", 0),
+    _spec("conversation.minutes", "number",
+          "Minutes since the conversation's first turn, at most the state TTL.", 0),
     _spec("customer.tier", "string",
           "The customer's tier as the caller sent it, in lower case (e.g. gold); compared "
           "without regard to case."),
