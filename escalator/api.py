@@ -71,6 +71,9 @@ def json_body() -> Any:
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
     raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH
+    if request.content_length is None and _more_than(raw, current_app.config["MAX_CONTENT_LENGTH"]):
+        raise ApiError(413, "payload_too_large", "The body is larger than "
+                       f"{current_app.config['MAX_CONTENT_LENGTH']} bytes.")
     try:
         body = json.loads(raw, parse_constant=_refuse_constant)
     except RecursionError as exc:  # "[[[[..." deeper than the parser can go
@@ -82,6 +85,15 @@ def json_body() -> Any:
         raise ApiError(400, "invalid_request",
                        f"The body is nested deeper than {limit} levels.")
     return body
+
+
+def _more_than(raw: bytes, limit: int) -> bool:
+    """True if a body without Content-Length (chunked) goes on past the `limit` bytes read."""
+    # Werkzeug stops reading such a body at the limit without an error, so an oversized
+    # chunked body was silently cut there (and answered 200 if the cut happened to be valid
+    # JSON). One byte more from the server's stream tells a body of exactly `limit` bytes
+    # from a longer one; nothing beyond that byte is read.
+    return len(raw) >= limit and bool(request.environ["wsgi.input"].read(1))
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
