@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from escalator import metrics, openapi
 from escalator.auth import AuthError, caller_identity
-from escalator.errors import PolicyError, StateUnavailable, TurnSuperseded
+from escalator.errors import PolicyError, StateUnavailable, StateUnreadable, TurnSuperseded
 from escalator.inline import InlineLimitExceeded, RateLimited
 from escalator.model import ConversationState, Decision
 from escalator.policy import Policy
@@ -333,6 +333,14 @@ def register_errors(app: Flask) -> None:
         metrics.STATE_ERRORS.inc()
         return error_response(503, "state_unavailable",
                               "The state store is unavailable; try again shortly.")
+
+    @app.errorhandler(StateUnreadable)
+    def _state_unreadable(exc: StateUnreadable) -> Response:
+        # Not a 503: Redis is fine and trying again will not help. The next turn of the
+        # conversation starts it afresh; DELETE erases it now.
+        return error_response(409, "state_unreadable", "The stored state of this conversation "
+                              "cannot be read; its next turn starts it afresh, and DELETE "
+                              "erases it.", {"reason": exc.reason})
 
     @app.errorhandler(TurnSuperseded)
     def _turn_superseded(exc: TurnSuperseded) -> Response:

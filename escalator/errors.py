@@ -36,6 +36,18 @@ class StateUnavailable(Exception):
     """The state store could not be reached within its budget."""
 
 
+class StateUnreadable(Exception):
+    """A conversation's stored value cannot be read (corrupt, not written by escalator, or
+    a key of the wrong Redis type). Its next turn replaces it with a fresh conversation."""
+
+    def __init__(self, conversation_id: str, reason: str, version: int = 0) -> None:
+        super().__init__(f"the stored state of conversation {conversation_id!r} cannot be "
+                         f"read ({reason})")
+        self.reason = reason
+        # The version its header claims (0 if none): a replacement is written as the next.
+        self.version = version
+
+
 class TurnSuperseded(Exception):
     """A retry of a turn decided before the last few: its decision is no longer kept, and
     deciding it again would count it twice. Nothing was changed."""

@@ -54,6 +54,14 @@ HTTP_DURATION = Histogram(
 STATE_ERRORS = Counter(
     "escalator_state_errors_total", "State store calls that failed or timed out."
 )
+# Reasons: type (a key of another Redis type), format (not an escalator value), deflate,
+# json, fields (valid JSON of the wrong shape), record (a stored decision).
+STATE_UNREADABLE = Counter(
+    "escalator_state_unreadable_total",
+    "Stored conversation values that could not be read (each replaced by a fresh "
+    "conversation on its next turn), by reason; counted once per value and worker.",
+    ["reason"],
+)
 STATE_CONFLICTS = Counter(
     "escalator_state_conflicts_total",
     "Optimistic updates retried because another turn of the conversation won.",

@@ -52,6 +52,9 @@ ERRORS: dict[str, tuple[int, str]] = {
     "turn_superseded": (409, "This turn was already decided; newer turns have followed "
                         "(a retry of a turn older than the last 2, whose decision is no "
                         "longer kept). Nothing was changed."),
+    "state_unreadable": (409, "The conversation's stored state cannot be read (corrupt, or "
+                         "not written by escalator; `details.reason` says how); its next "
+                         "turn starts it afresh, and DELETE erases it."),
     "state_unavailable": (503, "The state store is unavailable (or none is configured)."),
     "ruleset_too_large": (422, "A rule set sent inline is over a limit every rule set has, "
                                "or its evaluation went over its time or memory limit: "
@@ -179,6 +182,7 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
     conversation: list[Any] = ["conversation_id"]
     state_errors = _errors("invalid_request", "unauthorized", "not_found", "internal_error",
                            "state_unavailable")
+    readable_state_errors = {**state_errors, **_errors("state_unreadable")}
     spec.path("/v1/conversations/{conversation_id}/turns", parameters=conversation, operations={
         "post": _operation(
             "Decide one customer turn", {
@@ -199,7 +203,7 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
     spec.path("/v1/conversations/{conversation_id}", parameters=conversation, operations={
         "get": _operation("The stored state of a conversation (no text)", {
             "200": _json(_ref("schemas", "ConversationSummary"), "The state summary."),
-            **state_errors}, security=CALLER),
+            **readable_state_errors}, security=CALLER),
         "delete": _operation("Erase every key of a conversation", {
             "204": {"description": "Erased (also when there was nothing)."},
             **state_errors}, security=CALLER),
@@ -209,7 +213,7 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
                   "An agent hands the conversation back to the bot", {
                       "200": _json(_ref("schemas", "ConversationSummary"),
                                    "Released: the state summary afterwards."),
-                      **state_errors}, security=CALLER)})
+                      **readable_state_errors}, security=CALLER)})
     spec.path("/v1/evaluate", operations={"post": _operation(
         "Dry run: decide every turn of a transcript", {
             "200": _json(_ref("schemas", "Evaluation"), "Each turn's decision."),

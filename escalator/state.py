@@ -42,6 +42,13 @@ budget: after CIRCUIT_FAILURE_THRESHOLD consecutive outages the store fails fast
 CIRCUIT_COOLDOWN_SECONDS, then lets one call through as a probe (half-open); its success closes
 the circuit, its failure starts another cool-down. The connection pool reconnects by itself.
 
+An unreadable stored value (garbage, a bad deflate stream, bad JSON, fields of the wrong shape,
+a key of another Redis type) is not an outage: Redis answers, and trying again will not help.
+It is logged (without its content) and counted once per process, its keys get a TTL if they
+had none, summary() and release() raise StateUnreadable, and load() hands the turn a fresh
+conversation (Snapshot.unreadable) whose commit replaces the value, compare-and-set like any
+commit: of two turns replacing it at once, one wins and the other reloads.
+
 Redis Cluster (`from_url(..., cluster=True)`): the hash tag puts every key of a conversation
 in one slot, so every script runs on one node; the decision-log stream is one key too.
 """
@@ -53,6 +60,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -60,8 +68,9 @@ import signal
 import threading
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +87,7 @@ from redis.exceptions import (
 from redis.retry import Retry
 
 from escalator import metrics
-from escalator.errors import StateUnavailable
+from escalator.errors import StateUnavailable, StateUnreadable
 from escalator.model import ConversationState
 
 log = logging.getLogger(__name__)
@@ -95,6 +104,9 @@ HANDOFF_FIELDS = ("escalated", "escalated_turn", "handoff_queue", "handoff_prior
 HEALTH_CHECK_INTERVAL_SECONDS = 30
 # A release retried this often against concurrent turns before it gives up.
 RELEASE_ATTEMPTS = 5
+# How many conversations with an unreadable stored value a process remembers having
+# reported (logged and counted), so each is reported once rather than on every call.
+REPORTED_UNREADABLE = 1024
 
 # Consecutive outages that open the circuit, and how long it then fails fast. Three in a
 # row is no accident (one timeout can be); two seconds spare a dead Redis all but one
@@ -167,6 +179,9 @@ class Snapshot:
     # stored decision bodies (compact JSON) of the last turns, newest first.
     turns: tuple[str, ...] = ()
     records: tuple[bytes, ...] = ()
+    # True if the stored value could not be read: state is None, and the next commit
+    # replaces the value (unless a readable one has replaced it since: a Conflict).
+    unreadable: bool = False
 
 
 @dataclass(frozen=True)
@@ -185,19 +200,47 @@ class Conflict:
 
 # KEYS: conversation, format-2 state hash, format-1 turns hash. Returns {stored value} or,
 # for a conversation in an older format, {nil, its state hash, its format-1 turns hash} (flat
-# lists; an empty state hash: the conversation is unknown).
+# lists; an empty state hash: the conversation is unknown), or {nil, nil, nil, n} if KEYS[n]
+# holds another Redis type (pcall: a WRONGTYPE error would otherwise fail every turn).
 _LOAD = """
-local value = redis.call('GET', KEYS[1])
+local value = redis.pcall('GET', KEYS[1])
+if type(value) == 'table' then
+  return {false, false, false, 1}
+end
 if value then
   return {value}
 end
-return {false, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}
+local state = redis.pcall('HGETALL', KEYS[2])
+if state.err then
+  return {false, false, false, 2}
+end
+local turns = redis.pcall('HGETALL', KEYS[3])
+if turns.err then
+  return {false, false, false, 3}
+end
+return {false, state, turns}
 """
 
 # KEYS: as _LOAD. ARGV: expected version, new value (its version is expected + 1),
-# ttl_seconds. Compare and set: returns {1, current version} (conflict: nothing written) or
-# {2, new version}. The first write of a conversation in an older format deletes its old keys.
+# ttl_seconds, and 'replace' if the loaded value was unreadable. Compare and set: returns
+# {1, current version} (conflict: nothing written) or {2, new version}. The first write of a
+# conversation in an older format deletes its old keys.
+#
+# Replacing an unreadable value (garbage, or a key of another type) deletes every key of the
+# conversation and writes the new value, unless a readable value of another version is there
+# by now: then another turn replaced it first (with expected + 1), and this one must reload.
 _COMMIT = """
+if ARGV[4] == 'replace' then
+  if redis.call('TYPE', KEYS[1])['ok'] == 'string' then
+    local now = tonumber(string.match(redis.call('GETRANGE', KEYS[1], 0, 31), '^3:(%d+):'))
+    if now and now ~= tonumber(ARGV[1]) then
+      return {1, now}
+    end
+  end
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return {2, tonumber(ARGV[1]) + 1}
+end
 local head = redis.call('GETRANGE', KEYS[1], 0, 31)
 local current
 if head ~= '' then
@@ -217,6 +260,17 @@ if head == '' and current > 0 then
   redis.call('DEL', KEYS[2], KEYS[3])
 end
 return {2, current + 1}
+"""
+
+# KEYS: as _LOAD. ARGV: ttl_seconds. An unreadable value that no turn replaces must not stay
+# for ever: each key without a TTL gets one.
+_EXPIRE_UNREADABLE = """
+for _, key in ipairs(KEYS) do
+  if redis.call('TTL', key) == -1 then
+    redis.call('EXPIRE', key, ARGV[1])
+  end
+end
+return 0
 """
 
 # Preset dictionary for deflating decision bodies: the skeleton every body shares (last, so
@@ -317,10 +371,60 @@ def unpack_conversation(value: bytes) -> Stored:
     inflate = zlib.decompressobj(-15, zdict=_CONVERSATION_ZDICT)
     first, *records = (inflate.decompress(value[header.end():]) + inflate.flush()).split(b"\n")
     head = json.loads(first)
-    # Unknown fields are ignored, so a newer version's state still loads.
-    state = ConversationState(**{name: value for name, value in head["state"].items()
-                                 if name in ConversationState.__dataclass_fields__})
-    return Stored(int(header.group(1)), state, tuple(head["turns"]), tuple(records))
+    turns = head["turns"]
+    if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
+        raise TypeError("the remembered turns are not a list of signatures")
+    return Stored(int(header.group(1)), checked_state(head["state"]), tuple(turns),
+                  tuple(records))
+
+
+def _count_or_none(value: Any) -> bool:
+    return value is None or (type(value) is int and value >= 0)
+
+
+def _time_or_none(value: Any) -> bool:
+    return value is None or (type(value) in (int, float) and math.isfinite(value))
+
+
+def _label_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and len(value) <= 64)
+
+
+# What each stored state field may hold: a value of another shape (a hand-edited or foreign
+# value that happens to be valid JSON) is refused here rather than failing a turn later.
+_FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "turn_index": lambda value: type(value) is int and value >= 0,
+    "started_at": _time_or_none,
+    "updated_at": _time_or_none,
+    "escalated": lambda value: type(value) is bool,
+    "escalated_turn": _count_or_none,
+    "handoff_queue": _label_or_none,
+    "handoff_priority": _label_or_none,
+    "scoring": lambda value: isinstance(value, dict),
+}
+
+
+def checked_state(fields: Any) -> ConversationState:
+    """A ConversationState from stored fields (TypeError if one has the wrong shape); unknown
+    fields are ignored, so a newer version's state still loads."""
+    if not isinstance(fields, dict):
+        raise TypeError("the state is not an object")
+    known = {name: value for name, value in fields.items() if name in _FIELD_CHECKS}
+    for name, value in known.items():
+        if not _FIELD_CHECKS[name](value):
+            raise TypeError(f"the state field {name!r} has the wrong type")
+    return ConversationState(**known)
+
+
+def unreadable_reason(exc: Exception) -> str:
+    """A bounded label for why a stored value could not be decoded (a metric label)."""
+    if isinstance(exc, zlib.error):
+        return "deflate"
+    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        return "json"
+    if isinstance(exc, KeyError | TypeError | AttributeError | IndexError):
+        return "fields"
+    return "format"
 
 
 _RECORD_DEFLATE_V1 = b"\x01"
@@ -379,6 +483,7 @@ def _old_format(flat_state: Sequence[bytes], flat_turns: Sequence[bytes]) -> Sto
     if scoring is not None:
         values[LEGACY_SCORING_FIELD] = unpack_scoring(scoring).decode()
     state = ConversationState.decode(values)
+    checked_state(asdict(state))
     records: list[bytes] = []
     if LEGACY_TURN_ORDER_FIELD in fields:
         ids = fields[LEGACY_TURN_ORDER_FIELD].decode().split()[::-1]
@@ -524,6 +629,9 @@ class StateStore:
         self._max_turn_records = max_turn_records
         self._remembered_turns = remembered_turns
         self.breaker = breaker if breaker is not None else CircuitBreaker()
+        # Conversations whose unreadable value this process has already reported, oldest
+        # first (bounded: only the log and the counter depend on it).
+        self._reported: OrderedDict[str, None] = OrderedDict()
 
     @classmethod
     def from_url(cls, url: str, *, ttl_seconds: int = 86400, timeout_seconds: float = 0.1,
@@ -574,8 +682,12 @@ class StateStore:
 
     def load(self, conversation_id: str, turn_id: str | None = None) -> Snapshot:
         """The conversation's state and version, and the stored decision if turn_id was decided
-        (or superseded=True if it was decided before the last few turns)."""
-        stored = self._stored(conversation_id)
+        (or superseded=True if it was decided before the last few turns). An unreadable
+        stored value loads as unreadable=True with no state: the turn starts afresh."""
+        try:
+            stored = self._stored(conversation_id)
+        except StateUnreadable as exc:
+            return Snapshot(state=None, version=exc.version, replay=None, unreadable=True)
         if stored is None:
             return Snapshot(state=None, version=0, replay=None)
         replay, superseded = None, False
@@ -584,8 +696,9 @@ class StateStore:
                 position = stored.turns.index(turn_signature(turn_id))
                 if position < len(stored.records):
                     replay = self._decoded(stored.records[position], conversation_id)
-                else:
-                    superseded = True
+                # A record that cannot be read is as good as gone: the retry is refused
+                # (nothing changes) rather than decided, and so counted, a second time.
+                superseded = replay is None
         return Snapshot(state=stored.state, version=stored.version, replay=replay,
                         superseded=superseded, turns=stored.turns, records=stored.records)
 
@@ -593,16 +706,21 @@ class StateStore:
                turn_id: str, decision: Mapping[str, Any] | bytes) -> Committed | Conflict:
         """Write state and decision (its body, or that body already as compact JSON), the turn
         now the newest remembered, if the version is still the loaded one (then nothing was
-        decided since, so no retry of turn_id can have been either)."""
+        decided since, so no retry of turn_id can have been either); a loaded value that was
+        unreadable is replaced, unless another turn replaced it first."""
         _check_turn_id(turn_id)
         record = decision if isinstance(decision, bytes) else decision_record(decision)
-        return self._write(
+        written = self._write(
             conversation_id, loaded.version, state,
             (turn_signature(turn_id), *loaded.turns[:self._remembered_turns - 1]),
-            (record, *loaded.records[:self._max_turn_records - 1]))
+            (record, *loaded.records[:self._max_turn_records - 1]), replace=loaded.unreadable)
+        if loaded.unreadable and isinstance(written, Committed):
+            self._reported.pop(conversation_id, None)  # a new corruption is news again
+        return written
 
     def summary(self, conversation_id: str) -> tuple[ConversationState, int] | None:
-        """The stored state and its version, or None if the conversation is unknown."""
+        """The stored state and its version, or None if the conversation is unknown
+        (StateUnreadable if the stored value cannot be read)."""
         stored = self._stored(conversation_id)
         return None if stored is None else (stored.state, stored.version)
 
@@ -613,7 +731,7 @@ class StateStore:
 
     def release(self, conversation_id: str) -> ConversationState | None:
         """Hand the conversation back to the bot (handoff fields reset, version bumped, TTL
-        refreshed); None if it is unknown."""
+        refreshed); None if it is unknown (StateUnreadable if it cannot be read)."""
         reset = {name: getattr(_FRESH, name) for name in HANDOFF_FIELDS}
         for _ in range(RELEASE_ATTEMPTS):
             stored = self._stored(conversation_id)
@@ -630,29 +748,51 @@ class StateStore:
                                f"{RELEASE_ATTEMPTS} conflicting updates in a row")
 
     def _stored(self, conversation_id: str) -> Stored | None:
-        """The conversation as stored (any format), or None if it is unknown."""
+        """The conversation as stored (any format), or None if it is unknown; StateUnreadable
+        (logged and counted once per value and process) if it cannot be read."""
         value, *old = self._run(_LOAD, conversation_id)
         try:
+            if len(old) == 3:
+                raise self._unreadable(conversation_id, "type", 0)
             if value is not None:
                 return unpack_conversation(value)
             return _old_format(old[0], old[1])
-        except (ValueError, TypeError, KeyError, zlib.error) as exc:
-            raise StateUnavailable(f"unreadable state for {conversation_id!r}: {exc}") from exc
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError,
+                zlib.error) as exc:
+            header = _FORMAT_3.match(value) if value is not None else None
+            raise self._unreadable(conversation_id, unreadable_reason(exc),
+                                   int(header.group(1)) if header else 0) from exc
+
+    def _unreadable(self, conversation_id: str, reason: str, version: int) -> StateUnreadable:
+        """The error for an unreadable stored value; the first time this process meets it,
+        it is logged (without its content), counted, and its keys given a TTL if they had
+        none (a value no turn replaces must not stay for ever)."""
+        if conversation_id not in self._reported:
+            self._reported[conversation_id] = None
+            if len(self._reported) > REPORTED_UNREADABLE:
+                self._reported.popitem(last=False)
+            metrics.STATE_UNREADABLE.labels(reason).inc()
+            log.warning("conversation %s: its stored state cannot be read (%s); the next turn "
+                        "starts it afresh", conversation_id, reason)
+            with contextlib.suppress(StateUnavailable):
+                self._run(_EXPIRE_UNREADABLE, conversation_id, self._ttl_seconds)
+        return StateUnreadable(conversation_id, reason, version)
 
     def _write(self, conversation_id: str, expected_version: int, state: ConversationState,
-               turns: Sequence[str], records: Sequence[bytes]) -> Committed | Conflict:
+               turns: Sequence[str], records: Sequence[bytes], *,
+               replace: bool = False) -> Committed | Conflict:
         value = pack_conversation(expected_version + 1, state, turns, records)
         outcome, version = self._run(_COMMIT, conversation_id, expected_version, value,
-                                     self._ttl_seconds)
+                                     self._ttl_seconds, "replace" if replace else "")
         return Committed(int(version)) if outcome == 2 else Conflict(int(version))
 
-    @staticmethod
-    def _decoded(record: bytes, conversation_id: str) -> dict[str, Any]:
+    def _decoded(self, record: bytes, conversation_id: str) -> dict[str, Any] | None:
+        """A stored decision record, or None if it cannot be read (logged and counted)."""
         try:
             return unpack_decision(record)
-        except ValueError as exc:
-            raise StateUnavailable(f"unreadable decision for {conversation_id!r}: {exc}") \
-                from exc
+        except (ValueError, zlib.error):
+            self._unreadable(conversation_id, "record", 0)
+            return None
 
     def append_decision(self, key: str, record: bytes, max_length: int) -> None:
         """Add a decision record to a capped stream (the decision log); one round trip."""

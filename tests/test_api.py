@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 
@@ -131,6 +132,27 @@ def test_handoff_is_sticky_until_released(client: FlaskClient,
     after = post_turn(client, cid, turn("t-3", "thanks, that's all")).get_json()
     assert after["decision"] == "keep_with_bot"
     assert after["turn_index"] == 3
+
+
+def test_an_unreadable_stored_value_is_reported_and_the_next_turn_starts_afresh(
+        client: FlaskClient, redis_client: redis.Redis,
+        new_conversation_id: Callable[..., str]) -> None:
+    # Before: every turn degraded with turn index 1, GET and release 503 "try again
+    # shortly" while Redis was fine, the key kept for ever, and nothing logged.
+    cid = new_conversation_id()
+    redis_client.set(f"escalator:{{{cid}}}:conversation", "3:5:not deflate")
+    for response in (client.get(f"/v1/conversations/{cid}"),
+                     client.post(f"/v1/conversations/{cid}/release")):
+        assert response.status_code == 409
+        assert error_code(response) == "state_unreadable"
+        assert response.get_json()["error"]["details"] == {"reason": "deflate"}
+    first = post_turn(client, cid, turn("t-1")).get_json()
+    assert (first["turn_index"], first["degraded"]) == (1, False)
+    second = post_turn(client, cid, turn("t-2")).get_json()
+    assert (second["turn_index"], second["degraded"]) == (2, False)
+    summary = client.get(f"/v1/conversations/{cid}").get_json()
+    assert summary["turn_index"] == 2
+    assert 0 < redis_client.ttl(f"escalator:{{{cid}}}:conversation") <= 86400
 
 
 def test_release_of_an_unknown_conversation_is_404(client: FlaskClient) -> None:

@@ -9,6 +9,7 @@ import redis
 from prometheus_client import REGISTRY
 
 from escalator.errors import StateUnavailable
+from escalator.model import ConversationState
 from escalator.state import CircuitBreaker, StateStore, conversation_key
 
 
@@ -93,9 +94,10 @@ def test_an_error_answer_is_not_an_outage(redis_url: str, raw: redis.Redis,
     store = StateStore.from_url(redis_url, breaker=CircuitBreaker(threshold=1))
     assert callable(new_conversation_id)
     cid = new_conversation_id()
-    raw.hset(conversation_key(cid), "turn_index", "1")  # WRONGTYPE inside the script
+    loaded = store.load(cid, "t-1")
+    raw.hset(conversation_key(cid), "turn_index", "1")  # WRONGTYPE inside the commit script
     for _ in range(3):
         with pytest.raises(StateUnavailable, match="ResponseError"):
-            store.load(cid, "t-1")
+            store.commit(cid, loaded, ConversationState(turn_index=1), "t-1", b"{}")
     assert not store.circuit_open  # Redis answered every time
     store.close()

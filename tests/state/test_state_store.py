@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 import redis
+from prometheus_client import REGISTRY
 from redis.crc import key_slot
 from redis.typing import EncodableT
 
-from escalator.errors import StateUnavailable
+from escalator.errors import StateUnavailable, StateUnreadable
 from escalator.model import ConversationState
 from escalator.state import (
+    _CONVERSATION_ZDICT,
     _DECISION_ZDICT_V1,
     _DECISION_ZDICT_V2,
     Committed,
@@ -26,6 +28,7 @@ from escalator.state import (
     conversation_key,
     conversation_keys,
     decision_record,
+    pack_conversation,
     state_key,
     turn_signature,
     turns_key,
@@ -544,42 +547,111 @@ def test_a_decoding_client_is_refused(redis_url: str) -> None:
     client.close()
 
 
-@pytest.mark.parametrize("kind", ["hash", "garbage"])
-def test_a_failing_script_is_unavailable_not_a_crash(
-        store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
-        make_decision: MakeDecision, kind: str) -> None:
-    cid = new_conversation_id()
+def deflated(*lines: bytes) -> bytes:
+    """Lines deflated as format 3 deflates them (its preset dictionary)."""
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zdict=_CONVERSATION_ZDICT)
+    return deflate.compress(b"\n".join(lines)) + deflate.flush()
+
+
+def corrupt(raw: redis.Redis, cid: str, kind: str) -> None:
+    """Store an unreadable value of this kind for the conversation, without a TTL."""
     key = conversation_key(cid)
-    if kind == "hash":
-        raw.hset(key, "turn_index", "1")  # WRONGTYPE inside the scripts
+    if kind == "garbage":
+        raw.set(key, b"not an escalator value")
+    elif kind == "deflate":
+        raw.set(key, b"3:7:\xff\x00 not deflate")
+    elif kind == "json":
+        raw.set(key, b"3:4:" + deflated(b'{"turns": [nope'))
+    elif kind == "fields":
+        raw.set(key, b"3:2:" + deflated(b'{"turns": [], "state": {"turn_index": "two"}}'))
+    elif kind == "hash":
+        raw.hset(key, "turn_index", "1")  # another Redis type: WRONGTYPE for GET
+    elif kind == "old-type":
+        raw.set(state_key(cid), b"a string where format 2 kept a hash")
+    elif kind == "old-fields":
+        raw.hset(state_key(cid), mapping={"_version": "three", "turn_index": "3"})
     else:
-        raw.set(key, "not an escalator value")  # refused by load's decoding and by commit
-    before = raw.dump(key)
+        raise AssertionError(kind)
 
-    with pytest.raises(StateUnavailable):
-        store.load(cid, "t-1")
-    with pytest.raises(StateUnavailable):
-        store.summary(cid)
-    with pytest.raises(StateUnavailable):
-        store.commit(cid, UNKNOWN, a_state(1), "t-1", make_decision(cid, "t-1", 1))
-    with pytest.raises(StateUnavailable):
-        store.release(cid)
 
-    assert raw.dump(key) == before
+REASONS = {"garbage": "format", "deflate": "deflate", "json": "json", "fields": "fields",
+           "hash": "type", "old-type": "type", "old-fields": "format"}
+
+
+def unreadable_count(reason: str) -> float:
+    return REGISTRY.get_sample_value("escalator_state_unreadable_total", {"reason": reason}) \
+        or 0.0
+
+
+@pytest.mark.parametrize("kind", sorted(REASONS))
+def test_an_unreadable_value_is_reported_once_and_the_next_turn_replaces_it(
+        store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
+        make_decision: MakeDecision, caplog: pytest.LogCaptureFixture, kind: str) -> None:
+    cid = new_conversation_id()
+    corrupt(raw, cid, kind)
+    before = unreadable_count(REASONS[kind])
+
+    snapshot = store.load(cid, "t-1")
+    assert snapshot.unreadable and snapshot.state is None and snapshot.replay is None
+    for call in (store.summary, store.release):
+        with pytest.raises(StateUnreadable) as caught:
+            call(cid)
+        assert caught.value.reason == REASONS[kind]
+    # Counted and logged once (without the value), and no longer kept for ever.
+    assert unreadable_count(REASONS[kind]) == before + 1
+    warnings = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert warnings == [f"conversation {cid}: its stored state cannot be read "
+                        f"({REASONS[kind]}); the next turn starts it afresh"]
+    assert all(0 < raw.ttl(key) <= 86400 for key in conversation_keys(cid) if raw.exists(key))
+
+    decision = make_decision(cid, "t-1", 1)
+    committed = store.commit(cid, snapshot, a_state(1), "t-1", decision)
+    assert isinstance(committed, Committed)
+    assert store.summary(cid) == (a_state(1), committed.version)
+    assert 0 < raw.ttl(conversation_key(cid)) <= 86400
     assert raw.exists(state_key(cid), turns_key(cid)) == 0
+    assert store.load(cid, "t-1").replay == decision
 
 
-def test_a_corrupt_value_is_unavailable_not_a_crash(
+def test_two_turns_replacing_one_unreadable_value_lose_no_update(
+        store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
+        make_decision: MakeDecision) -> None:
+    cid = new_conversation_id()
+    corrupt(raw, cid, "deflate")
+    first, second = store.load(cid, "t-1"), store.load(cid, "t-2")
+    assert store.commit(cid, first, a_state(1), "t-1",
+                        make_decision(cid, "t-1", 1)) == Committed(8)
+    # The second turn loaded the same unreadable value: it must not overwrite the first.
+    assert store.commit(cid, second, a_state(1), "t-2",
+                        make_decision(cid, "t-2", 1)) == Conflict(8)
+    again = store.load(cid, "t-2")
+    assert not again.unreadable and again.state == a_state(1)
+    assert store.commit(cid, again, a_state(2), "t-2",
+                        make_decision(cid, "t-2", 2)) == Committed(9)
+
+
+def test_a_retry_whose_stored_decision_is_unreadable_is_superseded(
         store: StateStore, raw: redis.Redis, new_conversation_id: NewId) -> None:
     cid = new_conversation_id()
-    raw.set(conversation_key(cid), b"3:7:\xff\x00 not deflate")
+    before = unreadable_count("record")
+    raw.set(conversation_key(cid), pack_conversation(
+        3, a_state(3), [turn_signature("t-3")], [b"{not a decision"]))
+    snapshot = store.load(cid, "t-3")
+    assert snapshot.superseded and snapshot.replay is None and snapshot.state == a_state(3)
+    assert unreadable_count("record") == before + 1
 
-    with pytest.raises(StateUnavailable, match="unreadable"):
-        store.load(cid, "t-1")
-    with pytest.raises(StateUnavailable, match="unreadable"):
-        store.release(cid)
 
-    assert raw.get(conversation_key(cid)) == b"3:7:\xff\x00 not deflate"
+def test_an_error_answer_from_a_script_is_unavailable_not_a_crash(
+        store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
+        make_decision: MakeDecision) -> None:
+    # A turn that loaded a readable value commits while another client has put a hash
+    # there meanwhile: the script fails (WRONGTYPE) and the turn degrades.
+    cid = new_conversation_id()
+    snapshot = store.load(cid, "t-1")
+    raw.hset(conversation_key(cid), "turn_index", "1")
+    with pytest.raises(StateUnavailable, match="ResponseError"):
+        store.commit(cid, snapshot, a_state(1), "t-1", make_decision(cid, "t-1", 1))
+    assert raw.hgetall(conversation_key(cid)) == {b"turn_index": b"1"}
 
 
 def test_ping(store: StateStore) -> None:
