@@ -32,14 +32,15 @@ def send(client: FlaskClient, cid: str, turn_id: str, timestamp: str | None) -> 
 
 @pytest.mark.parametrize("timestamp", [
     "1859-06-01T00:00:00Z",  # gave conversation.minutes = 5,258,964,959 on the next turn
-    at(-timedelta(hours=24, minutes=1)),  # older than the state TTL
-    at(timedelta(minutes=16)),  # ahead of the service's clock by more than a skew
+    -timedelta(hours=24, minutes=1),  # older than the state TTL
+    timedelta(minutes=16),  # ahead of the service's clock by more than a skew
     "9999-12-31T23:59:59+00:00",
 ])
 def test_an_implausible_timestamp_is_refused_and_changes_nothing(
-        client: FlaskClient, new_conversation_id: NewId, timestamp: str) -> None:
+        client: FlaskClient, new_conversation_id: NewId, timestamp: str | timedelta) -> None:
     cid = new_conversation_id()
-    response = send(client, cid, "t-1", timestamp)
+    response = send(client, cid, "t-1",
+                    at(timestamp) if isinstance(timestamp, timedelta) else timestamp)
     assert response.status_code == 400, response.get_json()
     error = response.get_json()["error"]
     assert error["code"] == "invalid_request"
