@@ -158,13 +158,17 @@ def get_conversation(conversation_id: str) -> Response:
 
 @bp.delete("/v1/conversations/<conversation_id>")
 def delete_conversation(conversation_id: str) -> Response:
-    _store(services()).erase(checked_id(conversation_id))
+    svc = services()
+    _store(svc)
+    svc.pipeline.erase(checked_id(conversation_id))
     return Response(status=204)
 
 
 @bp.post("/v1/conversations/<conversation_id>/release")
 def release_conversation(conversation_id: str) -> Response:
-    if _store(services()).release(checked_id(conversation_id)) is None:
+    svc = services()
+    _store(svc)
+    if svc.pipeline.release(checked_id(conversation_id)) is None:
         raise ApiError(404, "not_found", "No state is kept for this conversation.")
     return get_conversation(conversation_id)
 

@@ -9,6 +9,7 @@ from flask import Flask
 from escalator import api, auth, logs, metrics
 from escalator.config import Config, ConfigError
 from escalator.decisionlog import open_decision_log
+from escalator.handoffs import HandoffCache
 from escalator.inline import InlineEvaluator, InlineLimits
 from escalator.pipeline import Pipeline
 from escalator.policy import PolicyHolder, load_policy
@@ -46,8 +47,9 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
     except (ValueError, OSError) as exc:
         raise ConfigError(f"ESCALATOR_DECISION_LOG={config.decision_log!r}: {exc}") from exc
     policies = PolicyHolder(policy)
+    handoffs = HandoffCache(config.handoff_cache, ttl_seconds=config.state_ttl_seconds)
     pipeline = Pipeline(policies, store, fail_mode=config.fail_mode, decision_log=decision_log,
-                        state_ttl_seconds=config.state_ttl_seconds)
+                        state_ttl_seconds=config.state_ttl_seconds, handoffs=handoffs)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes

@@ -53,6 +53,13 @@ def serve(host: str, port: int, workers: int) -> None:
         raise click.ClickException(f"refusing to start: {exc}") from exc
     logs.configure(config.log_level)
 
+    own_run_dir = None
+    if config.handoff_cache is None:
+        # The workers' shared handoff cache: a fresh folder of this run, removed at exit.
+        own_run_dir = tempfile.mkdtemp(prefix="escalator-run-")
+        config = dataclasses.replace(config,
+                                     handoff_cache=Path(own_run_dir) / "handoffs.sqlite")
+
     embedded = None
     if config.redis_url is None:
         # One embedded Redis for all workers: started here, before the fork.
@@ -82,6 +89,8 @@ def serve(host: str, port: int, workers: int) -> None:
                 embedded.shutdown()
             if own_metrics_dir is not None:
                 shutil.rmtree(own_metrics_dir, ignore_errors=True)
+            if own_run_dir is not None:
+                shutil.rmtree(own_run_dir, ignore_errors=True)
 
 
 def _run_gunicorn(app: Any, host: str, port: int, workers: int, log_level: str) -> None:

@@ -137,6 +137,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ESCALATOR_DECISION_LOG", "decision_log", str, None,
             "Where decision records go: stdout, redis[:<max records>] (a capped stream "
             "escalator:decisions) or a file path. Unset: no decision log."),
+    Setting("ESCALATOR_HANDOFF_CACHE", "handoff_cache", Path, None,
+            "SQLite file where the workers of one pod remember which conversations are with "
+            "a person, so they stay there while Redis cannot be read (signatures of ids, "
+            "never text; emptied at start). Unset: `escalator serve` keeps it in its own "
+            "temporary folder; an app built otherwise keeps it in memory, per process."),
     Setting("ESCALATOR_RELOAD_INTERVAL_SECONDS", "reload_interval_seconds", _non_negative_float,
             0.0, "Check the rules folder for changes this often (seconds) and reload it "
             "when valid; 0 disables polling (SIGHUP and POST /v1/ruleset/reload still work)."),
@@ -191,6 +196,7 @@ class Config:
     inline_timeout_seconds: float = 5.0
     inline_memory_mb: int = 256
     worker_max_rss_mb: int = 256
+    handoff_cache: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:

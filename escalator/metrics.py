@@ -72,6 +72,15 @@ DECISION_LOG_ERRORS = Counter(
 DEGRADED_DECISIONS = Counter(
     "escalator_degraded_decisions_total", "Decisions made without state (state store down)."
 )
+HANDOFF_CACHE_HITS = Counter(
+    "escalator_handoff_cache_hits_total",
+    "Turns decided without state that stayed with a person because this pod remembered "
+    "the conversation's handoff.",
+)
+HANDOFF_CACHE_ERRORS = Counter(
+    "escalator_handoff_cache_errors_total",
+    "Reads or writes of the pod's handoff cache that failed (the turn was decided anyway).",
+)
 # livemax: 1 if any live worker has found Redis down; dead workers' values are dropped.
 STATE_CIRCUIT_OPEN = Gauge(
     "escalator_state_circuit_open",

@@ -15,7 +15,9 @@ from typing import Any
 
 from escalator import metrics
 from escalator.decisionlog import DecisionLog, decision_record
-from escalator.errors import StateUnavailable, TurnSuperseded
+from escalator.errors import StateUnavailable, StateUnreadable, TurnSuperseded
+from escalator.handoffs import Handoff as RememberedHandoff
+from escalator.handoffs import HandoffCache
 from escalator.model import (
     KEEP,
     ROUTE,
@@ -70,6 +72,7 @@ class Pipeline:
         fail_mode: str = "stateless",
         decision_log: DecisionLog | None = None,
         state_ttl_seconds: int = DEFAULT_STATE_TTL_SECONDS,
+        handoffs: HandoffCache | None = None,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
@@ -77,6 +80,7 @@ class Pipeline:
         self.store = store
         self.fail_mode = fail_mode
         self.decision_log = decision_log
+        self.handoffs = handoffs
         # conversation.minutes is capped here: see evaluate().
         self._max_minutes = state_ttl_seconds / 60.0
         self._clock = clock
@@ -135,6 +139,7 @@ class Pipeline:
                 metrics.STATE_ERRORS.inc()
                 return self._degraded(conversation_id, turn, policy, outcome)
             if isinstance(result, Committed):
+                self._remember(conversation_id, outcome.state)
                 return outcome.decision
             # A conflict: another turn was decided since the load; load again (this very
             # turn, if a retry of it raced this one: then the load replays its decision).
@@ -145,22 +150,69 @@ class Pipeline:
 
     def _decide_without_consent(self, conversation_id: str, turn: Turn, policy: Policy) -> Decision:
         # No consent: nothing is kept, and whatever was kept before is erased.
-        assert self.store is not None
         try:
-            self.store.erase(conversation_id)
+            self.erase(conversation_id)
         except StateUnavailable:
             metrics.STATE_ERRORS.inc()
-            return self._degraded(conversation_id, turn, policy)
+            return self._degraded(conversation_id, turn, policy, remember=False)
         return self.evaluate(conversation_id, turn, ConversationState(), policy).decision
 
+    def erase(self, conversation_id: str) -> None:
+        """Erase everything kept of the conversation: its state in Redis and this pod's
+        memory of its handoff (the latter first, so it goes even when Redis is down)."""
+        assert self.store is not None
+        if self.handoffs is not None:
+            self.handoffs.forget(conversation_id)
+        self.store.erase(conversation_id)
+
+    def release(self, conversation_id: str) -> ConversationState | None:
+        """Hand the conversation back to the bot (None if no state is kept for it); this
+        pod forgets its handoff once Redis has the release."""
+        assert self.store is not None
+        try:
+            state = self.store.release(conversation_id)
+        except StateUnreadable:
+            self._forget(conversation_id)  # its next turn starts afresh: with the bot
+            raise
+        self._forget(conversation_id)
+        return state
+
+    def _remember(self, conversation_id: str, state: ConversationState) -> None:
+        # Every turn that leaves the conversation with a person refreshes its entry, so its
+        # expiry follows the state's TTL, and any pod that saw one of its turns knows it.
+        if self.handoffs is not None and state.escalated:
+            self.handoffs.remember(conversation_id, RememberedHandoff(
+                state.escalated_turn, state.handoff_queue, state.handoff_priority))
+
+    def _forget(self, conversation_id: str) -> None:
+        if self.handoffs is not None:
+            self.handoffs.forget(conversation_id)
+
+    def _remembered_state(self, conversation_id: str) -> ConversationState:
+        """A fresh state, or one with the handoff this pod remembers for the conversation."""
+        known = self.handoffs.recall(conversation_id) if self.handoffs is not None else None
+        if known is None:
+            return ConversationState()
+        metrics.HANDOFF_CACHE_HITS.inc()
+        return ConversationState(escalated=True, escalated_turn=known.turn,
+                                 handoff_queue=known.queue, handoff_priority=known.priority)
+
     def _degraded(
-        self, conversation_id: str, turn: Turn, policy: Policy, outcome: Outcome | None = None
+        self, conversation_id: str, turn: Turn, policy: Policy, outcome: Outcome | None = None,
+        *, remember: bool = True,
     ) -> Decision:
         if self.fail_mode == "error":
             raise StateUnavailable("the state store is unavailable")
         metrics.DEGRADED_DECISIONS.inc()
         if outcome is None:
-            outcome = self.evaluate(conversation_id, turn, ConversationState(), policy)
+            # Without the stored state, a conversation this pod knows to be with a person
+            # stays with the person (the sticky handoff), rather than go back to the bot
+            # just when the service is least able to help.
+            state = self._remembered_state(conversation_id) if remember else ConversationState()
+            outcome = self.evaluate(conversation_id, turn, state, policy)
+        if remember:
+            # A handoff decided during the outage sticks for the rest of it, too.
+            self._remember(conversation_id, outcome.state)
         return replace(outcome.decision, degraded=True)
 
     def evaluate(

@@ -34,6 +34,8 @@ class Services:
         self.inline.close()
         if self.pipeline.decision_log is not None:
             self.pipeline.decision_log.close()
+        if self.pipeline.handoffs is not None:
+            self.pipeline.handoffs.close()
         if self.store is not None:
             self.store.close()
         if self.embedded is not None:
