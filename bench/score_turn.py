@@ -18,6 +18,13 @@ MESSAGES = {
                                "answers my emails so where is my refund now?",
     "20 words, VADER words": "This is terrible service, I am really angry that my order is "
                              "late again and nobody helps me at all!",
+    # Not ASCII: these pay for normalising the text (NFKC, format characters, look-alikes).
+    "20 words, Spanish accents": "Ya te lo dije dos veces, el paquete nunca llegó y nadie "
+                                 "contesta mis correos, ¿dónde está mi reembolso ahora?",
+    "20 words, Russian": "Я уже дважды говорил, посылка так и не пришла, и никто не "
+                         "отвечает на мои письма, где мой возврат?",
+    "20 words, look-alike letter": "I already told you twice, the parcel never came so I "
+                                   "want to talk to a \u04bbuman agent right now please",
     "intent only": None,
 }
 

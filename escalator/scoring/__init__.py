@@ -22,6 +22,7 @@ from escalator.scoring.text import (
     detect_language,
     fold,
     normalise_language,
+    normalise_text,
     split_words,
 )
 
@@ -52,7 +53,11 @@ def score_turn(turn: Turn, memory: Mapping[str, Any], turn_index: int,
     params = lexicons.params
     previous = Memory.from_json(memory)
     message = turn.message
-    text = message.text if message.text and not message.text.isspace() else None
+    # Normalised before anything reads it: a zero-width space or a Cyrillic look-alike
+    # inside "human" must not hide a request for a person, nor change any score.
+    text = normalise_text(message.text) if message.text else None
+    if text is not None and (not text or text.isspace()):
+        text = None
 
     words = EMPTY_WORDS
     matches: list[Match] = []

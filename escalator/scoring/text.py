@@ -36,6 +36,101 @@ _STAR_INSIDE = re.compile(r"\*[^\W_]")
 PREFIX_MIN = 3
 
 
+# --- What the customer wrote, as a reader sees it -----------------------------------------
+
+def _format_characters() -> frozenset[str]:
+    """Every format character (Unicode category Cf)."""
+    # Unicode has assigned Cf only in planes 0, 1 and 14 (tests/scoring checks all 17):
+    # scanning those takes ~30 ms at import, all of them ~280 ms.
+    return frozenset(chr(c) for block in (range(0x20000), range(0xE0000, 0xE1000))
+                     for c in block if unicodedata.category(chr(c)) == "Cf")
+
+
+# Zero-width spaces and joiners, the soft hyphen, byte-order marks, bidi controls: invisible,
+# so "hu\u200bman" reads "human" to a person, and must to the scorers too. A set, not a
+# regular expression: a class of these 163 characters costs re ~18 us per message, the set
+# ~1.6 us to find there are none.
+_FORMAT = _format_characters()
+_ASCII_LETTER = re.compile("[A-Za-z]")
+
+# Letters of other scripts that look like a Latin letter, and that letter: every letter of
+# Unicode's confusables (UTS #39, as the confusable-homoglyphs package ships them) whose
+# look-alike is one ASCII letter and that NFKC leaves alone, capitals kept capital (Unicode
+# gives "l" for I, its skeleton). tests/scoring/test_normalise.py derives it again and
+# prints the new table if Unicode's list has moved.
+_LOOKALIKES = str.maketrans(
+    ("\u037f\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d"
+     "\u039f\u03a1\u03a4\u03a5\u03a7\u03b1\u03b3\u03b9\u03bd\u03bf"
+     "\u03c1\u03c3\u03c5\u03dc\u03f3\u03fa\u0405\u0406\u0408\u0410"
+     "\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0423"
+     "\u0425\u042c\u0430\u0433\u0435\u043e\u0440\u0441\u0443\u0445"
+     "\u0455\u0456\u0458\u0461\u0474\u0475\u04ae\u04af\u04bb\u04bd"
+     "\u04c0\u04cf\u0501\u050c\u051b\u051c\u051d\u054d\u054f\u0555"
+     "\u0561\u0563\u0566\u0570\u0578\u057c\u057d\u0581\u0584\u0585"
+     "\u0b20\u0d20\u101d\u10e7\u10ff\u1200\u12d0\u13a0\u13a1\u13a2"
+     "\u13a5\u13a9\u13aa\u13ab\u13ac\u13b3\u13b7\u13bb\u13bd\u13c0"
+     "\u13c2\u13c3\u13cf\u13d2\u13d4\u13d5\u13d9\u13da\u13de\u13df"
+     "\u13e2\u13e6\u13e7\u13f3\u13f4\u142f\u144c\u146d\u146f\u1472"
+     "\u148d\u14aa\u1541\u157c\u157d\u1587\u15af\u15b4\u15c5\u15de"
+     "\u15ea\u15f0\u15f7\u16b7\u16c1\u16d5\u16d6\u1d26\u2c85\u2c8e"
+     "\u2c92\u2c94\u2c98\u2c9a\u2c9e\u2c9f\u2ca2\u2ca3\u2ca4\u2ca5"
+     "\u2ca6\u2ca8\u2cac\u2cd0\u2d38\u2d39\u2d4f\u2d54\u2d55\u2d5d"
+     "\ua4d0\ua4d1\ua4d2\ua4d3\ua4d4\ua4d6\ua4d7\ua4d9\ua4da\ua4dc"
+     "\ua4dd\ua4df\ua4e0\ua4e1\ua4e2\ua4e3\ua4e6\ua4e7\ua4ea\ua4eb"
+     "\ua4ec\ua4ee\ua4f0\ua4f2\ua4f3\ua4f4\ua647\ua6df\uab75\uab81"
+     "\uab83\uab93\uaba9\uabaa\uabaf\U00010282\U00010286\U00010287\U0001028a\U00010290"
+     "\U00010292\U00010295\U00010296\U00010297\U000102a0\U000102a1\U000102a2\U000102a5\U000102ab\U000102b0"
+     "\U000102b1\U000102b2\U000102b4\U000102cf\U00010301\U00010302\U00010309\U00010311\U00010315\U00010317"
+     "\U00010404\U00010415\U0001041b\U00010420\U0001042c\U0001043d\U00010448\U000104b4\U000104c2\U000104ce"
+     "\U000104ea\U000104f6\U00010513\U00010516\U00010518\U0001051c\U0001051d\U00010525\U00010526\U00010527"
+     "\U00011706\U0001170a\U0001170e\U0001170f\U000118a0\U000118a2\U000118a3\U000118a4\U000118a6\U000118a9"
+     "\U000118ae\U000118b2\U000118b5\U000118b8\U000118bc\U000118c0\U000118c1\U000118c2\U000118c3\U000118c4"
+     "\U000118c8\U000118d7\U000118d8\U000118dc\U00016f08\U00016f0a\U00016f16\U00016f28\U00016f35\U00016f3a"
+     "\U00016f40\U00016f42\U00016f43"),
+    ("JABEZHIKMNOPTYXayivopouFjMSIJABEKMHOPCTYXbareopcyxsijwVvYyheIidGqWwUSO"
+     "wqqhnnugfoOooyoUODRTiYAJEWMHYGhZbRWSVSLCPKdGBVUPdbJLxHxRbFADDMBXlKMrrH"
+     "IKMNOoPpCcTYXLVElOQXBPdDTGKJCZFMNLSRVHWXYAElOUiVirwzvscBEFlXOPSTABCFOM"
+     "TYXHBClMTXOCLSocsROUouNOKCVFLXvwwwVFLYEZELOUTvsFizoouyVTLlRSAUY"))
+_LOOKALIKE_LETTERS = frozenset(chr(c) for c in _LOOKALIKES)
+# Latin letters: ASCII and the Latin blocks (accented letters of Western languages and more).
+_LATIN_LETTERS = frozenset(
+    chr(c) for block in (range(0x41, 0x5B), range(0x61, 0x7B), range(0xC0, 0x250),
+                         range(0x1E00, 0x1F00), range(0x2C60, 0x2C80), range(0xA720, 0xA800),
+                         range(0xAB30, 0xAB70))
+    for c in block if unicodedata.name(chr(c), "").startswith("LATIN"))
+
+
+def normalise_text(text: str) -> str:
+    """The text as a reader sees it: compatibility forms unified (NFKC: fullwidth and styled
+    letters, ligatures), format characters removed, and in words written in Latin letters
+    the letters of other scripts that look like Latin ones replaced by them ("human" with a
+    Cyrillic shha for its h reads "human"). Words wholly in another script (Russian, Greek)
+    stay as they are. ASCII text is returned as it is, at no cost."""
+    if text.isascii():
+        return text
+    # An acute accent (U+00B4) typed for an apostrophe is one to fold(); NFKC would make it
+    # a space and a combining accent.
+    text = unicodedata.normalize("NFKC", text.replace("\u00b4", "'"))
+    if not _FORMAT.isdisjoint(text):
+        text = "".join(c for c in text if c not in _FORMAT)
+    if _LOOKALIKE_LETTERS.isdisjoint(text) or not _ASCII_LETTER.search(text):
+        return text  # the usual case: nothing to fold, or no Latin word to fold it into
+    return _WORD.sub(_latin_word, text)
+
+
+def _latin_word(match: re.Match[str]) -> str:
+    word = match.group()
+    letters = set(word)
+    if letters.isdisjoint(_LOOKALIKE_LETTERS) or letters.isdisjoint(_LATIN_LETTERS):
+        return word
+    # Folded only if every letter is Latin or has a Latin look-alike: "human" with a
+    # Cyrillic em for its m is not folded, since no Latin letter looks like a small em.
+    others = letters - _LATIN_LETTERS - _LOOKALIKE_LETTERS
+    if not all(c.isdigit() for c in others):
+        return word
+    return word.translate(_LOOKALIKES)
+
+
 def fold_accents(text: str) -> str:
     """The text with accents removed and case kept ("Pésimo" -> "Pesimo")."""
     if text.isascii():
@@ -107,7 +202,7 @@ def split_words(folded: str) -> Words:
 
 def pattern_words(phrase: str) -> tuple[str, ...]:
     """The words of a vocabulary phrase, folded; "#" and "word*" are kept as wildcards."""
-    return tuple(_PATTERN_PIECE.findall(fold(phrase)))
+    return tuple(_PATTERN_PIECE.findall(fold(normalise_text(phrase))))
 
 
 def pattern_problem(phrase: str) -> str | None:
@@ -119,7 +214,7 @@ def pattern_problem(phrase: str) -> str | None:
         if word.endswith("*") and len(word) - 1 < PREFIX_MIN:
             return (f"phrase {phrase!r}: a word ending in '*' needs at least {PREFIX_MIN} "
                     "letters before the '*'")
-    folded = fold(phrase)
+    folded = fold(normalise_text(phrase))
     if _STAR_INSIDE.search(folded) or folded.count("*") != sum(w.endswith("*") for w in words):
         return f"phrase {phrase!r}: '*' may only end a word"
     return None
