@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 from flask import Flask
 
@@ -47,7 +48,11 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
     except (ValueError, OSError) as exc:
         raise ConfigError(f"ESCALATOR_DECISION_LOG={config.decision_log!r}: {exc}") from exc
     policies = PolicyHolder(policy)
-    handoffs = HandoffCache(config.handoff_cache, ttl_seconds=config.state_ttl_seconds)
+    try:
+        handoffs = HandoffCache(config.handoff_cache, ttl_seconds=config.state_ttl_seconds)
+    except (sqlite3.Error, OSError) as exc:
+        raise ConfigError(f"ESCALATOR_HANDOFF_CACHE={str(config.handoff_cache)!r}: {exc}") \
+            from exc
     pipeline = Pipeline(policies, store, fail_mode=config.fail_mode, decision_log=decision_log,
                         state_ttl_seconds=config.state_ttl_seconds, handoffs=handoffs)
 

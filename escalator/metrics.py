@@ -62,6 +62,10 @@ STATE_UNREADABLE = Counter(
     "conversation on its next turn), by reason; counted once per value and worker.",
     ["reason"],
 )
+# Rare events: each series exists from the start at 0, so the first one is not hidden from
+# rate()/increase() (a series that first appears at 1 shows no increase).
+for _reason in ("type", "format", "deflate", "json", "fields", "record"):
+    STATE_UNREADABLE.labels(_reason)
 STATE_CONFLICTS = Counter(
     "escalator_state_conflicts_total",
     "Optimistic updates retried because another turn of the conversation won.",

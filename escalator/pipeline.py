@@ -178,8 +178,10 @@ class Pipeline:
         return state
 
     def _remember(self, conversation_id: str, state: ConversationState) -> None:
-        # Every turn that leaves the conversation with a person refreshes its entry, so its
-        # expiry follows the state's TTL, and any pod that saw one of its turns knows it.
+        # Every turn that leaves the conversation with a person offers it to the cache, so
+        # any pod that decided one of its turns knows it; the cache writes it once per
+        # handoff and worker, then again after an eighth of the TTL, so it expires with
+        # the state give or take that.
         if self.handoffs is not None and state.escalated:
             self.handoffs.remember(conversation_id, RememberedHandoff(
                 state.escalated_turn, state.handoff_queue, state.handoff_priority))

@@ -5,8 +5,11 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY
 
+from escalator.app import create_app
+from escalator.config import Config, ConfigError
 from escalator.handoffs import PURGE_EVERY, Handoff, HandoffCache
 
 SUPPORT = Handoff(turn=3, queue="support", priority="high")
@@ -138,3 +141,11 @@ def test_in_memory_it_serves_one_process() -> None:
     cache.remember("c-1", SUPPORT)
     assert cache.recall("c-1") == SUPPORT
     cache.close()
+
+
+def test_a_cache_file_that_cannot_be_made_refuses_to_start(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with pytest.raises(ConfigError, match="ESCALATOR_HANDOFF_CACHE="):
+        create_app(Config(env="test", redis_url="redis://127.0.0.1:1/0",
+                          handoff_cache=blocked / "handoffs.sqlite"))
