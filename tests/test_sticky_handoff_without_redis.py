@@ -142,4 +142,7 @@ def test_both_workers_of_serve_keep_the_handoff_when_redis_is_killed(
         by_worker = hits_by_worker(metrics_dir)
         assert len(by_worker) == 2, by_worker  # each worker read what one of them wrote
         assert sum(by_worker.values()) == 40
+        print(f"\nRedis killed: 40 of 40 turns of the handed-off conversation stayed with a "
+              f"person, hits by worker {sorted(by_worker.values())}; 40 of 40 of the other "
+              "stayed with the bot")
     assert not list(run_dir.iterdir())  # serve removed its run folder
