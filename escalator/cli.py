@@ -53,13 +53,6 @@ def serve(host: str, port: int, workers: int) -> None:
         raise click.ClickException(f"refusing to start: {exc}") from exc
     logs.configure(config.log_level)
 
-    own_run_dir = None
-    if config.handoff_cache is None:
-        # The workers' shared handoff cache: a fresh folder of this run, removed at exit.
-        own_run_dir = tempfile.mkdtemp(prefix="escalator-run-")
-        config = dataclasses.replace(config,
-                                     handoff_cache=Path(own_run_dir) / "handoffs.sqlite")
-
     embedded = None
     if config.redis_url is None:
         # One embedded Redis for all workers: started here, before the fork.
@@ -70,6 +63,12 @@ def serve(host: str, port: int, workers: int) -> None:
     master = os.getpid()
     # The inline evaluation slots folder of an earlier instance that was killed.
     inline.clean_stale(master)
+    own_run_dir = None
+    if config.handoff_cache is None:
+        # The workers' shared handoff cache: a fresh folder of this run, removed at exit.
+        own_run_dir = tempfile.mkdtemp(prefix="escalator-run-")
+        config = dataclasses.replace(config,
+                                     handoff_cache=Path(own_run_dir) / "handoffs.sqlite")
     app = None
     try:
         try:
