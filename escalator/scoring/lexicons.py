@@ -185,6 +185,8 @@ class _LoopWeightsSchema(Schema):
     oscillation = fields.Float(load_default=0.0, validate=validate.Range(0, 10))
     not_understood = fields.Float(load_default=0.0, validate=validate.Range(0, 10))
     rejection = fields.Float(load_default=0.0, validate=validate.Range(0, 10))
+    # Progress: how much an answer lowers the level (0, the default, leaves it alone).
+    answer = fields.Float(load_default=0.0, validate=validate.Range(0, 10))
 
 
 class _LoopsSchema(Schema):
@@ -347,6 +349,8 @@ class Params:
     oscillation_weight: float
     not_understood_weight: float
     rejection_weight: float
+    # an answer lowers the loop level by this much (progress), never below 0
+    answer_weight: float
     # matches the variant suffixes at the end of a prompt id ("ask_email_retry"), if any
     prompt_variant: re.Pattern[str] | None
     # intent names, normalised by intent_key()
@@ -396,6 +400,7 @@ def _params(data: Mapping[str, Any]) -> Params:
         oscillation_weight=lo["weights"]["oscillation"],
         not_understood_weight=lo["weights"]["not_understood"],
         rejection_weight=lo["weights"]["rejection"],
+        answer_weight=lo["weights"]["answer"],
         prompt_variant=variant_suffix_pattern(lo["prompt_variants"]),
         not_understood_intents=frozenset(map(intent_key, data["intent"]["not_understood"])),
         answer_intents=frozenset(map(intent_key, data["intent"]["answers"])),

@@ -20,6 +20,12 @@ so one early repeat fades away over a long, smooth conversation. The events:
   question ("anything else?"); saying no again and again is a negotiation going nowhere.
   loop.rejections counts every rejection, so the pushes are loop.rejections - 1.
 
+One event lowers the level instead: an answer, the customer giving what the bot asked
+for (intent.answers: confirm, inform, ...; not when the NLU was unsure). A call that
+stumbled early and is now moving forward is not going round in circles, and a score
+that can only climb would hold a conversation's worst moment against it to the end.
+The level never goes below 0, so answers cannot bank credit for a later loop.
+
 Every event also has its own counter fact, so a score is always explained by counts.
 """
 
@@ -56,6 +62,7 @@ class LoopFacts:
     oscillations: int
     not_understood: int
     rejections: int
+    answers: int
 
 
 def message_signature(words: Sequence[str], lexicons: Lexicons) -> tuple[int, ...]:
@@ -118,12 +125,14 @@ def step(memory: Memory, turn: Turn, words: Sequence[str],
     intents, intent_repeat = memory.intents, False
     not_understood = (message.intent_confidence is not None
                       and message.intent_confidence < params.low_confidence_below)
-    rejection = rejected_again = False
+    rejection = rejected_again = answer = False
     if message.intent is not None:
         key = intent_key(message.intent)
         if key in params.not_understood_intents:
             not_understood = True
-        elif key not in params.answer_intents:
+        elif key in params.answer_intents:
+            answer = not not_understood
+        else:
             rejection = key in params.rejection_intents
             rejected_again = rejection and memory.rejections > 0
             tag = short_hash(message.intent)
@@ -135,8 +144,9 @@ def step(memory: Memory, turn: Turn, words: Sequence[str],
               + params.oscillation_weight * oscillation
               + params.intent_repeat_weight * intent_repeat
               + params.not_understood_weight * not_understood
-              + params.rejection_weight * rejected_again)
-    level = memory.loop_level * params.loop_decay + pushed
+              + params.rejection_weight * rejected_again
+              - params.answer_weight * answer)
+    level = max(0.0, memory.loop_level * params.loop_decay + pushed)
     updated = memory.evolve(
         signature_bits=params.signature_bits,
         signatures=signatures,
@@ -150,6 +160,7 @@ def step(memory: Memory, turn: Turn, words: Sequence[str],
         intent_repeats=memory.intent_repeats + intent_repeat,
         not_understood=memory.not_understood + not_understood,
         rejections=memory.rejections + rejection,
+        answers=memory.answers + answer,
         loop_level=level,
         low_confidence_streak=low_confidence_streak(
             memory.low_confidence_streak, message.intent_confidence, params),
@@ -165,5 +176,6 @@ def step(memory: Memory, turn: Turn, words: Sequence[str],
         oscillations=updated.oscillations,
         not_understood=updated.not_understood,
         rejections=updated.rejections,
+        answers=updated.answers,
     )
     return facts, updated

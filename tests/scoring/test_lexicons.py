@@ -113,6 +113,28 @@ def test_a_policy_owner_edit_changes_scoring(folder: Path) -> None:
     assert frustration(load_lexicons(folder)).facts["frustration.cues"] == ("insult",)
 
 
+def test_answers_lower_the_loop_score_only_as_much_as_the_owner_says(folder: Path) -> None:
+    from escalator.model import BotReply, Message, Turn
+    from escalator.scoring import score_turn
+
+    def last_loop(lexicons: Lexicons) -> float:
+        memory: dict[str, object] = {}
+        for n, intent in enumerate(["nlu_fallback", "nlu_fallback", "inform"]):
+            turn = Turn(f"t{n}", Message(intent=intent), BotReply(prompt_id=f"ask_{n}"))
+            scored = score_turn(turn, memory, n + 1, lexicons)
+            memory = scored.memory
+        return scored.scores.loop
+
+    shipped = last_loop(load_lexicons(folder))
+    edit(folder / "scoring.yaml", "    answer: 0.4", "    answer: 0")
+    unchanged = last_loop(load_lexicons(folder))
+    # A vocabulary written before answers lowered the score leaves it out: 0, as before.
+    edit(folder / "scoring.yaml", "    answer: 0", "")
+    assert last_loop(load_lexicons(folder)) == unchanged > shipped
+    edit(folder / "scoring.yaml", "    rejection: 0.29", "    rejection: 0.29\n    answer: -1")
+    assert any("answer" in p and "scoring.yaml" in p for p in refused(folder))
+
+
 @pytest.mark.parametrize(("text", "language"), [
     ("Where is my parcel? I have been waiting for two weeks", "en"),
     ("¿Dónde está mi pedido? Llevo dos semanas esperando", "es"),

@@ -89,9 +89,9 @@ def test_low_confidence_streak_ignores_turns_without_a_confidence(
 
 def test_a_prompt_asked_three_times_scores_higher_than_three_different_prompts(
         converse: Converse, turn: MakeTurn) -> None:
-    same = converse([turn(None, intent="inform", prompt="ask_date")] * 3)
-    different = converse([turn(None, intent="inform", prompt=p)
-                          for p in ("ask_date", "ask_time", "ask_name")])
+    # No intents: an answer would lower the score (see the answer tests below).
+    same = converse([turn(None, prompt="ask_date")] * 3)
+    different = converse([turn(None, prompt=p) for p in ("ask_date", "ask_time", "ask_name")])
     assert [r.facts["loop.bot_repeats"] for r in same] == [0, 1, 2]
     assert different[-1].facts["loop.bot_repeats"] == 0
     assert same[-1].scores.loop > different[-1].scores.loop
@@ -191,16 +191,58 @@ def test_one_early_misunderstanding_fades_after_smooth_turns(
     assert results[-1].facts["loop.not_understood"] == 1  # the count stays; the score fades
 
 
+# --- answers: the customer giving what the bot asked for is progress ----------------------
+
+
+def test_answers_are_counted_and_bring_a_stumbling_conversation_back_down(
+        converse: Converse, turn: MakeTurn) -> None:
+    results = converse([turn(None, intent="nlu_fallback", prompt="ask_name"),
+                        turn(None, intent="out_of_scope", prompt="ask_name_rephrased"),
+                        turn(None, intent="inform", prompt="ask_name_retry"),
+                        turn(None, intent="confirm", prompt="confirm_name")])
+    assert [r.facts["loop.answers"] for r in results] == [0, 0, 1, 2]
+    loop = [r.scores.loop for r in results]
+    assert loop[1] > 0.5
+    assert loop[1] > loop[2] > loop[3]
+    assert loop[3] == 0.0
+    # The counts that explain the earlier rise stay.
+    assert results[-1].facts["loop.not_understood"] == 2
+
+
+def test_answers_bank_no_credit_for_a_later_loop(converse: Converse, turn: MakeTurn) -> None:
+    stuck = [turn(None, intent="nlu_fallback", prompt=f"ask_{n}") for n in range(3)]
+    smooth_first = converse([*[turn(None, intent="inform", prompt=f"step_{n}")
+                               for n in range(6)], *stuck])
+    stuck_only = converse(stuck)
+    assert smooth_first[-1].scores.loop == stuck_only[-1].scores.loop > 0.6
+
+
+def test_an_answer_the_nlu_is_unsure_of_is_not_progress(
+        converse: Converse, turn: MakeTurn) -> None:
+    results = converse([turn(None, intent="nlu_fallback", prompt="ask_date"),
+                        turn(None, intent="inform", confidence=0.2, prompt="ask_date_retry")])
+    assert results[-1].facts["loop.answers"] == 0
+    assert results[-1].facts["loop.not_understood"] == 2
+    assert results[-1].scores.loop > results[0].scores.loop
+
+
+def test_text_without_intents_is_never_an_answer(converse: Converse) -> None:
+    results = converse(["where is my parcel", "where is my parcel", "my number is 12345"])
+    assert [r.facts["loop.answers"] for r in results] == [0, 0, 0]
+    assert results[-1].scores.loop > 0.0
+
+
 def test_a_memory_written_before_the_new_loop_counters_still_works(
         score: Callable[..., ScoredTurn]) -> None:
-    # As the previous version stored it: no os/nu/rj keys.
+    # As earlier versions stored it: no os/nu/rj/an keys.
     old = score(None, intent="book_table", prompt="ask_date").memory
-    old = {k: v for k, v in old.items() if k not in ("os", "nu", "rj")}
+    old = {k: v for k, v in old.items() if k not in ("os", "nu", "rj", "an")}
     result = score(None, memory=old, intent="book_table", prompt="ask_date")
     assert result.facts["loop.bot_repeats"] == 1
     assert result.facts["loop.intent_repeats"] == 1
     assert result.facts["loop.oscillations"] == 0
     assert result.facts["loop.not_understood"] == 0
+    assert result.facts["loop.answers"] == 0
 
 
 def test_the_loop_memory_stays_small_over_a_long_conversation(
