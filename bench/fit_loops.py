@@ -1,6 +1,6 @@
 """Fit the loop weights of scoring.yaml on BETOLD; prints the values and how well they do.
 
-    python bench/fit_loops.py ../shared/data [--rules rules]
+    python bench/fit_loops.py ../shared/data [--rules rules] [--reading last|largest] [--ideas]
 
 Run by hand when the loop events change, never by the service. The weights it prints go
 into rules/lexicons/scoring.yaml (loops.half_life_turns and loops.weights) by hand.
@@ -8,14 +8,17 @@ into rules/lexicons/scoring.yaml (loops.half_life_turns and loops.weights) by ha
 How: every BETOLD dialogue is turned into the turns a bot platform would send (the same
 mapping as bench/quality.py) and scored by the service's own score_turn with the shipped
 vocabularies, so the loop *events* of each turn (fallback, bot repeat, oscillation, intent
-repeat, not understood, rejection again) are exactly the service's. Only the recursion
-that turns events into loop.score is redone here, with candidate weights:
+repeat, not understood, rejection again, answer) are exactly the service's. Only the
+recursion that turns events into loop.score is redone here, with candidate weights:
 
-    level = level x 0.5 ** (1 / half_life) + sum(weight x event);  score = 1 - exp(-level)
+    level = max(0, level x 0.5 ** (1 / half_life) + sum(weight x event))
+    score = 1 - exp(-level)
 
-and the largest level of a dialogue is ranked against its LUHF label (ROC AUC, the
-quality.py measure; 1 - exp is monotone, so ranking levels ranks scores). With the
-shipped weights the "current" line reproduces quality.py's breakdown AUC.
+(an answer's weight is negative) and the level at the caller's last turn (--reading last,
+the headline: where the service acts) or the largest level of a dialogue is ranked
+against its LUHF label (ROC AUC, the quality.py measures; 1 - exp is monotone, so
+ranking levels ranks scores). Both readings are printed for every line; with the shipped
+weights the "current" lines reproduce quality.py's breakdown AUCs.
 
 Against overfitting: the search sees only even-numbered dialogues; AUC is reported on
 the odd-numbered ones (never seen by the search) and on all. Few parameters (a half-life
@@ -25,11 +28,12 @@ fitted (AUC ignores it): it is fixed by setting the not-understood weight equal 
 hand-set fallback weight (both mean "the bot did not understand the customer"); the
 prompt-side weights then get hand-set floors (FLOORS, below). The text-repeat weight
 cannot be fitted here (BETOLD has no text); the fallback weight is held at its hand-set
-value (the mapping sets bot.fallback only for the rare did_not_understand prompt).
+value (the mapping sets bot.fallback only for the rare did_not_understand prompt), and
+an answer undoes one not-understood turn (the same weight, lowering).
 
 --ideas also measures the candidate loop signals that were tried and not shipped (see
-IDEAS), each added to the shipped weights with its weight fitted on the even half, and
-the shipped score read at the caller's last turn instead of its largest value.
+IDEAS), each added to the shipped weights with its weight fitted on the even half, other
+half-lives, and the shipped score without answers lowering it.
 """
 
 from __future__ import annotations
@@ -54,10 +58,12 @@ from escalator.scoring.labels import intent_key, prompt_key
 FITTED = ("bot_repeat", "oscillation", "intent_repeat", "not_understood", "rejection")
 COUNTERS = {"bot_repeat": "loop.bot_repeats", "oscillation": "loop.oscillations",
             "intent_repeat": "loop.intent_repeats", "not_understood": "loop.not_understood",
-            "rejection": "loop.rejections", "fallback": "loop.fallbacks"}
+            "rejection": "loop.rejections", "fallback": "loop.fallbacks",
+            "answer": "loop.answers"}
 # Events scored but not fitted: fallback is tied to not_understood while fitting (both mean
-# "the bot did not understand") and keeps its hand-set weight in scoring.yaml.
-EVENTS = (*FITTED, "fallback")
+# "the bot did not understand") and keeps its hand-set weight in scoring.yaml; an answer
+# undoes one not-understood turn (its weight is the not-understood weight, negated).
+EVENTS = (*FITTED, "fallback", "answer")
 HALF_LIVES = (3.0, 4.0, 5.0, 6.0)
 PREFER_FADE = 0.01
 # Hand-set floors, applied after the fit: on BETOLD a prompt id is a template (propose_date
@@ -69,7 +75,7 @@ GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
 # (prompt ids, intents and the intent lists of scoring.yaml), never from BETOLD's names.
 IDEAS = {
     "every rejection (the first one too)": "rejection_first",
-    "progress: an answer lowers the level": "answer",
+    "an answer to a prompt sent again lowers nothing (cancels the answer)": "answer_repeated",
     "bot re-proposes the same prompt right after a rejection": "reproposed",
     "bot sends a prompt again right after a rejection": "repeat_after_rejection",
     "rejection streak (2+ in a row)": "rejection_streak",
@@ -78,8 +84,8 @@ IDEAS = {
 }
 # A loop signal may only push the level up, and progress only down: a fit that wanted
 # the opposite sign would be learning something other than going round in circles.
-IDEA_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
-LOWERS = {"answer"}
+IDEA_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0)
+LOWERS: set[str] = set()
 
 Events = list[tuple[int, ...]]
 
@@ -120,7 +126,7 @@ def idea_events(dialogue: dict[str, Any], lexicons: Any) -> Events:
         happened = {
             "rejection_first": int(kind == "rejection" and streak == 1 and not any(
                 e[0] for e in events)),
-            "answer": int(kind == "answer"),
+            "answer_repeated": int(kind == "answer" and prompt in seen_prompts),
             "reproposed": int(same_prompt and previous[1] == "rejection"),
             "repeat_after_rejection": int(prompt in seen_prompts
                                           and previous[1] == "rejection"),
@@ -156,12 +162,14 @@ def auc(dialogues: Sequence[Events], labels: Sequence[bool], weights: Sequence[f
     return roc_auc(levels(dialogues, weights, half_life, last), labels)
 
 
-def with_fallback(fitted: Sequence[float]) -> list[float]:
-    """EVENTS weights from FITTED ones, the fallback tied to not_understood."""
-    return [*fitted, fitted[FITTED.index("not_understood")]]
+def with_tied(fitted: Sequence[float]) -> list[float]:
+    """EVENTS weights from FITTED ones: fallback = not_understood, answer = -not_understood."""
+    not_understood = fitted[FITTED.index("not_understood")]
+    return [*fitted, not_understood, -not_understood]
 
 
-def fit(dialogues: Sequence[Events], labels: Sequence[bool]) -> tuple[float, list[float], float]:
+def fit(dialogues: Sequence[Events], labels: Sequence[bool],
+        last: bool = True) -> tuple[float, list[float], float]:
     """Coordinate search over the grid, per half-life: (half-life, weights, training AUC).
 
     The shortest half-life wins unless a longer one is clearly better (by PREFER_FADE
@@ -171,12 +179,12 @@ def fit(dialogues: Sequence[Events], labels: Sequence[bool]) -> tuple[float, lis
     fits = []
     for half_life in HALF_LIVES:
         weights = [0.5] * len(FITTED)
-        score = auc(dialogues, labels, with_fallback(weights), half_life)
+        score = auc(dialogues, labels, with_tied(weights), half_life, last)
         for _ in range(3):
             for i in range(len(FITTED)):
                 for value in GRID:
                     trial = [*weights[:i], value, *weights[i + 1:]]
-                    trial_score = auc(dialogues, labels, with_fallback(trial), half_life)
+                    trial_score = auc(dialogues, labels, with_tied(trial), half_life, last)
                     if trial_score > score + 1e-4:
                         weights, score = trial, trial_score
         print(f"  half-life {half_life:g}: training AUC {score:.3f}")
@@ -190,11 +198,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("data", type=Path, help="the folder of the data sets (../shared/data)")
     parser.add_argument("--rules", type=Path, default=None,
                         help="rule set folder whose lexicons/ to use (default: packaged)")
+    parser.add_argument("--reading", choices=("last", "largest"), default="last",
+                        help="what the fit ranks: the level at the caller's last turn (the "
+                             "headline, default) or the largest level of a dialogue")
     parser.add_argument("--ideas", action="store_true",
                         help="also measure the candidate signals of IDEAS (not shipped)")
     args = parser.parse_args(argv)
     lexicons = load_lexicons((args.rules or default_rules_dir()) / "lexicons")
     params = lexicons.params
+    last = args.reading == "last"
 
     raw = json.loads((args.data / BREAKDOWN).read_text(encoding="utf-8"))
     dialogues = [dialogue_events(d, lexicons) for d in raw]
@@ -203,37 +215,42 @@ def main(argv: Sequence[str] | None = None) -> int:
               "odd (held out)": slice(1, None, 2)}
 
     def report(name: str, weights: Sequence[float], half_life: float,
-               events: Sequence[Events] = dialogues, last: bool = False) -> None:
-        parts = [f"{half}: {auc(events[s], labels[s], weights, half_life, last):.3f}"
-                 for half, s in halves.items()]
-        print(f"{name:10s} AUC  " + "   ".join(parts))
+               events: Sequence[Events] = dialogues) -> None:
+        for reading in (True, False):
+            parts = [f"{half}: {auc(events[s], labels[s], weights, half_life, reading):.3f}"
+                     for half, s in halves.items()]
+            label = "last turn" if reading else "largest"
+            print(f"{name if reading else '':10s} {label:9s} AUC  " + "   ".join(parts))
 
     current = [params.bot_repeat_weight, params.oscillation_weight,
                params.intent_repeat_weight, params.not_understood_weight,
-               params.rejection_weight, params.fallback_weight]
+               params.rejection_weight, params.fallback_weight, -params.answer_weight]
     current_half_life = math.log(0.5) / math.log(params.loop_decay)
     report("current", current, current_half_life)
 
-    half_life, weights, _ = fit(dialogues[0::2], labels[0::2])
+    half_life, weights, _ = fit(dialogues[0::2], labels[0::2], last)
     anchor = weights[FITTED.index("not_understood")]
     scale = params.fallback_weight / anchor if anchor else 1.0
     scaled = [round(w * scale, 2) for w in weights]
-    report("fitted", [*scaled, params.fallback_weight], half_life)
+    tied = [params.fallback_weight, -params.fallback_weight]
+    report("fitted", [*scaled, *tied], half_life)
     shipped = [max(w, FLOORS.get(name, 0.0)) for name, w in zip(FITTED, scaled, strict=True)]
-    report("floored", [*shipped, params.fallback_weight], half_life)
+    report("floored", [*shipped, *tied], half_life)
     print("\nloops:")
     print(f"  half_life_turns: {half_life:g}")
     print("  weights:")
     for name, value in zip(FITTED, shipped, strict=True):
         print(f"    {name}: {value:g}")
+    print(f"    answer: {params.fallback_weight:g}")
     if args.ideas:
-        measure_ideas(raw, dialogues, labels, current, current_half_life, lexicons, report)
+        measure_ideas(raw, dialogues, labels, current, current_half_life, lexicons, report,
+                      last)
     return 0
 
 
 def measure_ideas(raw: Sequence[dict[str, Any]], dialogues: Sequence[Events],
                   labels: Sequence[bool], current: Sequence[float], half_life: float,
-                  lexicons: Any, report: Any) -> None:
+                  lexicons: Any, report: Any, last: bool) -> None:
     """Each IDEAS signal added to the current weights, its weight fitted on the even half."""
     print("\nideas (each added to the current weights; weight fitted on the even half):")
     ideas = [idea_events(d, lexicons) for d in raw]
@@ -246,19 +263,18 @@ def measure_ideas(raw: Sequence[dict[str, Any]], dialogues: Sequence[Events],
             return [*current, *extra]
         sign = -1.0 if IDEAS[name] in LOWERS else 1.0
         best = max((sign * v for v in IDEA_GRID),
-                   key=lambda v: auc(joined[0::2], labels[0::2], weights(v), half_life))
+                   key=lambda v: auc(joined[0::2], labels[0::2], weights(v), half_life, last))
         print(f"- {name}: weight {best + 0.0:g}")
         report("", weights(best), half_life, joined)
+    print("- ... the answer one with its weight set to cancel an answer exactly")
+    cancel = [0.0] * len(IDEAS)
+    cancel[list(IDEAS.values()).index("answer_repeated")] = -current[EVENTS.index("answer")]
+    report("", [*current, *cancel], half_life, joined)
     for hl in (2.0, 4.0, 6.0):
         print(f"- half-life {hl:g} turns instead of {half_life:g}")
         report("", current, hl)
-    print("- the score at the caller's last turn instead of the largest (another measure)")
-    report("", current, half_life, last=True)
-    print("- ... with progress: an answer lowers the level by the not-understood weight")
-    answer = list(IDEAS.values()).index("answer")
-    progress = [0.0] * len(IDEAS)
-    progress[answer] = -current[FITTED.index("not_understood")]
-    report("", [*current, *progress], half_life, joined, last=True)
+    print("- answers lowering nothing (the shipped score before November 2026)")
+    report("", [*current[:-1], 0.0], half_life)
 
 
 if __name__ == "__main__":

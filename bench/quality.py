@@ -9,16 +9,28 @@ human labels of each set:
 
 - frustration: `frustration.score` of each customer turn against the mean of the three
   annotators' 0-4 frustration ratings (dfrustration_dev.txt), Pearson and Spearman;
-- breakdown: the largest `loop.score` of a phone-bot dialogue against its LUHF label
-  (BETOLD_valid.json: the caller forwarded to a person or hung up late), as ROC AUC; the
-  caller's intents go in as `message.intent`, the bot's last prompt as `bot.prompt_id`,
-  and a `did_not_understand` among the bot's messages since the caller last spoke as
+- breakdown: `loop.score` of a phone-bot dialogue against its LUHF label
+  (BETOLD_valid.json: the caller forwarded to a person or hung up late), as ROC AUC,
+  read at the caller's last turn (the headline: where the service acts, the turn after
+  which the caller gave up or not) and as the dialogue's largest value; the caller's
+  intents go in as `message.intent`, the bot's last prompt as `bot.prompt_id`, and a
+  `did_not_understand` among the bot's messages since the caller last spoke as
   `bot.fallback`;
 - satisfaction: 1 - `frustration.mean` after the customer's last turn against the mean
   S (satisfaction) rating of 19 annotators (stc3_train_en.json), Pearson and Spearman;
+- decisions, for each set whose conversations have an outcome (BETOLD: LUHF or not;
+  STC-3: the annotators' mean A, "task accomplished", above or below 0): the share of
+  conversations that ended well and of those that ended badly that the rules hand to a
+  person at some turn, and how many of the customer's turns were left after that first
+  handoff (0: at the last one); what a contact centre pays for (people on calls the bot
+  handled) against what it gains (people on calls that were going wrong);
 - traffic: the share of twcc_dev.json conversations the rules would route to a person;
 - cost: `score_turn` per turn, in-process, for a typical 20-word message, and the
   median over the real customer messages of 15-25 words.
+
+Breakdown and decisions are also given on each half of the set: the even-numbered
+conversations (the loop weights and the loop rules' thresholds were tuned on them with
+bench/fit_loops.py and bench/fit_routing.py) and the odd-numbered ones, held out.
 
 The labels are read only to compare, never to score. Plain VADER (`compound`) is shown
 beside the frustration and satisfaction numbers as the baseline to beat.
@@ -51,6 +63,9 @@ FRUSTRATION = "frustration/dfrustration_dev.txt"
 BREAKDOWN = "breakdown/BETOLD_valid.json"
 SATISFACTION = "satisfaction/stc3_train_en.json"
 TRAFFIC = "traffic/twcc_dev.json"
+
+# Even-numbered conversations: the half every fit and threshold was tuned on; odd: held out.
+HALVES = {"all": slice(None), "even": slice(0, None, 2), "odd": slice(1, None, 2)}
 
 # ------------------------------------------------------------------------------ statistics
 
@@ -165,6 +180,62 @@ def traffic_texts(conversation: dict[str, Any]) -> list[str]:
     return [m["message"] for m in conversation["dialogContent"] if "agent" not in m]
 
 
+# ------------------------------------------------------------------------------ decisions
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How one conversation ended, and where the rules first handed it to a person."""
+
+    index: int  # its place in the data set (even: tuned on, odd: held out)
+    good: bool  # it ended well (by the set's outcome label)
+    turns: int  # the customer's turns
+    routed_at: int | None  # the turn of the first handoff, if any (1-based)
+    rule: str | None  # the deciding rule of that handoff
+
+    @property
+    def left(self) -> int | None:
+        """The customer's turns after the first handoff (0: it came at the last one)."""
+        return None if self.routed_at is None else self.turns - self.routed_at
+
+
+def in_half(index: int, half: str) -> bool:
+    """The conversation at this place in its data set belongs to this half of HALVES."""
+    return half == "all" or index % 2 == (half == "odd")
+
+
+def ending(index: int, good: bool, decisions: Sequence[Any]) -> Ending:
+    """A conversation's Ending from its decisions, in order."""
+    first = next((d for d in decisions if d.decision == ROUTE), None)
+    return Ending(index, good, len(decisions),
+                  None if first is None else first.turn_index,
+                  None if first is None else first.reasons[0].rule)
+
+
+def routed_share(endings: Sequence[Ending]) -> dict[str, Any]:
+    """How many of these conversations were handed to a person, when and by which rule."""
+    routed = [e for e in endings if e.routed_at is not None]
+    left = [e.left for e in routed if e.left is not None]
+    rules = Counter(e.rule for e in routed if e.rule is not None)
+    return {"conversations": len(endings), "routed": len(routed),
+            "share": len(routed) / len(endings) if endings else math.nan,
+            "turns_left_median": statistics.median(left) if left else math.nan,
+            "turns_left_mean": statistics.fmean(left) if left else math.nan,
+            "rules": dict(rules.most_common())}
+
+
+def outcome_table(endings: Sequence[Ending]) -> dict[str, Any]:
+    """Per half (all, even, odd): the good and the bad conversations routed, and the ratio."""
+    table = {}
+    for half in HALVES:
+        chosen = [e for e in endings if in_half(e.index, half)]
+        good = routed_share([e for e in chosen if e.good])
+        bad = routed_share([e for e in chosen if not e.good])
+        ratio = bad["share"] / good["share"] if good["share"] else math.inf
+        table[half] = {"good": good, "bad": bad, "ratio": ratio}
+    return table
+
+
 # ------------------------------------------------------------------------------ measures
 
 
@@ -187,22 +258,31 @@ def measure_frustration(replayer: Replayer, path: Path) -> dict[str, Any]:
 
 def measure_breakdown(replayer: Replayer, path: Path) -> dict[str, Any]:
     dialogues = json.loads(path.read_text(encoding="utf-8"))
-    largest, luhf, prompt_repeats = [], [], []
+    last, largest, luhf, prompt_repeats = [], [], [], []
+    endings = []
     for n, dialogue in enumerate(dialogues):
-        turns = breakdown_turns(dialogue)
-        loops = [d.scores.loop for d in replayer.run(f"b{n}", turns)]
+        decisions = list(replayer.run(f"b{n}", breakdown_turns(dialogue)))
+        loops = [d.scores.loop for d in decisions]
+        last.append(loops[-1] if loops else 0.0)
         largest.append(max(loops, default=0.0))
         luhf.append(dialogue["LUHF"] == "luhf")
+        endings.append(ending(n, not luhf[-1], decisions))
         prompts = Counter(u["intent"] for u in dialogue["utterances_annotations"]
                           if u["caller_name"] == "nlg")
         prompt_repeats.append(max(prompts.values(), default=1) - 1)
-    return {"dialogues": len(luhf), "auc": roc_auc(largest, luhf),
-            "baseline_auc": roc_auc(prompt_repeats, luhf)}
+
+    def by_half(scores: Sequence[float]) -> dict[str, float]:
+        return {half: roc_auc(scores[s], luhf[s]) for half, s in HALVES.items()}
+
+    return {"dialogues": len(luhf), "auc_last": by_half(last),
+            "auc_largest": by_half(largest), "baseline_auc": by_half(prompt_repeats),
+            "decisions": outcome_table(endings)}
 
 
 def measure_satisfaction(replayer: Replayer, path: Path) -> dict[str, Any]:
     vader = SentimentIntensityAnalyzer()
     ours, plain, human = [], [], []
+    endings = []
     for n, dialogue in enumerate(json.loads(path.read_text(encoding="utf-8"))):
         texts = customer_texts(dialogue)
         if not texts:
@@ -212,9 +292,12 @@ def measure_satisfaction(replayer: Replayer, path: Path) -> dict[str, Any]:
         ours.append(1 - float(decisions[-1].facts["frustration.mean"]))
         plain.append(statistics.fmean(vader.polarity_scores(t)["compound"] for t in texts))
         human.append(statistics.fmean(a["quality"]["S"] for a in dialogue["annotations"]))
+        accomplished = statistics.fmean(a["quality"]["A"] for a in dialogue["annotations"])
+        if accomplished:
+            endings.append(ending(n, accomplished > 0, decisions))
     return {"dialogues": len(human), "pearson": pearson(ours, human),
             "spearman": spearman(ours, human), "vader_pearson": pearson(plain, human),
-            "vader_spearman": spearman(plain, human)}
+            "vader_spearman": spearman(plain, human), "decisions": outcome_table(endings)}
 
 
 def measure_traffic(replayer: Replayer, path: Path) -> dict[str, Any]:
@@ -303,6 +386,14 @@ def measure(data: Path, rules: Path) -> dict[str, Any]:
         policy.close()
 
 
+OUTCOME_SETS = (
+    ("breakdown", "BETOLD, intents only",
+     "ended well: booked; badly: hung up late or forwarded (LUHF)"),
+    ("satisfaction", "STC-3, text",
+     "ended well: task accomplished (annotators' mean A > 0); badly: A < 0"),
+)
+
+
 def table(result: dict[str, Any]) -> str:
     f, b, s, t, c, r = (result[k] for k in ("frustration", "breakdown", "satisfaction",
                                              "traffic", "cost", "cost_real"))
@@ -311,8 +402,11 @@ def table(result: dict[str, Any]) -> str:
          f"{f['vader_pearson']:.3f}", f"{f['turns']} customer turns"),
         ("frustration vs people, Spearman", f"{f['spearman']:.3f}",
          f"{f['vader_spearman']:.3f}", ""),
-        ("breakdown (LUHF) AUC, largest loop.score", f"{b['auc']:.3f}",
-         f"{b['baseline_auc']:.3f}", f"{b['dialogues']} dialogues; baseline: prompt repeats"),
+        ("breakdown (LUHF) AUC, loop.score at last turn", f"{b['auc_last']['all']:.3f}",
+         f"{b['baseline_auc']['all']:.3f}",
+         f"{b['dialogues']} dialogues; baseline: prompt repeats"),
+        ("breakdown (LUHF) AUC, largest loop.score", f"{b['auc_largest']['all']:.3f}",
+         f"{b['baseline_auc']['all']:.3f}", ""),
         ("satisfaction vs people, Pearson", f"{s['pearson']:.3f}",
          f"{s['vader_pearson']:.3f}", f"{s['dialogues']} dialogues; 1 - frustration.mean"),
         ("satisfaction vs people, Spearman", f"{s['spearman']:.3f}",
@@ -330,7 +424,48 @@ def table(result: dict[str, Any]) -> str:
     lines += [f"{name:<{width}}  {ours:>9}  {base:>6}  {note}" for name, ours, base, note in rows]
     deciding = ", ".join(f"{rule} {n}" for rule, n in t["deciding_rules"].items())
     lines.append(f"twcc routes by deciding rule: {deciding or 'none'}")
+    lines += ["", *halves_table(result)]
     return "\n".join(lines)
+
+
+def halves_table(result: dict[str, Any]) -> list[str]:
+    """Breakdown AUC and the decision-level outcomes, on all data and on each half."""
+    b = result["breakdown"]
+    rows: list[tuple[str, list[str]]] = [
+        ("breakdown AUC, loop.score at last turn", [f"{b['auc_last'][h]:.3f}" for h in HALVES]),
+        ("breakdown AUC, largest loop.score", [f"{b['auc_largest'][h]:.3f}" for h in HALVES]),
+        ("breakdown AUC, baseline (prompt repeats)",
+         [f"{b['baseline_auc'][h]:.3f}" for h in HALVES]),
+    ]
+    rules: list[str] = []
+    for key, name, outcome in OUTCOME_SETS:
+        decisions = result[key]["decisions"]
+        whole = decisions["all"]
+        rows += [
+            (f"{name}. {outcome}", []),
+            (f"  ended well ({whole['good']['conversations']}): routed to a person",
+             [f"{decisions[h]['good']['share']:.1%}" for h in HALVES]),
+            (f"  ended badly ({whole['bad']['conversations']}): routed to a person",
+             [f"{decisions[h]['bad']['share']:.1%}" for h in HALVES]),
+            ("  badly / well", [f"{decisions[h]['ratio']:.1f}x" for h in HALVES]),
+            ("  turns left after the handoff, median well | badly",
+             [f"{_turns(decisions[h]['good'])} | {_turns(decisions[h]['bad'])}"
+              for h in HALVES]),
+        ]
+        for side, label in (("good", "well"), ("bad", "badly")):
+            named = ", ".join(f"{rule} {n}" for rule, n in whole[side]["rules"].items())
+            rules.append(f"{name}, ended {label}, routed by: {named or 'none'}")
+    width = max(len(name) for name, values in rows if values)
+    lines = [f"{'by half (even: tuned on; odd: held out)':<{width}}  "
+             + "  ".join(f"{h:>9}" for h in HALVES)]
+    lines += [f"{name:<{width}}  " + "  ".join(f"{v:>9}" for v in values) if values else name
+              for name, values in rows]
+    return lines + rules
+
+
+def _turns(side: dict[str, Any]) -> str:
+    median = side["turns_left_median"]
+    return "-" if math.isnan(median) else f"{median:g}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
