@@ -217,10 +217,11 @@ def routed_share(endings: Sequence[Ending]) -> dict[str, Any]:
     routed = [e for e in endings if e.routed_at is not None]
     left = [e.left for e in routed if e.left is not None]
     rules = Counter(e.rule for e in routed if e.rule is not None)
+    # None, not nan, where nothing was counted: --json prints strict JSON.
     return {"conversations": len(endings), "routed": len(routed),
-            "share": len(routed) / len(endings) if endings else math.nan,
-            "turns_left_median": statistics.median(left) if left else math.nan,
-            "turns_left_mean": statistics.fmean(left) if left else math.nan,
+            "share": len(routed) / len(endings) if endings else None,
+            "turns_left_median": statistics.median(left) if left else None,
+            "turns_left_mean": statistics.fmean(left) if left else None,
             "rules": dict(rules.most_common())}
 
 
@@ -231,7 +232,8 @@ def outcome_table(endings: Sequence[Ending]) -> dict[str, Any]:
         chosen = [e for e in endings if in_half(e.index, half)]
         good = routed_share([e for e in chosen if e.good])
         bad = routed_share([e for e in chosen if not e.good])
-        ratio = bad["share"] / good["share"] if good["share"] else math.inf
+        ratio = bad["share"] / good["share"] if good["share"] and bad["share"] is not None \
+            else None
         table[half] = {"good": good, "bad": bad, "ratio": ratio}
     return table
 
@@ -444,10 +446,11 @@ def halves_table(result: dict[str, Any]) -> list[str]:
         rows += [
             (f"{name}. {outcome}", []),
             (f"  ended well ({whole['good']['conversations']}): routed to a person",
-             [f"{decisions[h]['good']['share']:.1%}" for h in HALVES]),
+             [_share(decisions[h]["good"]["share"]) for h in HALVES]),
             (f"  ended badly ({whole['bad']['conversations']}): routed to a person",
-             [f"{decisions[h]['bad']['share']:.1%}" for h in HALVES]),
-            ("  badly / well", [f"{decisions[h]['ratio']:.1f}x" for h in HALVES]),
+             [_share(decisions[h]["bad"]["share"]) for h in HALVES]),
+            ("  badly / well", ["-" if decisions[h]["ratio"] is None
+                                else f"{decisions[h]['ratio']:.1f}x" for h in HALVES]),
             ("  turns left after the handoff, median well | badly",
              [f"{_turns(decisions[h]['good'])} | {_turns(decisions[h]['bad'])}"
               for h in HALVES]),
@@ -463,9 +466,13 @@ def halves_table(result: dict[str, Any]) -> list[str]:
     return lines + rules
 
 
+def _share(share: float | None) -> str:
+    return "-" if share is None else f"{share:.1%}"
+
+
 def _turns(side: dict[str, Any]) -> str:
     median = side["turns_left_median"]
-    return "-" if math.isnan(median) else f"{median:g}"
+    return "-" if median is None else f"{median:g}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -106,9 +106,10 @@ def test_routed_shares_turns_left_and_halves_from_hand_made_endings() -> None:
     assert whole["bad"]["rules"] == {"conversation-looping": 1, "bot-repeating-prompt": 1}
     # Even places (0, 2, 4) and odd ones (1, 3, 5) are counted apart.
     assert table["even"]["good"]["share"] == 0.0 and table["even"]["bad"]["share"] == 0.5
-    assert table["even"]["ratio"] == math.inf
+    assert table["even"]["ratio"] is None  # nothing to divide by
     assert table["odd"]["good"]["share"] == 0.5 and table["odd"]["bad"]["share"] == 1.0
-    assert math.isnan(table["even"]["good"]["turns_left_median"])
+    assert table["even"]["good"]["turns_left_median"] is None
+    json.dumps(table, allow_nan=False)  # --json stays strict JSON
 
 
 def betold_dialogue(label: str, exchanges: list[tuple[str, str]]) -> dict[str, object]:
