@@ -17,10 +17,11 @@ handoff (facts do not depend on the rules until a handoff).
 
 The two numbers:
 - conversation-looping's `loop.score` threshold T (turn_index >= 3 is kept as shipped);
-- bot-repeating-prompt's `loop.bot_repeats` threshold N.
+- bot-repeating-prompt's `loop.bot_repeats` threshold N (its other condition, two
+  re-asks after an answer, is hand-set and kept).
 
 How they are chosen, on the even-numbered dialogues only (the odd ones are held out):
-1. T alone (bot-repeating-prompt switched off): the T that routes the most bad calls
+1. T, with N off (no conversation reaches it): the T that routes the most bad calls
    while routing at most TARGET of the good ones with 95% confidence (the upper Wilson
    bound of the good share, not the share itself: a point chosen right at the limit on
    one half lands above it on the other about half of the time) and routing at least
@@ -219,8 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("shipped:")
         print("  " + line(point(shipped_t, shipped_n)))
 
-        print(f"\n1. conversation-looping alone (bot-repeating-prompt off), T = "
-              f"{THRESHOLDS[0]:g}..{THRESHOLDS[-1]:g}:")
+        print(f"\n1. conversation-looping's T = {THRESHOLDS[0]:g}..{THRESHOLDS[-1]:g}, "
+              "bot-repeating-prompt's N off:")
         alone = [point(t, OFF) for t in THRESHOLDS]
         for p in alone:
             print("  " + line(p))

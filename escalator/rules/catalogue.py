@@ -103,6 +103,9 @@ FACTS: dict[str, FactSpec] = {s.name: s for s in (
     _spec("loop.answers", "integer",
           "Customer turns that gave the bot what it asked for (an intent such as confirm or "
           "inform), so far; each one lowers loop.score.", 0),
+    _spec("loop.reasks", "integer",
+          "Times the bot sent the same prompt again right after the customer answered it "
+          "(the answer was not taken), so far.", 0),
     _spec("requested_human", "boolean",
           "The customer explicitly asked for a person in this message (negations like "
           "\"I don't need an agent\" do not count)."),

@@ -114,6 +114,7 @@ def score_turn(turn: Turn, memory: Mapping[str, Any], turn_index: int,
         "loop.not_understood": loop_facts.not_understood,
         "loop.rejections": loop_facts.rejections,
         "loop.answers": loop_facts.answers,
+        "loop.reasks": loop_facts.reasks,
         "requested_human": asked,
     }
     if message.intent is not None:

@@ -26,6 +26,11 @@ stumbled early and is now moving forward is not going round in circles, and a sc
 that can only climb would hold a conversation's worst moment against it to the end.
 The level never goes below 0, so answers cannot bank credit for a later loop.
 
+A re-ask is counted (loop.reasks, no push of its own) when the bot sends the prompt it
+sent last again right after the customer answered it: the answer was not taken. It tells
+a bot stuck on one question from a negotiation, where one prompt id is proposed again
+after a "no" (propose_date with another date) and is no loop at all.
+
 Every event also has its own counter fact, so a score is always explained by counts.
 """
 
@@ -63,6 +68,7 @@ class LoopFacts:
     not_understood: int
     rejections: int
     answers: int
+    reasks: int
 
 
 def message_signature(words: Sequence[str], lexicons: Lexicons) -> tuple[int, ...]:
@@ -113,10 +119,11 @@ def step(memory: Memory, turn: Turn, words: Sequence[str],
         signatures = signatures[-params.remember:]
 
     fallback = turn.bot.fallback
-    prompts, bot_repeat, oscillation = memory.prompts, False, False
+    prompts, bot_repeat, oscillation, reask = memory.prompts, False, False, False
     if turn.bot.prompt_id is not None:
         tag = short_hash(prompt_key(turn.bot.prompt_id, params.prompt_variant))
         bot_repeat = tag in prompts
+        reask = bool(memory.last_answer) and bool(prompts) and prompts[-1] == tag
         # prompts is in last-sent order, so [-2] is the prompt before the last different one.
         oscillation = len(prompts) >= 2 and prompts[-2] == tag
         prompts = remember(prompts, tag, params.remember)
@@ -161,6 +168,8 @@ def step(memory: Memory, turn: Turn, words: Sequence[str],
         not_understood=memory.not_understood + not_understood,
         rejections=memory.rejections + rejection,
         answers=memory.answers + answer,
+        last_answer=int(answer),
+        reasks=memory.reasks + reask,
         loop_level=level,
         low_confidence_streak=low_confidence_streak(
             memory.low_confidence_streak, message.intent_confidence, params),
@@ -177,5 +186,6 @@ def step(memory: Memory, turn: Turn, words: Sequence[str],
         not_understood=updated.not_understood,
         rejections=updated.rejections,
         answers=updated.answers,
+        reasks=updated.reasks,
     )
     return facts, updated

@@ -21,11 +21,13 @@ sentiment scores, and one-way tags and signatures.
     os   oscillations so far (the bot back at the prompt before last: A B A)
     nu   turns the NLU did not understand so far   rj  rejections so far
     an   answers so far (the customer gave what the bot asked for)
+    la   1 when the last turn was an answer        ra  re-asks so far (the same prompt
+                                                        again right after an answer)
     ll   loop level: decayed sum of loop events (loop.score = 1 - exp(-ll))
 
 pr holds the prompts in the order they were last sent (a prompt sent again moves to the
 end), which is what both repeats and oscillations are read from. Keys added later (os,
-nu, rj, an) read as 0 from a memory written before them.
+nu, rj, an, la, ra) read as 0 from a memory written before them.
 
 Tags are 32-bit BLAKE2b hashes (6 base64 characters): a prompt id or intent can be 128
 characters long, and only equality is ever needed.
@@ -95,12 +97,14 @@ class Memory:
     not_understood: int = 0
     rejections: int = 0
     answers: int = 0
+    last_answer: int = 0
+    reasks: int = 0
     loop_level: float = 0.0
 
     def evolve(self, **changes: Any) -> Memory:
         """A copy with some fields changed (several per turn: must be cheap).
 
-        dataclasses.replace() re-runs __init__ and costs ~5 us on this 22-field class;
+        dataclasses.replace() re-runs __init__ and costs ~5 us on this 24-field class;
         copying the instance dict costs well under 1 us. Field names are not checked
         here: callers are this package's own scorers, and mypy checks the types.
         """
@@ -144,6 +148,8 @@ class Memory:
             not_understood=_count(raw, "nu"),
             rejections=_count(raw, "rj"),
             answers=_count(raw, "an"),
+            last_answer=min(1, _count(raw, "la")),
+            reasks=_count(raw, "ra"),
             loop_level=max(0.0, _number(raw, "ll")),
         )
 
@@ -172,6 +178,8 @@ class Memory:
             "nu": self.not_understood,
             "rj": self.rejections,
             "an": self.answers,
+            "la": self.last_answer,
+            "ra": self.reasks,
             "ll": round(self.loop_level, 4),
         }
         return {key: value for key, value in full.items() if value or key == "v"}

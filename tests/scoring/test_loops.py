@@ -232,17 +232,50 @@ def test_text_without_intents_is_never_an_answer(converse: Converse) -> None:
     assert results[-1].scores.loop > 0.0
 
 
+def test_the_bot_asking_again_right_after_an_answer_is_a_reask(
+        converse: Converse, turn: MakeTurn) -> None:
+    stuck = converse([turn(None, intent="inform", prompt="ask_address"),
+                      turn(None, intent="inform", prompt="ask_address"),
+                      turn(None, intent="confirm", prompt="ask_address_retry")])
+    assert [r.facts["loop.reasks"] for r in stuck] == [0, 1, 2]
+    # Answers still lower the score: the re-asks are only counted.
+    assert stuck[-1].scores.loop == 0.0
+
+
+def test_a_prompt_proposed_again_after_a_no_or_after_other_turns_is_no_reask(
+        converse: Converse, turn: MakeTurn) -> None:
+    negotiation = converse([turn(None, intent="negate", prompt="propose_date"),
+                            turn(None, intent="negate", prompt="propose_date"),
+                            turn(None, intent="confirm", prompt="propose_date")])
+    assert [r.facts["loop.reasks"] for r in negotiation] == [0, 0, 0]
+    assert negotiation[-1].facts["loop.bot_repeats"] == 2
+    later = converse([turn(None, intent="inform", prompt="ask_name"),
+                      turn(None, intent="inform", prompt="ask_date"),
+                      turn(None, intent="inform", prompt="ask_name"),
+                      turn("my name is Ada", prompt="ask_date"),
+                      turn(None, intent="inform", prompt="ask_date")])
+    # ask_name again after ask_date is not "right after"; a text turn is no answer.
+    assert [r.facts["loop.reasks"] for r in later] == [0, 0, 0, 0, 0]
+
+
 def test_a_memory_written_before_the_new_loop_counters_still_works(
         score: Callable[..., ScoredTurn]) -> None:
-    # As earlier versions stored it: no os/nu/rj/an keys.
+    # As earlier versions stored it: no os/nu/rj/an/la/ra keys.
     old = score(None, intent="book_table", prompt="ask_date").memory
-    old = {k: v for k, v in old.items() if k not in ("os", "nu", "rj", "an")}
+    old = {k: v for k, v in old.items() if k not in ("os", "nu", "rj", "an", "la", "ra")}
     result = score(None, memory=old, intent="book_table", prompt="ask_date")
     assert result.facts["loop.bot_repeats"] == 1
     assert result.facts["loop.intent_repeats"] == 1
     assert result.facts["loop.oscillations"] == 0
     assert result.facts["loop.not_understood"] == 0
     assert result.facts["loop.answers"] == 0
+    assert result.facts["loop.reasks"] == 0
+    # A memory from before re-asks were counted does not know the last turn was an answer.
+    answered = score(None, intent="inform", prompt="ask_date").memory
+    assert answered["la"] == 1
+    del answered["la"]
+    assert score(None, memory=answered, intent="inform",
+                 prompt="ask_date").facts["loop.reasks"] == 0
 
 
 def test_the_loop_memory_stays_small_over_a_long_conversation(
