@@ -121,6 +121,10 @@ SETTINGS: tuple[Setting, ...] = (
             "'error' answers 503 state_unavailable."),
     Setting("ESCALATOR_MAX_BODY_BYTES", "max_body_bytes", _positive_int, 64 * 1024,
             "Largest request body accepted (413 above)."),
+    Setting("ESCALATOR_CLIENT_TIMEOUT_SECONDS", "client_timeout_seconds", _positive_float, 5.0,
+            "Time a worker gives a connection to send its whole request (headers and body, "
+            "from when the worker takes it), and again to take each answer; past it: 408 "
+            "request_timeout, connection closed. Bounds what a slow client can hold."),
     Setting("ESCALATOR_MAX_CONTEXT_KEYS", "max_context_keys", _positive_int, 32,
             "Most keys allowed in a turn's context map."),
     Setting("ESCALATOR_MAX_JSON_DEPTH", "max_json_depth", _positive_int, 8,
@@ -182,6 +186,7 @@ class Config:
     state_ttl_seconds: int = 86400
     fail_mode: str = "stateless"
     max_body_bytes: int = 64 * 1024
+    client_timeout_seconds: float = 5.0
     max_context_keys: int = 32
     max_json_depth: int = 8
     env: str = "development"

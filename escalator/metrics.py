@@ -73,6 +73,11 @@ STATE_CONFLICTS = Counter(
 DECISION_LOG_ERRORS = Counter(
     "escalator_decision_log_errors_total", "Decision records that could not be written."
 )
+CLIENT_TIMEOUTS = Counter(
+    "escalator_client_timeouts_total",
+    "Connections closed because the client did not send its whole request, or take its "
+    "answer, within ESCALATOR_CLIENT_TIMEOUT_SECONDS (slow clients).",
+)
 DEGRADED_DECISIONS = Counter(
     "escalator_degraded_decisions_total", "Decisions made without state (state store down)."
 )

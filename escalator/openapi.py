@@ -39,6 +39,8 @@ ERRORS: dict[str, tuple[int, str]] = {
     "unauthorized": (401, "No API key, or not a valid one (`Authorization: Bearer <key>`)."),
     "forbidden": (403, "A caller key on an admin route."),
     "not_found": (404, "No state is kept for this conversation, or no route has this path."),
+    "request_timeout": (408, "The request (headers and body) was not received within "
+                             "ESCALATOR_CLIENT_TIMEOUT_SECONDS; the connection is closed."),
     "payload_too_large": (413, "The body is larger than ESCALATOR_MAX_BODY_BYTES."),
     "unsupported_media_type": (415, "The body is not sent as application/json."),
     "invalid_ruleset": (422, "The rules folder was refused; the running rule set stays "
@@ -189,9 +191,9 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
                 "200": _json(_ref("schemas", "Decision"), "The decision, with its reasons. "
                              "A retry of a turn already decided gets the stored decision "
                              'back with "replayed": true.'),
-                **_errors("invalid_request", "unauthorized", "not_found", "payload_too_large",
-                          "unsupported_media_type", "turn_superseded", "internal_error",
-                          "state_unavailable"),
+                **_errors("invalid_request", "unauthorized", "not_found", "request_timeout",
+                          "payload_too_large", "unsupported_media_type", "turn_superseded",
+                          "internal_error", "state_unavailable"),
             }, security=CALLER, body=_ref("schemas", "Turn"),
             description="`turn_id` is the idempotency key: a retry of one of the last 2 "
                         "turns replays its decision; a retry of an older one (of the last 16) "
@@ -217,9 +219,9 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
     spec.path("/v1/evaluate", operations={"post": _operation(
         "Dry run: decide every turn of a transcript", {
             "200": _json(_ref("schemas", "Evaluation"), "Each turn's decision."),
-            **_errors("invalid_request", "unauthorized", "payload_too_large",
-                      "unsupported_media_type", "ruleset_too_large", "rate_limited",
-                      "internal_error"),
+            **_errors("invalid_request", "unauthorized", "request_timeout",
+                      "payload_too_large", "unsupported_media_type", "ruleset_too_large",
+                      "rate_limited", "internal_error"),
         }, security=CALLER, body=_ref("schemas", "EvaluateRequest"),
         description="Against the active rules, or a rule set sent inline; no state is "
                     "read or written. A rule set sent inline is checked against the limits "

@@ -23,7 +23,7 @@ ERROR_CODES = (
     "invalid_request", "unauthorized", "forbidden", "not_found", "method_not_allowed",
     "payload_too_large", "unsupported_media_type", "turn_superseded", "reload_in_progress",
     "invalid_ruleset", "ruleset_too_large", "rate_limited", "state_unavailable",
-    "internal_error",
+    "internal_error", "request_timeout",
 )
 
 
