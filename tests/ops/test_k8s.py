@@ -48,9 +48,9 @@ def generator(name: str, kustomization_name: str = "base") -> dict[str, Any]:
     raise AssertionError(f"no configMapGenerator {name} in {kustomization_name}")
 
 
-def container(documents: list[dict[str, Any]]) -> dict[str, Any]:
+def container(documents: list[dict[str, Any]], name: str = "escalator") -> dict[str, Any]:
     spec = only(documents, "Deployment", "escalator")["spec"]["template"]["spec"]
-    found: dict[str, Any] = next(c for c in spec["containers"] if c["name"] == "escalator")
+    found: dict[str, Any] = next(c for c in spec["containers"] if c["name"] == name)
     return found
 
 
@@ -123,20 +123,32 @@ def test_the_pod_is_locked_down(name: str) -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["automountServiceAccountToken"] is False
-    security = container(documents)["securityContext"]
-    assert security["allowPrivilegeEscalation"] is False
-    assert security["readOnlyRootFilesystem"] is True
-    assert security["capabilities"]["drop"] == ["ALL"]
-    resources = container(documents)["resources"]
-    assert {"cpu", "memory"} <= set(resources["requests"]) & set(resources["limits"])
+    assert sorted(c["name"] for c in pod["containers"]) == ["escalator", "proxy"]
+    for each in pod["containers"]:
+        security = each["securityContext"]
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["runAsNonRoot"] is True
+        assert security["capabilities"]["drop"] == ["ALL"]
+        resources = each["resources"]
+        assert {"cpu", "memory"} <= set(resources["requests"]) & set(resources["limits"])
 
 
 @pytest.mark.parametrize("name", ["base", "overlays/dev", "overlays/production"])
 def test_probes_volumes_and_rules_mount_fit_the_service(name: str) -> None:
     documents = render(name)
     main = container(documents)
-    assert main["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert main["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # gunicorn listens on loopback, out of the kubelet's reach: its probes go through the
+    # proxy's port, as every caller does.
+    proxy_port = next(p["containerPort"] for p in container(documents, "proxy")["ports"]
+                      if p["name"] == "http")
+    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"),
+                        ("readinessProbe", "/readyz")):
+        assert main[probe]["httpGet"] == {"path": path, "port": proxy_port}
+    assert "ports" not in main
+    proxy = container(documents, "proxy")
+    assert proxy["livenessProbe"]["tcpSocket"]["port"] == "http"
+    assert proxy["readinessProbe"]["tcpSocket"]["port"] == "http"
     pod = only(documents, "Deployment", "escalator")["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
@@ -157,9 +169,11 @@ def test_probes_volumes_and_rules_mount_fit_the_service(name: str) -> None:
         assert key not in settings(documents)
 
 
-def test_the_service_and_network_policy_admit_only_the_service_port() -> None:
+def test_the_service_and_network_policy_admit_only_the_proxy_port() -> None:
     documents = render("base")
-    port = next(p for p in container(documents)["ports"] if p["name"] == "http")
+    # The named port "http" is the proxy's: the Service (and so the ServiceMonitor's
+    # scrapes) reach gunicorn only through nginx.
+    port = next(p for p in container(documents, "proxy")["ports"] if p["name"] == "http")
     assert port["containerPort"] == 8080
     service = only(documents, "Service", "escalator")
     assert service["spec"]["ports"][0]["targetPort"] == "http"
