@@ -288,16 +288,18 @@ class BufferingSyncWorker(SyncWorker):  # type: ignore[misc]
         try:
             while self.alive:
                 self.notify()
-                for key, _ in self._wait():
-                    if key.data == "wakeup":
-                        os.read(self.PIPE[0], 1)
-                    elif key.data == "listener":
-                        self._accept(key.fileobj)
-                    elif key.fileobj in self.pending:
-                        self._read(self.pending[key.fileobj])
-                self._expire()
+                # As gunicorn's sync worker does: while connections are waiting, take them
+                # one after the other without asking the selector first (under load it
+                # never has to), looking at the connections read ahead in between.
+                if any([self._accept(listener) for listener in self.sockets]):
+                    if self.pending:
+                        self._handle(self._wait(0.0))
+                    self._expire()
+                    continue
                 if not self.is_parent_alive():
                     return
+                self._handle(self._wait())
+                self._expire()
         finally:
             for pending in list(self.pending.values()):
                 self._forget(pending)
@@ -314,13 +316,25 @@ class BufferingSyncWorker(SyncWorker):  # type: ignore[misc]
         self.client_timeout = config.client_timeout_seconds
         self.max_body = config.max_body_bytes
 
-    def _wait(self) -> list[tuple[selectors.SelectorKey, int]]:
-        """What is ready to read; wakes up by the oldest pending connection's deadline."""
-        timeout = self.timeout or 0.5
-        if self.pending:
-            oldest = next(iter(self.pending.values()))
-            timeout = min(timeout, max(0.0, oldest.started + self.client_timeout
-                                       - time.monotonic()))
+    def _handle(self, events: list[tuple[selectors.SelectorKey, int]]) -> None:
+        """Act on what the selector found ready."""
+        for key, _ in events:
+            if key.data == "wakeup":
+                os.read(self.PIPE[0], 1)
+            elif key.data == "listener":
+                self._accept(key.fileobj)
+            elif key.fileobj in self.pending:
+                self._read(self.pending[key.fileobj])
+
+    def _wait(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        """What is ready to read: at once with timeout 0, else waiting at most until the
+        oldest pending connection's deadline (and gunicorn's heartbeat)."""
+        if timeout is None:
+            timeout = self.timeout or 0.5
+            if self.pending:
+                oldest = next(iter(self.pending.values()))
+                timeout = min(timeout, max(0.0, oldest.started + self.client_timeout
+                                           - time.monotonic()))
         try:
             return self.selector.select(timeout)
         except OSError as exc:  # interrupted, or the listener closed during shutdown
@@ -328,13 +342,13 @@ class BufferingSyncWorker(SyncWorker):  # type: ignore[misc]
                 return []
             raise
 
-    def _accept(self, listener: Any) -> None:
-        """Accept one connection and read what it has sent."""
+    def _accept(self, listener: Any) -> bool:
+        """Accept one connection, if one is waiting, and read what it has sent."""
         try:
             client, addr = listener.accept()
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                return
+                return False
             raise
         client.setblocking(False)
         util.close_on_exec(client)
@@ -345,6 +359,7 @@ class BufferingSyncWorker(SyncWorker):  # type: ignore[misc]
         pending = _Pending(listener, client, addr, time.monotonic(), RequestScan(self.max_body))
         self.pending[client] = pending
         self._read(pending, registered=False)
+        return True
 
     def _read(self, pending: _Pending, registered: bool = True) -> None:
         """Read what the connection has sent; serve it if the request is whole."""
