@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redisproc import start_serve, wait_for
+from redisproc import http, metric, start_serve, wait_for
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
 import slow_clients  # bench/ is not a package
@@ -78,6 +78,9 @@ def test_slow_clients_cannot_hold_the_service_itself(service: str) -> None:
         assert held.ending == "answered 408", held
         assert held.error_code() == "request_timeout", held
         assert CLIENT_TIMEOUT - 0.1 < held.seconds < CLIENT_TIMEOUT + 3, held
+    # ... and SREs see them.
+    _, metrics = http(f"{service}/metrics")
+    assert metric(str(metrics), "escalator_client_timeouts_total") >= len(attack.held())
 
 
 def test_a_client_that_waits_for_100_continue_gets_it(service: str) -> None:
