@@ -117,11 +117,11 @@ class Handoff:
     def payload(self) -> dict[str, Any]:
         """The handoff as a plain dict for a platform's handoff form: every field received,
         `urgency` always set, `brief` only when escalator sent one."""
-        out: dict[str, Any] = _thaw(self.raw)
+        out: dict[str, Any] = thaw(self.raw)
         out.update(queue=self.queue, urgency=self.urgency,
                    customer_message=self.customer_message)
         if self.brief is not None:
-            out["brief"] = _thaw(self.brief)
+            out["brief"] = thaw(self.brief)
         return out
 
 
@@ -148,18 +148,23 @@ class Decision:
         """True when the conversation should go to a person now."""
         return self.decision == ROUTE_TO_HUMAN
 
+    def body(self) -> dict[str, Any]:
+        """escalator's answer as received, as a plain dict ({} for a fail-policy decision)."""
+        out: dict[str, Any] = thaw(self.raw)
+        return out
+
     @property
     def decisive_rule(self) -> str | None:
         """The rule that decided (the first reason), if any."""
         return self.reasons[0].rule if self.reasons else None
 
 
-def _thaw(value: Any) -> Any:
+def thaw(value: Any) -> Any:
     """A plain, mutable copy of frozen JSON (mapping proxies and tuples)."""
     if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
+        return {k: thaw(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_thaw(v) for v in value]
+        return [thaw(v) for v in value]
     return value
 
 

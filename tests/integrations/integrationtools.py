@@ -44,6 +44,30 @@ def fixture_json(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
+def with_brief(decision: dict[str, Any]) -> dict[str, Any]:
+    """A real route_to_human answer of escalator with a handoff brief added in the shape the
+    issue gives it (why, language, intents and topics, how it went, asked for a person,
+    tier, channel: labels and numbers only), as the service will send it."""
+    assert decision["decision"] == "route_to_human", decision
+    answer = json.loads(json.dumps(decision))
+    answer["handoff"]["brief"] = BRIEF
+    return answer
+
+
+BRIEF: dict[str, Any] = {
+    "why": {"decisive": "The customer asked to speak to a person.",
+            "others": ["The customer is getting frustrated."]},
+    "language": "en",
+    "intents": ["order_status", "cancel_order"],
+    "topics": ["delivery", "refund"],
+    "conversation": {"turns": 4, "minutes": 3.5, "fallbacks": 2, "repeats": 1,
+                     "frustration_trend": [0.12, 0.35, 0.61]},
+    "asked_for_person": True,
+    "tier": "gold",
+    "channel": "web",
+}
+
+
 def unique(prefix: str) -> str:
     """A platform-looking id unique to this run."""
     return f"{prefix}{uuid.uuid4().hex[:12]}"
@@ -66,12 +90,14 @@ class Front:
     Each request takes the next step of `script` (the last one repeats):
     "forward" passes it to escalator; "lose" passes it, then answers 502 (the decision
     was made, its answer lost); "hang" answers nothing for `hang_seconds`; "close" drops
-    the connection; "429" and any other status answer that status in escalator's error
-    envelope (429 with Retry-After: `retry_after`)."""
+    the connection; "canned" answers 200 with the `canned` body; "429" and any other
+    status answer that status in escalator's error envelope (429 with Retry-After:
+    `retry_after`)."""
 
     def __init__(self, upstream: str | None, script: list[str], hang_seconds: float = 5.0,
-                 retry_after: str = "0") -> None:
+                 retry_after: str = "0", canned: dict[str, Any] | None = None) -> None:
         self.upstream = upstream
+        self.canned = canned
         self.script = script
         self.hang_seconds = hang_seconds
         self.retry_after = retry_after
@@ -110,6 +136,10 @@ class Front:
                 self._answer(handler, upstream.status, upstream.data)
                 return
             self._answer(handler, 502, b"<html>Bad Gateway</html>", "text/html")
+            return
+        if step == "canned":
+            assert self.canned is not None
+            self._answer(handler, 200, json.dumps(self.canned).encode())
             return
         if step == "hang":
             self._release.wait(self.hang_seconds)
