@@ -323,7 +323,10 @@ class EscalatorClient:
                 status = response.status
                 parsed = _json(raw)
                 if status == 200 and isinstance(parsed, dict) and len(raw) <= MAX_RESPONSE_BYTES:
-                    decision = _decision(parsed, conversation_id, body["turn_id"], attempts)
+                    try:
+                        decision = _decision(parsed, conversation_id, body["turn_id"], attempts)
+                    except (TypeError, ValueError):
+                        decision = None
                     if decision is not None:
                         return decision
                     error = "200 with a body that is not a decision"

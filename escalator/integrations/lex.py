@@ -16,7 +16,8 @@ goes into the turn's context (`lex_sentiment`, `lex_negative`) for rules to use.
 
 What the bot asked and whether its reply was a fallback are known only after the
 turn, so the hook keeps them in session attributes for the next one: the prompt is
-the `proposedNextState` (intent and slot, or dialog action), and a turn whose intent
+the `proposedNextState` (intent and slot elicited, or ConfirmIntent / ElicitIntent),
+and a turn whose intent
 was `FallbackIntent` makes the next turn's `bot.fallback` true.
 
 On `route_to_human` the dialog is closed, fulfilled, with the intent the Amazon Connect
@@ -126,7 +127,7 @@ class LexHook:
         top = interpretations[0] if interpretations else {}
         intent = (top.get("intent") or {}).get("name") or (state.get("intent") or {}).get("name")
         text = event.get("inputTranscript") or None
-        if text is None and intent is None:
+        if not (text and text.strip()) and intent is None:
             return None
         turn_id = state.get("originatingRequestId") or self._counted_turn(attributes)
         context: dict[str, str | int | float | bool] = {}
@@ -170,7 +171,11 @@ class LexHook:
         proposed = event.get("proposedNextState") or {}
         action = proposed.get("dialogAction") or {}
         intent = (proposed.get("intent") or {}).get("name") or top.get("name")
-        step = action.get("slotToElicit") or action.get("type")
+        # Only a next step that asks the customer something is a prompt; after Delegate
+        # or Close, Lex has not said yet what it will ask.
+        kind = action.get("type")
+        step = (action.get("slotToElicit") if kind == "ElicitSlot"
+                else kind if kind in ("ConfirmIntent", "ElicitIntent") else None)
         if intent and step:
             attributes[f"{p}prompt"] = f"{intent}.{step}"
         else:

@@ -101,7 +101,7 @@ class EscalatorAction(Action):  # type: ignore[misc]
         latest = tracker.latest_message or {}
         intent = (latest.get("intent") or {})
         text = latest.get("text") or None
-        if text is None and not intent.get("name"):
+        if not (text and text.strip()) and not intent.get("name"):
             return None
         events = list(tracker.events or [])
         users = _user_events(events)

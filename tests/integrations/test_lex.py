@@ -129,7 +129,7 @@ def test_a_calm_turn_delegates_back_to_lex_and_remembers_the_prompt(
     assert "messages" not in answer
     attributes = state["sessionAttributes"]
     assert attributes["customerTier"] == "gold"  # the bot's own attributes are kept
-    assert attributes["escalator_prompt"] == "OrderStatus.Delegate"
+    assert "escalator_prompt" not in attributes  # Lex decides what to ask after Delegate
     assert attributes["escalator_fallback"] == "false"
     assert "escalator_decision" not in attributes
 
@@ -160,6 +160,18 @@ def test_fallback_turns_in_a_row_reach_a_person(escalator_url: str,
     second = event("fallback.json")
     second["sessionState"]["sessionAttributes"] = {"escalator_fallback": "true"}
     assert LexHook(EscalatorClient(escalator_url)).turn(second).fallback is True  # type: ignore[union-attr]
+
+
+def test_what_the_bot_asked_reaches_the_next_turn() -> None:
+    hook = LexHook(EscalatorClient("http://127.0.0.1:9"))
+    first = event("request_for_agent.json")
+    carried = hook._carry(first)
+    assert carried["escalator_prompt"] == "OrderStatus.orderNumber"
+    second = event("calm_score_object.json")
+    second["sessionState"]["sessionAttributes"] = carried
+    turn = hook.turn(second)
+    assert turn is not None and turn.prompt_id == "OrderStatus.orderNumber"
+    assert turn.fallback is False
 
 
 def test_a_retried_invocation_is_one_turn(escalator_url: str,
