@@ -251,12 +251,15 @@ def test_the_admin_reload_waits_for_a_copy_to_settle_and_answers_409_if_it_does_
     stop = threading.Event()
 
     def copy_that_never_ends() -> None:
+        # Appends, so the file changes all the time but is never caught empty (a truncate
+        # and rewrite can be read empty twice in a row on a busy machine, which is a
+        # settled, refused folder rather than a copy in progress).
         topics = rules / "topics.yaml"
-        text = topics.read_text()
         n = 0
         while not stop.is_set():
             n += 1
-            topics.write_text(text + f"# {n}\n")
+            with topics.open("a", encoding="utf-8") as out:
+                out.write(f"# {n}\n")
             writing.set()
             stop.wait(0.02)  # the writer's pace, well under the settle time
 
