@@ -75,6 +75,9 @@ class ConversationState:
     escalated_turn: int | None = None
     handoff_queue: str | None = None
     handoff_priority: str | None = None
+    # Handoffs to a person so far, released ones included: release starts the bot afresh
+    # but keeps this (see pipeline.released_state).
+    escalations: int = 0
     # Opaque to everything but escalator.scoring: decayed means, recent signatures,
     # prompt ids and intents (see scoring.memory). JSON-serialisable, never text.
     scoring: Mapping[str, Any] = field(default_factory=dict)

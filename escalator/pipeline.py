@@ -32,7 +32,7 @@ from escalator.model import (
     Turn,
 )
 from escalator.policy import Policy, PolicyHolder
-from escalator.scoring import score_turn
+from escalator.scoring import memory_after_release, score_turn
 from escalator.state import Committed, StateStore
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ class Pipeline:
         pod forgets its handoff once Redis has the release."""
         assert self.store is not None
         try:
-            state = self.store.release(conversation_id)
+            state = self.store.release(conversation_id, released_state)
         except StateUnreadable:
             self._forget(conversation_id)  # its next turn starts afresh: with the bot
             raise
@@ -229,6 +229,9 @@ class Pipeline:
         facts: dict[str, FactValue] = dict(scored.facts)
         facts["turn_index"] = turn_index
         facts["conversation.escalated"] = state.escalated
+        # A conversation stored before escalations were counted may be with a person at 0.
+        escalations = max(state.escalations, int(state.escalated))
+        facts["conversation.escalations"] = escalations
         # Capped at the state's TTL: no timestamp (a caller's clock, a state stored before
         # timestamps were checked, a transcript's) can make it absurd, and a conversation
         # older than the TTL is past any threshold a rule could sensibly set.
@@ -273,6 +276,7 @@ class Pipeline:
             )
         elif decision_name == ROUTE:
             escalated_turn = turn_index
+            escalations += 1
 
         decision = Decision(
             decision=decision_name,
@@ -294,9 +298,27 @@ class Pipeline:
             escalated_turn=escalated_turn if decision_name == ROUTE else None,
             handoff_queue=handoff.queue if handoff is not None else None,
             handoff_priority=handoff.priority if handoff is not None else None,
+            escalations=escalations,
             scoring=scored.memory,
         )
         return Outcome(decision, new_state)
+
+
+def released_state(state: ConversationState) -> ConversationState:
+    """The state of a conversation an agent hands back to the bot: a fair new start.
+
+    Reset: the handoff (with the bot again) and the scorers' memory but for its turn count
+    (loop counters and level, streaks, repeat signatures, prompt and intent history, the
+    decayed sentiment and frustration means and the trend; see Memory.after_release):
+    kept, they are the history the person was brought in for, and rules reading them would
+    route the next ordinary turn straight back. Kept: the turn index, when the conversation
+    started (conversation.minutes) and how many times it was handed to a person
+    (conversation.escalations), which rules may legitimately read.
+    """
+    return state.evolve(
+        escalated=False, escalated_turn=None, handoff_queue=None, handoff_priority=None,
+        escalations=max(state.escalations, int(state.escalated)),
+        scoring=memory_after_release(state.scoring))
 
 
 def superseded(conversation_id: str, turn_id: str) -> TurnSuperseded:

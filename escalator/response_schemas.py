@@ -130,6 +130,9 @@ class ConversationSummarySchema(Schema):
     escalated_turn = fields.Integer(required=True, allow_none=True)
     handoff_queue = fields.String(required=True, allow_none=True)
     handoff_priority = fields.String(required=True, allow_none=True)
+    escalations = fields.Integer(required=True, validate=validate.Range(min=0), metadata={
+        "description": "Times the conversation was handed to a person, released handoffs "
+                       "included (a release keeps it)."})
 
 
 class OutcomeSchema(Schema):

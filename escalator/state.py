@@ -98,8 +98,6 @@ RedisClient = redis.Redis | redis.RedisCluster
 VERSION_FIELD = "_version"
 LEGACY_TURN_ORDER_FIELD = "_turn_order"  # format 1: the recorded turn ids, oldest first
 LEGACY_SCORING_FIELD = "scoring"  # format 1: the scoring memory as plain JSON
-# What release() resets: the fields that keep a conversation with a person.
-HANDOFF_FIELDS = ("escalated", "escalated_turn", "handoff_queue", "handoff_priority")
 # A connection idle this long is PINGed before reuse, so a dead one fails early, not mid-turn.
 HEALTH_CHECK_INTERVAL_SECONDS = 30
 # A release retried this often against concurrent turns before it gives up.
@@ -400,6 +398,7 @@ _FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
     "escalated_turn": _count_or_none,
     "handoff_queue": _label_or_none,
     "handoff_priority": _label_or_none,
+    "escalations": lambda value: type(value) is int and value >= 0,
     "scoring": lambda value: isinstance(value, dict),
 }
 
@@ -729,15 +728,17 @@ class StateStore:
         deleted = self._call(lambda: self._client.delete(*conversation_keys(conversation_id)))
         return bool(deleted)
 
-    def release(self, conversation_id: str) -> ConversationState | None:
-        """Hand the conversation back to the bot (handoff fields reset, version bumped, TTL
-        refreshed); None if it is unknown (StateUnreadable if it cannot be read)."""
-        reset = {name: getattr(_FRESH, name) for name in HANDOFF_FIELDS}
+    def release(self, conversation_id: str,
+                released: Callable[[ConversationState], ConversationState]
+                ) -> ConversationState | None:
+        """Hand the conversation back to the bot: its state becomes `released(state)` (what
+        a release resets is the pipeline's to say), version bumped, TTL refreshed; None if
+        it is unknown (StateUnreadable if it cannot be read)."""
         for _ in range(RELEASE_ATTEMPTS):
             stored = self._stored(conversation_id)
             if stored is None:
                 return None
-            state = stored.state.evolve(**reset)
+            state = released(stored.state)
             # Trimmed like a commit: format 1 kept a record for each of its last 8 turns.
             written = self._write(conversation_id, stored.version, state,
                                   stored.turns[:self._remembered_turns],

@@ -85,7 +85,7 @@ FACTS: dict[str, FactSpec] = {s.name: s for s in (
           "Customer turns that repeat an earlier one (by similarity), so far.", 0),
     _spec("loop.fallback_streak", "integer",
           "Consecutive bot replies, up to this turn, where the bot did not understand.", 0),
-    _spec("loop.fallbacks", "integer", "Bot fallbacks in the whole conversation so far.", 0),
+    _spec("loop.fallbacks", "integer", "Bot fallbacks so far.", 0),
     _spec("loop.bot_repeats", "integer",
           "Times the bot sent a prompt it had already sent in this conversation (variants "
           "such as ask_email_retry count as the same prompt).", 0),
@@ -111,6 +111,9 @@ FACTS: dict[str, FactSpec] = {s.name: s for s in (
           "\"I don't need an agent\" do not count)."),
     _spec("conversation.escalated", "boolean",
           "The conversation was already handed to a person before this turn."),
+    _spec("conversation.escalations", "integer",
+          "How many times the conversation was handed to a person before this turn, "
+          "handoffs an agent released included.", 0),
     _spec("conversation.minutes", "number",
           "Minutes since the conversation's first turn, at most the state TTL.", 0),
     _spec("customer.tier", "string",

@@ -26,7 +26,7 @@ from escalator.scoring.text import (
     split_words,
 )
 
-__all__ = ["Lexicons", "ScoredTurn", "load_lexicons", "score_turn"]
+__all__ = ["Lexicons", "ScoredTurn", "load_lexicons", "memory_after_release", "score_turn"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,12 @@ def _number(value: float, lo: float, hi: float) -> float:
         value = 0.0
     # float(): max(0, 0.0) is the int 0, and the catalogue says "number".
     return float(round(max(lo, min(hi, value)), 4))
+
+
+def memory_after_release(memory: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored scoring memory a conversation starts again from when an agent hands it
+    back to the bot (see Memory.after_release)."""
+    return Memory.from_json(memory).after_release().to_json()
 
 
 def score_turn(turn: Turn, memory: Mapping[str, Any], turn_index: int,

@@ -153,6 +153,20 @@ class Memory:
             loop_level=max(0.0, _number(raw, "ll")),
         )
 
+    def after_release(self) -> Memory:
+        """The memory a conversation handed back to the bot starts again from: only the
+        count of turns scored is kept.
+
+        Every other field is history that rules read and that a person has since dealt
+        with: the loop counters, streaks, signatures, prompt and intent tags and the loop
+        level (kept, the same repeats and prompts re-fire the loop rules on the next turn),
+        and the decayed sentiment and frustration means and the recent scores of the trend
+        (kept, a calm turn right after the release still averages above
+        sustained-frustration's threshold). Fields added later start again too, unless
+        listed here.
+        """
+        return Memory(turns=self.turns)
+
     def to_json(self) -> dict[str, Any]:
         """The compact JSON form; floats rounded, empty values left out."""
         full: dict[str, Any] = {

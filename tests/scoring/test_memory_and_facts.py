@@ -14,7 +14,8 @@ from escalator.scoring import ScoredTurn
 Converse = Callable[[Iterable[Turn | str]], list[ScoredTurn]]
 MakeTurn = Callable[..., Turn]
 
-PIPELINE_FACTS = {"turn_index", "conversation.escalated", "conversation.minutes",
+PIPELINE_FACTS = {"turn_index", "conversation.escalated", "conversation.escalations",
+                  "conversation.minutes",
                   "customer.tier", "customer.segment", "channel"}
 OPTIONAL_FACTS = {"message.intent", "intent.confidence"}
 PYTHON_TYPES = {"integer": int, "number": float, "boolean": bool, "string": str, "labels": tuple}

@@ -35,7 +35,7 @@ def every_call(store: StateStore, make_decision: MakeDecision) -> list[Callable[
         lambda: store.commit("c-1", unknown, ConversationState(turn_index=1), "t-1", decision),
         lambda: store.summary("c-1"),
         lambda: store.erase("c-1"),
-        lambda: store.release("c-1"),
+        lambda: store.release("c-1", lambda state: state),
     ]
 
 

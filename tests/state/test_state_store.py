@@ -56,6 +56,12 @@ def escalated_state(turn_index: int) -> ConversationState:
                    handoff_queue="support", handoff_priority="high")
 
 
+def handed_back(state: ConversationState) -> ConversationState:
+    """A release that resets the handoff only (the pipeline's also resets the scorers')."""
+    return state.evolve(escalated=False, escalated_turn=None, handoff_queue=None,
+                        handoff_priority=None)
+
+
 def seen(snapshot: Snapshot) -> tuple[Any, ...]:
     """What a turn learns from a load: state, version, replay, superseded."""
     return snapshot.state, snapshot.version, snapshot.replay, snapshot.superseded
@@ -349,7 +355,7 @@ def test_release_hands_the_conversation_back_to_the_bot(
     before_release = store.load(cid, "t-4")
     raw.expire(conversation_key(cid), 20)
 
-    released = store.release(cid)
+    released = store.release(cid, handed_back)
 
     assert released == escalated_state(3).evolve(
         escalated=False, escalated_turn=None, handoff_queue=None, handoff_priority=None)
@@ -367,7 +373,7 @@ def test_release_hands_the_conversation_back_to_the_bot(
 def test_release_of_an_unknown_conversation(store: StateStore, raw: redis.Redis,
                                             new_conversation_id: NewId) -> None:
     cid = new_conversation_id()
-    assert store.release(cid) is None
+    assert store.release(cid, handed_back) is None
     assert raw.exists(*conversation_keys(cid)) == 0
 
 
@@ -464,7 +470,7 @@ def test_an_old_format_conversation_can_be_released(
     cid = new_conversation_id()
     old = an_old_conversation(raw, cid, version_format, make_decision)
 
-    assert store.release(cid) == a_state(3)
+    assert store.release(cid, handed_back) == a_state(3)
 
     assert store.summary(cid) == (a_state(3), 4)
     assert raw.exists(state_key(cid), turns_key(cid)) == 0
@@ -593,7 +599,7 @@ def test_an_unreadable_value_is_reported_once_and_the_next_turn_replaces_it(
 
     snapshot = store.load(cid, "t-1")
     assert snapshot.unreadable and snapshot.state is None and snapshot.replay is None
-    for call in (store.summary, store.release):
+    for call in (store.summary, lambda cid: store.release(cid, handed_back)):
         with pytest.raises(StateUnreadable) as caught:
             call(cid)
         assert caught.value.reason == REASONS[kind]
@@ -668,7 +674,7 @@ def test_a_released_format_1_conversation_keeps_only_the_last_two_decisions(
         turn_id: decision_record(decision) for turn_id, decision in decisions.items()})
     assert store.load(cid, "t-3").replay == decisions["t-3"]  # as format 1 would have
 
-    assert store.release(cid) == a_state(8)
+    assert store.release(cid, handed_back) == a_state(8)
 
     value = raw.get(conversation_key(cid))
     assert isinstance(value, bytes)
