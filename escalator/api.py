@@ -14,12 +14,18 @@ from werkzeug.exceptions import HTTPException
 
 from escalator import metrics, openapi
 from escalator.auth import AuthError, caller_identity
-from escalator.errors import PolicyError, StateUnavailable, StateUnreadable, TurnSuperseded
+from escalator.errors import (
+    PolicyError,
+    StateUnavailable,
+    StateUnreadable,
+    TurnIdReused,
+    TurnSuperseded,
+)
 from escalator.inline import InlineLimitExceeded, RateLimited
 from escalator.model import ConversationState, Decision
 from escalator.policy import Policy
 from escalator.reloader import ReloadBusy, notify_other_workers
-from escalator.schemas import timestamp_problem, turn_schema, valid_id
+from escalator.schemas import ReleaseSchema, timestamp_problem, turn_schema, valid_id
 from escalator.services import Services, services
 from escalator.state import StateStore
 from escalator.transcripts import TranscriptError, decide_transcript, parse_transcript
@@ -165,11 +171,26 @@ def delete_conversation(conversation_id: str) -> Response:
     return Response(status=204)
 
 
+def _empty_body() -> bool:
+    """True if the request has no body at all (no Content-Length or 0, and not chunked)."""
+    return (not request.content_length
+            and "chunked" not in request.headers.get("Transfer-Encoding", "").lower())
+
+
 @bp.post("/v1/conversations/<conversation_id>/release")
 def release_conversation(conversation_id: str) -> Response:
     svc = services()
     _store(svc)
-    if svc.pipeline.release(checked_id(conversation_id)) is None:
+    checked_id(conversation_id)
+    if not _empty_body():
+        # Nothing to say yet but {}: checked like a turn, so a field a caller thinks it
+        # sets (a reason, an agent) is refused rather than silently ignored.
+        try:
+            ReleaseSchema().load(json_body())
+        except ValidationError as exc:
+            raise ApiError(400, "invalid_request", "The release body is not valid: it takes "
+                           "no fields (send {} or no body).", exc.messages_dict) from exc
+    if svc.pipeline.release(conversation_id) is None:
         raise ApiError(404, "not_found", "No state is kept for this conversation.")
     return get_conversation(conversation_id)
 
@@ -351,6 +372,16 @@ def register_errors(app: Flask) -> None:
     def _turn_superseded(exc: TurnSuperseded) -> Response:
         return error_response(409, "turn_superseded", "This turn was already decided; newer "
                               "turns have followed.")
+
+    @app.errorhandler(TurnIdReused)
+    def _turn_id_reused(exc: TurnIdReused) -> Response:
+        # Like an idempotency key reused with another request body: the caller's bug, not
+        # a retry, so neither the old decision nor a new one is the right answer.
+        return error_response(422, "idempotency_key_reused", "This turn id was already "
+                              "used for a different turn in this conversation; a retry "
+                              f"must resend the same turn (turn {exc.turn_id}). Give each "
+                              "new turn a new turn_id.", {"turn_id": [
+                                  "already decided with other content"]})
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

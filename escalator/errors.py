@@ -51,3 +51,13 @@ class StateUnreadable(Exception):
 class TurnSuperseded(Exception):
     """A retry of a turn decided before the last few: its decision is no longer kept, and
     deciding it again would count it twice. Nothing was changed."""
+
+
+class TurnIdReused(Exception):
+    """A turn id already decided, sent again with other content: an idempotency key
+    reused for another turn, which is the caller's bug. Nothing was changed."""
+
+    def __init__(self, conversation_id: str, turn_id: str) -> None:
+        super().__init__(f"conversation {conversation_id}: turn {turn_id} was already "
+                         "decided with other content")
+        self.turn_id = turn_id

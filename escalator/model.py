@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -52,6 +53,27 @@ class Turn:
     context: Mapping[str, Scalar] = field(default_factory=dict)
     store_state: bool = True
     timestamp: datetime | None = None
+
+    def content_signature(self) -> str:
+        """A one-way signature of everything the turn says but its id: two requests with
+        one turn id are a retry when their signatures agree, and a turn id reused for
+        another turn when they differ.
+
+        Of the turn as read (canonical JSON of the parsed request), so key order, spacing
+        and what the API reads alike (`WEB` and `web`) make no difference. 32 bits: a
+        changed turn passes for a retry once in four billion, and the text cannot be read
+        back from it.
+        """
+        message, bot = self.message, self.bot
+        # ASCII JSON: a lone surrogate (valid JSON, not UTF-8) is escaped, not unencodable.
+        canonical = _COMPACT_JSON.encode([
+            message.text, message.intent, message.intent_confidence, message.language,
+            bot.prompt_id, bot.fallback, self.tier, self.segment, self.channel,
+            sorted(self.context.items()), self.store_state,
+            None if self.timestamp is None else self.timestamp.timestamp(),
+        ])
+        return hashlib.blake2b(canonical.encode(), digest_size=4,
+                               person=b"turn-content").hexdigest()
 
 
 @dataclass(frozen=True)

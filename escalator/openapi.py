@@ -23,7 +23,14 @@ from marshmallow import fields
 
 from escalator import response_schemas as rs
 from escalator.policy import INLINE_FILE, MAX_INLINE_FILES
-from escalator.schemas import CONTEXT_KEY, ID_PATTERN, MAX_TEXT_CHARS, ContextField, TurnSchema
+from escalator.schemas import (
+    CONTEXT_KEY,
+    ID_PATTERN,
+    MAX_TEXT_CHARS,
+    ContextField,
+    ReleaseSchema,
+    TurnSchema,
+)
 from escalator.services import EXTENSION, Services
 from escalator.transcripts import MAX_TURNS
 
@@ -54,6 +61,10 @@ ERRORS: dict[str, tuple[int, str]] = {
     "turn_superseded": (409, "This turn was already decided; newer turns have followed "
                         "(a retry of a turn older than the last 2, whose decision is no "
                         "longer kept). Nothing was changed."),
+    "idempotency_key_reused": (422, "This turn id was already decided with other content "
+                               "(another text, intent, bot prompt, labels, context or "
+                               "timestamp): a turn id is an idempotency key, and a new turn "
+                               "needs a new one. Nothing was changed."),
     "state_unreadable": (409, "The conversation's stored state cannot be read (corrupt, or "
                          "not written by escalator; `details.reason` says how); its next "
                          "turn starts it afresh, and DELETE erases it."),
@@ -122,13 +133,15 @@ def _field_converter(max_context_keys: int) -> Any:
 
 
 def _operation(summary: str, responses: dict[str, Any], *, security: SecurityRequirements,
-               body: dict[str, Any] | None = None, description: str = "") -> dict[str, Any]:
+               body: dict[str, Any] | None = None, body_required: bool = True,
+               description: str = "") -> dict[str, Any]:
     operation: dict[str, Any] = {"summary": summary, "responses": responses,
                                  "security": security}
     if description:
         operation["description"] = description
     if body is not None:
-        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+        operation["requestBody"] = {"required": body_required,
+                                    "content": {JSON: {"schema": body}}}
     return operation
 
 
@@ -161,6 +174,7 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
         "description": "An admin key (ESCALATOR_ADMIN_KEYS)."})
     components.schema("Condition", rs.CONDITION)
     components.schema("Turn", schema=TurnSchema)
+    components.schema("Release", schema=ReleaseSchema)
     for schema in (rs.DecisionSchema, rs.EvaluationSchema, rs.ConversationSummarySchema,
                    rs.RulesetSchema, rs.ReloadSchema, rs.HealthSchema, rs.ReadinessSchema,
                    rs.ErrorSchema):
@@ -193,11 +207,14 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
                              'back with "replayed": true.'),
                 **_errors("invalid_request", "unauthorized", "not_found", "request_timeout",
                           "payload_too_large", "unsupported_media_type", "turn_superseded",
-                          "internal_error", "state_unavailable"),
+                          "idempotency_key_reused", "internal_error", "state_unavailable"),
             }, security=CALLER, body=_ref("schemas", "Turn"),
-            description="`turn_id` is the idempotency key: a retry of one of the last 2 "
-                        "turns replays its decision; a retry of an older one (of the last 16) "
-                        "answers 409 turn_superseded. 503 only with "
+            description="`turn_id` is the idempotency key, recognised among the "
+                        "conversation's last 16 decided turns: a retry (the same content) "
+                        "of one of the last 2 replays its decision, of an older one of the "
+                        "16 answers 409 turn_superseded; the same id with other content "
+                        "answers 422 idempotency_key_reused; an id older than the 16 is "
+                        "forgotten and decided as a new turn. 503 only with "
                         "ESCALATOR_FAIL_MODE=error; otherwise a turn is decided without "
                         "state (`degraded: true`) when Redis is unavailable. A `timestamp` "
                         "must lie between the state TTL before the service's clock and 15 "
@@ -215,7 +232,14 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
                   "An agent hands the conversation back to the bot", {
                       "200": _json(_ref("schemas", "ConversationSummary"),
                                    "Released: the state summary afterwards."),
-                      **readable_state_errors}, security=CALLER)})
+                      **readable_state_errors,
+                      **_errors("request_timeout", "payload_too_large",
+                                "unsupported_media_type")},
+                  security=CALLER, body=_ref("schemas", "Release"), body_required=False,
+                  description="Ends the sticky handoff and gives the bot a fresh start: "
+                              "the loop counters, streaks and means start again; the turn "
+                              "index, minutes and handoffs so far are kept. The body is "
+                              "empty or {}.")})
     spec.path("/v1/evaluate", operations={"post": _operation(
         "Dry run: decide every turn of a transcript", {
             "200": _json(_ref("schemas", "Evaluation"), "Each turn's decision."),

@@ -15,7 +15,7 @@ from typing import Any
 
 from escalator import metrics
 from escalator.decisionlog import DecisionLog, decision_record
-from escalator.errors import StateUnavailable, StateUnreadable, TurnSuperseded
+from escalator.errors import StateUnavailable, StateUnreadable, TurnIdReused, TurnSuperseded
 from escalator.handoffs import Handoff as RememberedHandoff
 from escalator.handoffs import HandoffCache
 from escalator.model import (
@@ -115,14 +115,17 @@ class Pipeline:
         if not turn.store_state:
             return self._decide_without_consent(conversation_id, turn, policy)
 
+        content = turn.content_signature()
         for attempt in range(MAX_COMMIT_ATTEMPTS):
             if attempt:
                 time.sleep(random.uniform(0, BACKOFF_SECONDS * attempt))
             try:
-                snapshot = self.store.load(conversation_id, turn.turn_id)
+                snapshot = self.store.load(conversation_id, turn.turn_id, content)
             except StateUnavailable:
                 metrics.STATE_ERRORS.inc()
                 return self._degraded(conversation_id, turn, policy)
+            if snapshot.reused:
+                raise TurnIdReused(conversation_id, turn.turn_id)
             if snapshot.replay is not None:
                 return replayed(snapshot.replay)
             if snapshot.superseded:
@@ -133,7 +136,7 @@ class Pipeline:
             try:
                 result = self.store.commit(
                     conversation_id, snapshot, outcome.state, turn.turn_id,
-                    outcome.decision.to_json(),
+                    outcome.decision.to_json(), content,
                 )
             except StateUnavailable:
                 metrics.STATE_ERRORS.inc()

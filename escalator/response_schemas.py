@@ -21,9 +21,9 @@ DECISIONS = (ROUTE, KEEP)
 # Every code an error body can carry (README, "Errors"); 429 and the like would add here.
 ERROR_CODES = (
     "invalid_request", "unauthorized", "forbidden", "not_found", "method_not_allowed",
-    "payload_too_large", "unsupported_media_type", "turn_superseded", "reload_in_progress",
-    "invalid_ruleset", "ruleset_too_large", "rate_limited", "state_unavailable",
-    "internal_error", "request_timeout",
+    "payload_too_large", "unsupported_media_type", "turn_superseded", "state_unreadable",
+    "reload_in_progress", "invalid_ruleset", "ruleset_too_large", "idempotency_key_reused",
+    "rate_limited", "state_unavailable", "internal_error", "request_timeout",
 )
 
 

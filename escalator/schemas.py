@@ -215,6 +215,13 @@ class TurnSchema(Schema):
         )
 
 
+class ReleaseSchema(Schema):
+    """POST /v1/conversations/{id}/release: no fields yet ({} or no body at all)."""
+
+    class Meta:
+        unknown = RAISE
+
+
 def _lower(label: str | None) -> str | None:
     return label.lower() if label is not None else None
 

@@ -6,14 +6,18 @@ every key of a conversation lives in one slot and one Lua script may touch them 
 `escalator:{<conversation_id>}:conversation`, a string: `3:<version>:` and then, deflated
 with a preset dictionary (see pack_conversation), three or fewer lines of compact JSON:
 
-1. `{"turns": [...], "state": {...}}`: one-way signatures of the last 16 decided turn ids,
-   newest first (see turn_signature), and the fields of ConversationState that differ from a
-   fresh one (the others decode to their defaults);
+1. `{"turns": [...], "state": {...}}`: the last 16 decided turns, newest first, each as
+   `<signature of its id>.<signature of its content>` (see turn_signature and
+   Turn.content_signature; values written before content was signed have the first part
+   only), and the fields of ConversationState that differ from a fresh one (the others
+   decode to their defaults);
 2. and 3. the decision bodies of the last 2 turns, newest first, as the API answered them.
 
 A retry of one of the last 2 turns replays its stored decision; a retry of an older
 remembered turn is refused (Snapshot.superseded; the API answers 409 turn_superseded) and
-changes nothing; a turn id never seen (or forgotten) is decided as usual.
+changes nothing; a remembered turn id sent with other content is refused too
+(Snapshot.reused; 422 idempotency_key_reused); a turn id never seen (or forgotten) is
+decided as usual.
 
 Why one string: a turn costs two round trips, a GET-like load and a compare-and-set commit.
 Python finds retries at load; the commit only checks that the version is still the one loaded
@@ -173,6 +177,9 @@ class Snapshot:
     replay: dict[str, Any] | None
     # True if this turn_id was decided, but newer turns followed and its decision is gone.
     superseded: bool = False
+    # True if this turn_id was decided with other content: the id was reused for another
+    # turn (neither replay nor superseded is set then).
+    reused: bool = False
     # What the next commit carries over: signatures of the remembered turn ids and the
     # stored decision bodies (compact JSON) of the last turns, newest first.
     turns: tuple[str, ...] = ()
@@ -499,6 +506,24 @@ def _old_format(flat_state: Sequence[bytes], flat_turns: Sequence[bytes]) -> Sto
     return Stored(version, state, tuple(turn_signature(i) for i in ids), plain)
 
 
+def _remembered(turns: Sequence[str], signature: str) -> tuple[int | None, str | None]:
+    """Where a turn id's signature is among the remembered turns (None: not there), and the
+    signature of the content it was decided with (None: stored before content was signed)."""
+    for position, entry in enumerate(turns):
+        found, _, content = entry.partition(".")
+        if found == signature:
+            return position, content or None
+    return None, None
+
+
+_CONTENT_SIGNATURE = re.compile(r"[0-9a-f]{1,32}")
+
+
+def _check_content(content: str) -> None:
+    if not _CONTENT_SIGNATURE.fullmatch(content):
+        raise ValueError(f"a content signature is up to 32 lower-case hex digits: {content!r}")
+
+
 def _check_turn_id(turn_id: str) -> None:
     # Turn ids are validated by the API; this guards other callers of the store.
     if not turn_id or any(c.isspace() for c in turn_id):
@@ -679,39 +704,51 @@ class StateStore:
         """True while the circuit breaker fails calls fast (Redis found down)."""
         return self.breaker.is_open
 
-    def load(self, conversation_id: str, turn_id: str | None = None) -> Snapshot:
+    def load(self, conversation_id: str, turn_id: str | None = None,
+             content: str | None = None) -> Snapshot:
         """The conversation's state and version, and the stored decision if turn_id was decided
-        (or superseded=True if it was decided before the last few turns). An unreadable
-        stored value loads as unreadable=True with no state: the turn starts afresh."""
+        (or superseded=True if it was decided before the last few turns, reused=True if it was
+        decided with content other than `content`, a signature as Turn.content_signature
+        makes). An unreadable stored value loads as unreadable=True with no state: the turn
+        starts afresh."""
         try:
             stored = self._stored(conversation_id)
         except StateUnreadable as exc:
             return Snapshot(state=None, version=exc.version, replay=None, unreadable=True)
         if stored is None:
             return Snapshot(state=None, version=0, replay=None)
-        replay, superseded = None, False
-        if turn_id is not None:
-            with contextlib.suppress(ValueError):
-                position = stored.turns.index(turn_signature(turn_id))
-                if position < len(stored.records):
-                    replay = self._decoded(stored.records[position], conversation_id)
-                # A record that cannot be read is as good as gone: the retry is refused
-                # (nothing changes) rather than decided, and so counted, a second time.
-                superseded = replay is None
+        replay, superseded, reused = None, False, False
+        position, seen = (_remembered(stored.turns, turn_signature(turn_id))
+                          if turn_id is not None else (None, None))
+        if position is not None and content is not None and seen and seen != content:
+            reused = True
+        elif position is not None:
+            if position < len(stored.records):
+                replay = self._decoded(stored.records[position], conversation_id)
+            # A record that cannot be read is as good as gone: the retry is refused
+            # (nothing changes) rather than decided, and so counted, a second time.
+            superseded = replay is None
         return Snapshot(state=stored.state, version=stored.version, replay=replay,
-                        superseded=superseded, turns=stored.turns, records=stored.records)
+                        superseded=superseded, reused=reused, turns=stored.turns,
+                        records=stored.records)
 
     def commit(self, conversation_id: str, loaded: Snapshot, state: ConversationState,
-               turn_id: str, decision: Mapping[str, Any] | bytes) -> Committed | Conflict:
+               turn_id: str, decision: Mapping[str, Any] | bytes,
+               content: str | None = None) -> Committed | Conflict:
         """Write state and decision (its body, or that body already as compact JSON), the turn
-        now the newest remembered, if the version is still the loaded one (then nothing was
-        decided since, so no retry of turn_id can have been either); a loaded value that was
-        unreadable is replaced, unless another turn replaced it first."""
+        (and the signature of its content, if given) now the newest remembered, if the version
+        is still the loaded one (then nothing was decided since, so no retry of turn_id can
+        have been either); a loaded value that was unreadable is replaced, unless another turn
+        replaced it first."""
         _check_turn_id(turn_id)
         record = decision if isinstance(decision, bytes) else decision_record(decision)
+        remembered = turn_signature(turn_id)
+        if content is not None:
+            _check_content(content)
+            remembered = f"{remembered}.{content}"
         written = self._write(
             conversation_id, loaded.version, state,
-            (turn_signature(turn_id), *loaded.turns[:self._remembered_turns - 1]),
+            (remembered, *loaded.turns[:self._remembered_turns - 1]),
             (record, *loaded.records[:self._max_turn_records - 1]), replace=loaded.unreadable)
         if loaded.unreadable and isinstance(written, Committed):
             self._reported.pop(conversation_id, None)  # a new corruption is news again

@@ -408,6 +408,34 @@ def test_a_retry_of_an_older_turn_is_superseded_and_changes_nothing(
     assert stored(raw, cid)[0] == before[0]
 
 
+def test_a_turn_id_sent_with_other_content_is_reused_not_replayed(
+        store: StateStore, new_conversation_id: NewId, make_decision: MakeDecision) -> None:
+    cid = new_conversation_id()
+    for n in range(1, 5):
+        snapshot = store.load(cid, f"t-{n}", f"c0ffee0{n}")
+        store.commit(cid, snapshot, a_state(n), f"t-{n}", make_decision(cid, f"t-{n}", n),
+                     f"c0ffee0{n}")
+
+    same = store.load(cid, "t-4", "c0ffee04")
+    assert same.replay is not None and not same.reused
+    other = store.load(cid, "t-4", "deadbeef")
+    assert (other.replay, other.superseded, other.reused) == (None, False, True)
+    older = store.load(cid, "t-1", "deadbeef")  # superseded, but reused says more
+    assert (older.superseded, older.reused) == (False, True)
+    assert store.load(cid, "t-1", "c0ffee01").superseded
+    assert store.load(cid, "t-4").replay is not None  # no content to compare: a retry
+    with pytest.raises(ValueError):
+        store.commit(cid, same, a_state(5), "t-5", make_decision(cid, "t-5", 5), "not hex")
+
+
+def test_turns_remembered_before_content_was_signed_are_retries_whatever_the_content(
+        store: StateStore, new_conversation_id: NewId, make_decision: MakeDecision) -> None:
+    cid = new_conversation_id()
+    decisions = decide_turns(store, cid, 3, make_decision)  # no content signature
+    assert store.load(cid, "t-3", "deadbeef").replay == decisions[2]
+    assert store.load(cid, "t-1", "deadbeef").superseded
+
+
 def test_turn_ids_are_remembered_for_the_last_sixteen_turns(
         store: StateStore, new_conversation_id: NewId, make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
