@@ -126,6 +126,7 @@ def state_summary(conversation_id: str, state: ConversationState, version: int) 
     body = asdict(state)
     # The scorers' memory (signatures, hashed ids) means nothing outside the scorers.
     del body["scoring"]
+    body["handoff_priority"] = state.handoff_urgency  # the deprecated name, for old callers
     body.update(conversation_id=conversation_id, version=version)
     return body
 

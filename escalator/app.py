@@ -31,6 +31,11 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
     config = config or Config.from_env()
     logs.configure(config.log_level)
     policy = load_policy(config.rules_path)  # PolicyError: the caller refuses to start
+    # What rules check warns about (an old spelling, a message missing a language) goes to
+    # the log too: a service started on such rules should say so where SREs look.
+    for warning in policy.ruleset.warnings:
+        log.warning("rule set %s %s: %s", policy.ruleset.name, policy.ruleset.version,
+                    warning)
     metrics.set_ruleset(policy.ruleset.name, policy.ruleset.version, policy.ruleset.digest)
 
     embedded: EmbeddedRedis | None = None

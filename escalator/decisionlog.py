@@ -26,8 +26,10 @@ DEFAULT_STREAM_LENGTH = 100_000
 
 
 def decision_record(decision: Decision, turn: Turn, at: float | None = None) -> dict[str, Any]:
-    """The record of one decision: ids, outcome, rules, rule set, facts and segment labels."""
+    """The record of one decision: ids, outcome, handoff, rules, rule set, facts and
+    segment labels."""
     facts = decision.to_dict()["facts"]
+    handoff = decision.handoff
     return {
         "decision_id": decision.decision_id,
         "time": round(at if at is not None else time.time(), 3),
@@ -35,6 +37,9 @@ def decision_record(decision: Decision, turn: Turn, at: float | None = None) -> 
         "turn_id": decision.turn_id,
         "turn_index": decision.turn_index,
         "decision": decision.decision,
+        # Where and how urgently, not what the customer was told (the rule set says that).
+        "handoff": None if handoff is None else {"queue": handoff.queue,
+                                                 "urgency": handoff.urgency},
         "rules": [r.rule for r in decision.reasons],
         "ruleset": {"name": decision.ruleset.name, "version": decision.ruleset.version,
                     "digest": decision.ruleset.digest},

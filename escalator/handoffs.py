@@ -10,7 +10,7 @@ ESCALATOR_HANDOFF_CACHE says otherwise).
 What it holds, per conversation handed to a person: a keyed BLAKE2b signature of the
 conversation id (the key is random, made when the service starts and never written down, so
 the file names no conversation to anyone else, and a restart starts it empty), the turn of the
-handoff, its queue and priority (labels from the rule set), and when the entry expires (the
+handoff, its queue and urgency (labels from the rule set), and when the entry expires (the
 state TTL after its last write). Never text.
 
 When it is written: by a turn that leaves a conversation with a person, decided with state or
@@ -70,7 +70,7 @@ CREATE TABLE IF NOT EXISTS handoffs (
     expires REAL NOT NULL,
     turn INTEGER,
     queue TEXT,
-    priority TEXT
+    urgency TEXT
 )
 """
 
@@ -85,7 +85,7 @@ class Handoff:
 
     turn: int | None
     queue: str | None
-    priority: str | None
+    urgency: str | None
 
 
 class HandoffCache:
@@ -94,7 +94,8 @@ class HandoffCache:
     def __init__(self, path: Path | None, *, ttl_seconds: int,
                  max_entries: int = MAX_ENTRIES, clock: Callable[[], float] = time.time) -> None:
         """`path` None: in memory, each process its own. Otherwise the file is emptied now
-        (entries signed with an earlier run's key could never be read again)."""
+        (entries signed with an earlier run's key could never be read again), its table
+        made afresh (so a file left by an earlier version of the table is fine)."""
         self._path = path
         self._ttl_seconds = ttl_seconds
         self._max_entries = max_entries
@@ -109,10 +110,11 @@ class HandoffCache:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Set up and closed at once: this runs in gunicorn's master before the fork.
-            connection = self._open()
+            connection = self._open(schema=False)
             try:
                 with connection:
-                    connection.execute("DELETE FROM handoffs")
+                    connection.execute("DROP TABLE IF EXISTS handoffs")
+                    connection.execute(_SCHEMA)
             finally:
                 connection.close()
 
@@ -125,9 +127,9 @@ class HandoffCache:
                 and now - recent[1] < self._ttl_seconds / REFRESH_SHARE):
             return
         written = self._run(lambda db: db.execute(
-            "INSERT OR REPLACE INTO handoffs (conversation, expires, turn, queue, priority) "
+            "INSERT OR REPLACE INTO handoffs (conversation, expires, turn, queue, urgency) "
             "VALUES (?, ?, ?, ?, ?)", (signature, now + self._ttl_seconds, handoff.turn,
-                                       handoff.queue, handoff.priority)), "remember")
+                                       handoff.queue, handoff.urgency)), "remember")
         if written is None:
             return
         self._recent[signature] = (handoff, now)
@@ -156,7 +158,7 @@ class HandoffCache:
     def recall(self, conversation_id: str) -> Handoff | None:
         """The conversation's handoff if this pod knows one that has not expired."""
         row = self._run(lambda db: db.execute(
-            "SELECT turn, queue, priority FROM handoffs WHERE conversation = ? AND expires > ?",
+            "SELECT turn, queue, urgency FROM handoffs WHERE conversation = ? AND expires > ?",
             (self._sign(conversation_id), self._clock())).fetchone(), "recall")
         return None if row is None else Handoff(*row)
 
@@ -177,7 +179,7 @@ class HandoffCache:
     def _sign(self, conversation_id: str) -> bytes:
         return hashlib.blake2b(conversation_id.encode(), digest_size=16, key=self._key).digest()
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, *, schema: bool = True) -> sqlite3.Connection:
         target = ":memory:" if self._path is None else str(self._path)
         # isolation_level None: each statement commits at once, `with connection` groups
         # several; check_same_thread off because the lock serialises every use.
@@ -192,7 +194,8 @@ class HandoffCache:
             # The write-ahead log is folded back every 1 MB and cut back to 1 MB after.
             connection.execute("PRAGMA wal_autocheckpoint = 256")
             connection.execute("PRAGMA journal_size_limit = 1048576")
-        connection.execute(_SCHEMA)
+        if schema:
+            connection.execute(_SCHEMA)
         return connection
 
     def _run(self, operation: Callable[[sqlite3.Connection], Any], what: str, *,

@@ -17,9 +17,18 @@ FactValue = str | int | float | bool | tuple[str, ...]
 DecisionName = Literal["route_to_human", "keep_with_bot"]
 ROUTE: Final = "route_to_human"
 KEEP: Final = "keep_with_bot"
-HANDOFF_PRIORITIES = ("low", "normal", "high", "urgent")
+# How urgently a person should take a handoff, least urgent first. Not a rule's priority
+# (its rank among rules: which rule decides).
+HANDOFF_URGENCIES = ("low", "normal", "high", "urgent")
+_URGENCY_RANK = {urgency: rank for rank, urgency in enumerate(HANDOFF_URGENCIES)}
 # What json.dumps(value, separators=(",", ":")) writes, without building an encoder per call.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+def most_urgent(*urgencies: str | None) -> str | None:
+    """The most urgent of these urgencies (None if none is given)."""
+    given = [u for u in urgencies if u is not None]
+    return max(given, key=lambda u: _URGENCY_RANK.get(u, -1)) if given else None
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,7 @@ class ConversationState:
     escalated: bool = False
     escalated_turn: int | None = None
     handoff_queue: str | None = None
-    handoff_priority: str | None = None
+    handoff_urgency: str | None = None
     # Handoffs to a person so far, released ones included: release starts the bot afresh
     # but keeps this (see pipeline.released_state).
     escalations: int = 0
@@ -142,7 +151,7 @@ class Handoff:
     """Where and how urgently to hand over, and what the bot can say while it does."""
 
     queue: str
-    priority: str
+    urgency: str
     customer_message: str
 
 
@@ -191,9 +200,10 @@ class Decision:
             "conversation_id": self.conversation_id,
             "turn_id": self.turn_id,
             "turn_index": self.turn_index,
+            # "priority" is the deprecated name of "urgency", kept for existing callers.
             "handoff": None if handoff is None else {
-                "queue": handoff.queue, "priority": handoff.priority,
-                "customer_message": handoff.customer_message},
+                "queue": handoff.queue, "urgency": handoff.urgency,
+                "customer_message": handoff.customer_message, "priority": handoff.urgency},
             "reasons": [{"rule": r.rule, "priority": r.priority, "decision": r.decision,
                          "description": r.description} for r in self.reasons],
             "scores": {"sentiment": self.scores.sentiment, "frustration": self.scores.frustration,

@@ -30,8 +30,10 @@ from escalator.model import (
     RulesetRef,
     Scores,
     Turn,
+    most_urgent,
 )
 from escalator.policy import Policy, PolicyHolder
+from escalator.rules.compiler import Evaluation
 from escalator.scoring import memory_after_release, score_turn
 from escalator.state import Committed, StateStore
 
@@ -187,7 +189,7 @@ class Pipeline:
         # the state give or take that.
         if self.handoffs is not None and state.escalated:
             self.handoffs.remember(conversation_id, RememberedHandoff(
-                state.escalated_turn, state.handoff_queue, state.handoff_priority))
+                state.escalated_turn, state.handoff_queue, state.handoff_urgency))
 
     def _forget(self, conversation_id: str) -> None:
         if self.handoffs is not None:
@@ -200,7 +202,7 @@ class Pipeline:
             return ConversationState()
         metrics.HANDOFF_CACHE_HITS.inc()
         return ConversationState(escalated=True, escalated_turn=known.turn,
-                                 handoff_queue=known.queue, handoff_priority=known.priority)
+                                 handoff_queue=known.queue, handoff_urgency=known.urgency)
 
     def _degraded(
         self, conversation_id: str, turn: Turn, policy: Policy, outcome: Outcome | None = None,
@@ -259,22 +261,26 @@ class Pipeline:
         if evaluation.handoff is not None:
             handoff = Handoff(
                 queue=evaluation.handoff.queue or "support",
-                priority=evaluation.handoff.priority or "normal",
+                urgency=evaluation.handoff.urgency or "normal",
                 customer_message=evaluation.handoff.customer_message or "",
             )
         escalated_turn = state.escalated_turn
         if state.escalated:
             # Sticky handoff: once with a person, the conversation stays there until an
-            # agent releases it, and no second handoff is started.
+            # agent releases it, and no second handoff is started; a more urgent reason
+            # arising meanwhile raises its urgency (nothing lowers it).
             decision_name = ROUTE
+            stored = state.handoff_urgency or "normal"
+            urgency = most_urgent(stored, evaluation.urgency) or stored
             reasons.insert(0, Reason(
                 STICKY_RULE, STICKY_PRIORITY, ROUTE,
                 f"The conversation was handed to a person at turn {state.escalated_turn} "
-                "and stays with them until an agent releases it.",
+                "and stays with them until an agent releases it."
+                + _raised(stored, urgency, evaluation),
             ))
             handoff = Handoff(
                 queue=state.handoff_queue or "support",
-                priority=state.handoff_priority or "normal",
+                urgency=urgency,
                 customer_message=STICKY_MESSAGE,
             )
         elif decision_name == ROUTE:
@@ -300,11 +306,21 @@ class Pipeline:
             escalated=decision_name == ROUTE,
             escalated_turn=escalated_turn if decision_name == ROUTE else None,
             handoff_queue=handoff.queue if handoff is not None else None,
-            handoff_priority=handoff.priority if handoff is not None else None,
+            handoff_urgency=handoff.urgency if handoff is not None else None,
             escalations=escalations,
             scoring=scored.memory,
         )
         return Outcome(decision, new_state)
+
+
+def _raised(stored: str, urgency: str, evaluation: Evaluation) -> str:
+    """The sentence that says which rule raised a handoff's urgency ("" if none did)."""
+    if urgency == stored:
+        return ""
+    default = evaluation.default_urgency
+    rule = next(r.id for r in evaluation.matches
+                if r.then.decision == ROUTE and (r.then.urgency or default) == urgency)
+    return f" Its urgency was raised from {stored} to {urgency} by {rule}."
 
 
 def released_state(state: ConversationState) -> ConversationState:
@@ -319,7 +335,7 @@ def released_state(state: ConversationState) -> ConversationState:
     (conversation.escalations), which rules may legitimately read.
     """
     return state.evolve(
-        escalated=False, escalated_turn=None, handoff_queue=None, handoff_priority=None,
+        escalated=False, escalated_turn=None, handoff_queue=None, handoff_urgency=None,
         escalations=max(state.escalations, int(state.escalated)),
         scoring=memory_after_release(state.scoring))
 
@@ -339,7 +355,10 @@ def replayed(body: Mapping[str, Any]) -> Decision:
         conversation_id=body["conversation_id"],
         turn_id=body["turn_id"],
         turn_index=body["turn_index"],
-        handoff=Handoff(**handoff) if handoff else None,
+        # Stored before urgency had its name, a record has only "priority".
+        handoff=Handoff(queue=handoff["queue"],
+                        urgency=handoff.get("urgency") or handoff["priority"],
+                        customer_message=handoff["customer_message"]) if handoff else None,
         reasons=tuple(Reason(**r) for r in body["reasons"]),
         scores=Scores(**body["scores"]),
         facts={k: tuple(v) if isinstance(v, list) else v for k, v in body["facts"].items()},

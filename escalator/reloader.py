@@ -287,6 +287,8 @@ class RuleReloader:
         seconds = time.perf_counter() - started
         log.info("rules reloaded (%s): %s %s -> %s in %.3f s", reason, current.version,
                  ruleset.name, ruleset.version, seconds)
+        for warning in ruleset.warnings:
+            log.warning("rule set %s %s: %s", ruleset.name, ruleset.version, warning)
         warnings: tuple[str, ...] = ()
         if ruleset.version == current.version:
             warnings = (f"the rules changed but their version is still {ruleset.version!r}: "

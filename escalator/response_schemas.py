@@ -13,7 +13,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from escalator.model import HANDOFF_PRIORITIES, KEEP, ROUTE
+from escalator.model import HANDOFF_URGENCIES, KEEP, ROUTE
 from escalator.schemas import ID_PATTERN
 from escalator.validators import Exactly
 
@@ -56,8 +56,16 @@ class HandoffSchema(Schema):
     """Where and how urgently to hand over, and what the bot can say meanwhile."""
 
     queue = fields.String(required=True)
-    priority = fields.String(required=True, validate=validate.OneOf(HANDOFF_PRIORITIES))
-    customer_message = fields.String(required=True)
+    urgency = fields.String(required=True, validate=validate.OneOf(HANDOFF_URGENCIES),
+                            metadata={"description": "How urgently a person should take "
+                                      "it: the most urgent of the matching route rules, "
+                                      "raised (never lowered) during the handoff."})
+    customer_message = fields.String(required=True, metadata={
+        "description": "What the bot can tell the customer, in the turn's language when "
+                       "the rule set has it."})
+    priority = fields.String(required=True, validate=validate.OneOf(HANDOFF_URGENCIES),
+                             metadata={"deprecated": True, "description": "The old name "
+                                       "of urgency, with the same value; read urgency."})
 
 
 class ReasonSchema(Schema):
@@ -129,7 +137,9 @@ class ConversationSummarySchema(Schema):
         "description": "With a person until released."})
     escalated_turn = fields.Integer(required=True, allow_none=True)
     handoff_queue = fields.String(required=True, allow_none=True)
-    handoff_priority = fields.String(required=True, allow_none=True)
+    handoff_urgency = fields.String(required=True, allow_none=True)
+    handoff_priority = fields.String(required=True, allow_none=True, metadata={
+        "deprecated": True, "description": "The old name of handoff_urgency, the same value."})
     escalations = fields.Integer(required=True, validate=validate.Range(min=0), metadata={
         "description": "Times the conversation was handed to a person, released handoffs "
                        "included (a release keeps it)."})
@@ -140,7 +150,8 @@ class OutcomeSchema(Schema):
 
     decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
     queue = fields.String()
-    priority = fields.String(validate=validate.OneOf(HANDOFF_PRIORITIES))
+    urgency = fields.String(validate=validate.OneOf(HANDOFF_URGENCIES), metadata={
+        "description": "Also when written as the old name `priority`."})
     customer_message = fields.String()
 
 

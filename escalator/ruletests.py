@@ -14,7 +14,7 @@ chosen turns:
             rules: [explicit-human-request]    # these matched (others may too)
             not_rules: [no-agents-available]   # these did not match
             queue: support                     # where the customer goes
-            handoff_priority: high             # how urgently (low, normal, high, urgent)
+            urgency: high                      # how urgently (low, normal, high, urgent)
             customer_message: "Of course. ..." # what the bot tells them (spaces collapsed)
 
 `escalator rules test` also lists the rules no test expects to match (uncovered).
@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from escalator.errors import PolicyError, Problem
-from escalator.model import HANDOFF_PRIORITIES, KEEP, ROUTE, Decision, FactValue
+from escalator.model import HANDOFF_URGENCIES, KEEP, ROUTE, Decision, FactValue
 from escalator.policy import Policy
 from escalator.transcripts import Transcript, TranscriptError, decide_transcript, parse_turns
 from escalator.yamlfile import line_of, load_yaml
@@ -52,9 +52,22 @@ class ExpectSchema(Schema):
     rules = fields.List(fields.String(), load_default=list)
     not_rules = fields.List(fields.String(), load_default=list)
     queue = fields.String(load_default=None)
+    urgency = fields.String(load_default=None, validate=validate.OneOf(
+        HANDOFF_URGENCIES, error="must be one of: " + ", ".join(HANDOFF_URGENCIES)))
+    # The old name of urgency, still read.
     handoff_priority = fields.String(load_default=None, validate=validate.OneOf(
-        HANDOFF_PRIORITIES, error="must be one of: " + ", ".join(HANDOFF_PRIORITIES)))
+        HANDOFF_URGENCIES, error="must be one of: " + ", ".join(HANDOFF_URGENCIES)))
     customer_message = fields.String(load_default=None, validate=validate.Length(min=1))
+
+    @validates_schema
+    def _one_name(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("urgency") is not None and data.get("handoff_priority") is not None:
+            raise ValidationError("is the old name of 'urgency'; write only urgency",
+                                  "handoff_priority")
+
+
+# What an expectation may say, as told to a policy owner (the old name left out).
+_EXPECT_KEYS = sorted(name for name in ExpectSchema().fields if name != "handoff_priority")
 
 
 class CaseSchema(Schema):
@@ -85,13 +98,12 @@ class Expectation:
     rules: tuple[str, ...] = ()
     not_rules: tuple[str, ...] = ()
     queue: str | None = None
-    handoff_priority: str | None = None
+    urgency: str | None = None
     customer_message: str | None = None
 
     def handoff_expected(self) -> bool:
         """Whether this expectation says anything about the handoff."""
-        return any(v is not None for v in (self.queue, self.handoff_priority,
-                                           self.customer_message))
+        return any(v is not None for v in (self.queue, self.urgency, self.customer_message))
 
 
 @dataclass(frozen=True)
@@ -123,8 +135,8 @@ class Failure:
         lines += [f"  expected {p}" for p in self.problems]
         lines.append(f"  got      {got.decision}; rules matched (decisive first): {matched}")
         if got.handoff is not None and self.expectation.handoff_expected():
-            lines.append(f"  handoff  queue {got.handoff.queue}, priority "
-                         f"{got.handoff.priority}, message {got.handoff.customer_message!r}")
+            lines.append(f"  handoff  queue {got.handoff.queue}, urgency "
+                         f"{got.handoff.urgency}, message {got.handoff.customer_message!r}")
         lines.append("  facts    " + ", ".join(f"{k}={_show(v)}" for k, v in got.facts.items()))
         return "\n".join(lines)
 
@@ -214,7 +226,7 @@ def _load_case(raw: Any, file: str, known_rules: Sequence[str],
             data = ExpectSchema().load(raw_expect)
         except ValidationError as exc:
             problems.extend(Problem(file, where, f"test {title!r}: expect: {message}")
-                            for message in _plain(exc.messages, sorted(ExpectSchema().fields)))
+                            for message in _plain(exc.messages, _EXPECT_KEYS))
             ok = False
             continue
         queue = data["queue"]
@@ -226,7 +238,7 @@ def _load_case(raw: Any, file: str, known_rules: Sequence[str],
                                                  f"'{queue}'{hint}; the queues are: "
                                                  f"{', '.join(sorted(set(known_queues)))}"))
             ok = False
-        handoff = [key for key in ("queue", "handoff_priority", "customer_message")
+        handoff = [key for key in ("queue", "urgency", "handoff_priority", "customer_message")
                    if data[key] is not None]
         if handoff and data["decision"] == KEEP:
             problems.append(Problem(file, where, f"test {title!r}: a conversation kept with "
@@ -250,7 +262,7 @@ def _load_case(raw: Any, file: str, known_rules: Sequence[str],
             turn=data["turn"], line=where, decision=data["decision"],
             decisive=data["decisive"], rules=tuple(data["rules"]),
             not_rules=tuple(data["not_rules"]), queue=queue,
-            handoff_priority=data["handoff_priority"],
+            urgency=data["urgency"] or data["handoff_priority"],
             customer_message=data["customer_message"]))
     if not ok:
         return None
@@ -280,9 +292,8 @@ def check(expectation: Expectation, decision: Decision) -> list[str]:
         else:
             if expectation.queue is not None and handoff.queue != expectation.queue:
                 problems.append(f"queue {expectation.queue}")
-            if (expectation.handoff_priority is not None
-                    and handoff.priority != expectation.handoff_priority):
-                problems.append(f"handoff priority {expectation.handoff_priority}")
+            if expectation.urgency is not None and handoff.urgency != expectation.urgency:
+                problems.append(f"urgency {expectation.urgency}")
             if (expectation.customer_message is not None
                     and _spaced(handoff.customer_message)
                     != _spaced(expectation.customer_message)):

@@ -326,7 +326,8 @@ _DECISION_ZDICT_V2 = _DECISION_ZDICT_V1 + (
 _FORMAT_3 = re.compile(rb"3:(\d+):")
 # Preset dictionary of format 3: the decision vocabulary of format 2's records and, last
 # (nearest, so cheapest to refer to), the skeleton of the first line and the scorers' memory.
-# Frozen: stored values need it to inflate. To change it, add a format 4 and keep this one.
+# Frozen: stored values need it to inflate. To change it, add a format 4 and keep this one
+# (so it still says handoff_priority, handoff_urgency's old name).
 _CONVERSATION_ZDICT = _DECISION_ZDICT_V2 + (
     b'"scoring":{"v":1,"n":1,"ss":0.,"sw":1.,"sr":[0.0,-0.],"fs":0.,"fw":1.,"lc":1,"sb":16,'
     b'"sg":[""],"rp":1,"fb":1,"pr":[""],"br":1,"it":[""],"ir":1,"os":1,"nu":1,"rj":1,"ll":0.}'
@@ -404,10 +405,21 @@ _FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
     "escalated": lambda value: type(value) is bool,
     "escalated_turn": _count_or_none,
     "handoff_queue": _label_or_none,
-    "handoff_priority": _label_or_none,
+    "handoff_urgency": _label_or_none,
     "escalations": lambda value: type(value) is int and value >= 0,
     "scoring": lambda value: isinstance(value, dict),
 }
+
+
+# What handoff_urgency was called before it was told apart from a rule's priority: values
+# stored then are read under the new name.
+_OLD_URGENCY = "handoff_priority"
+
+
+def _renamed_urgency(fields: dict[str, Any]) -> dict[str, Any]:
+    renamed = {name: value for name, value in fields.items() if name != _OLD_URGENCY}
+    renamed.setdefault("handoff_urgency", fields[_OLD_URGENCY])
+    return renamed
 
 
 def checked_state(fields: Any) -> ConversationState:
@@ -415,6 +427,8 @@ def checked_state(fields: Any) -> ConversationState:
     fields are ignored, so a newer version's state still loads."""
     if not isinstance(fields, dict):
         raise TypeError("the state is not an object")
+    if _OLD_URGENCY in fields:
+        fields = _renamed_urgency(fields)
     known = {name: value for name, value in fields.items() if name in _FIELD_CHECKS}
     for name, value in known.items():
         if not _FIELD_CHECKS[name](value):
@@ -483,8 +497,10 @@ def _old_format(flat_state: Sequence[bytes], flat_turns: Sequence[bytes]) -> Sto
         return None
     fields = _fields(flat_state)
     version = int(fields.get(VERSION_FIELD, b"0"))
-    values = {name: value.decode() for name, value in fields.items()
-              if not name.startswith("_")}
+    values: dict[str, Any] = {name: value.decode() for name, value in fields.items()
+                              if not name.startswith("_")}
+    if _OLD_URGENCY in values:
+        values = _renamed_urgency(values)
     scoring = _joined(fields, "_s")
     if scoring is not None:
         values[LEGACY_SCORING_FIELD] = unpack_scoring(scoring).decode()

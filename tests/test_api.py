@@ -50,7 +50,7 @@ def test_an_explicit_request_routes_with_a_sentence_for_the_customer(
     assert body["reasons"][0]["rule"] == "explicit-human-request"
     assert body["reasons"][0]["description"]
     assert body["handoff"]["queue"]
-    assert body["handoff"]["priority"] in {"low", "normal", "high", "urgent"}
+    assert body["handoff"]["urgency"] in {"low", "normal", "high", "urgent"}
     assert body["handoff"]["customer_message"]
 
 

@@ -44,7 +44,8 @@ def test_every_decision_is_logged_once_without_text(
     first = send(app, cid, "t-1", "Can I add a zucchini casserole to my order?",
                  channel="web", customer={"tier": "silver"})
     # A retry of the same turn is not a new decision: it is not logged again.
-    send(app, cid, "t-1", "Can I add a zucchini casserole to my order?")
+    send(app, cid, "t-1", "Can I add a zucchini casserole to my order?",
+         channel="web", customer={"tier": "silver"})
     second = send(app, cid, "t-2", "Let me talk to a human")
     lines = path.read_text().splitlines()
     assert len(lines) == 2

@@ -12,7 +12,7 @@ from escalator.app import create_app
 from escalator.config import Config, ConfigError
 from escalator.handoffs import PURGE_EVERY, Handoff, HandoffCache
 
-SUPPORT = Handoff(turn=3, queue="support", priority="high")
+SUPPORT = Handoff(turn=3, queue="support", urgency="high")
 
 
 class Clock:
@@ -42,11 +42,11 @@ def test_a_handoff_is_recalled_until_released_or_erased(tmp_path: Path) -> None:
     assert cache.recall("c-1") is None
     cache.close()  # and opened again on the next call
     cache.remember("c-1", SUPPORT)
-    cache.remember("c-2", Handoff(turn=1, queue="billing", priority="urgent"))
+    cache.remember("c-2", Handoff(turn=1, queue="billing", urgency="urgent"))
     assert cache.recall("c-1") == SUPPORT
     cache.forget("c-1")
     assert cache.recall("c-1") is None
-    assert cache.recall("c-2") == Handoff(turn=1, queue="billing", priority="urgent")
+    assert cache.recall("c-2") == Handoff(turn=1, queue="billing", urgency="urgent")
     cache.close()
 
 
@@ -81,7 +81,7 @@ def test_a_process_writes_a_handoff_once_not_on_every_turn(tmp_path: Path) -> No
     in_a_child("forget", cache, "c-1")
     cache.remember("c-1", SUPPORT)  # within an eighth of the TTL: not written again
     assert cache.recall("c-1") is None
-    later = Handoff(turn=7, queue="support", priority="high")
+    later = Handoff(turn=7, queue="support", urgency="high")
     cache.remember("c-1", later)  # another handoff is written at once
     assert cache.recall("c-1") == later
     in_a_child("forget", cache, "c-1")

@@ -134,7 +134,7 @@ def test_conversations_on_a_three_master_cluster(app: Flask, cluster: list[Redis
         stored = unpack_conversation(value)
         assert stored.version == 3
         assert stored.state.turn_index == 3
-        assert stored.turns[1] == turn_signature("t-2")
+        assert stored.turns[1].partition(".")[0] == turn_signature("t-2")
         assert unpack_decision(stored.records[1])["turn_index"] == 2
 
     # A retried turn replays its stored decision and changes nothing.

@@ -142,7 +142,7 @@ tests:
       - turn: 1
         decision: route_to_human
         queue: care
-        handoff_priority: urgent
+        urgency: urgent
         customer_message: >-
           Thank you for telling me. I'm bringing in a member of our team who can help
           you with this properly.
@@ -154,7 +154,7 @@ tests:
 """
 
 
-def test_tests_assert_the_queue_the_handoff_priority_and_the_message(rules_copy: Path) -> None:
+def test_tests_assert_the_queue_the_urgency_and_the_message(rules_copy: Path) -> None:
     (rules_copy / "tests" / "handoff.yaml").write_text(HANDOFF)
     code, output = run("rules", "test", str(rules_copy))
     assert code == 0, output
@@ -162,15 +162,15 @@ def test_tests_assert_the_queue_the_handoff_priority_and_the_message(rules_copy:
 
     (rules_copy / "tests" / "handoff.yaml").write_text(
         HANDOFF.replace("queue: care", "queue: specialist")
-        .replace("handoff_priority: urgent", "handoff_priority: high")
+        .replace("urgency: urgent", "urgency: high")
         .replace("help\n          you", "help\n          them"))
     code, output = run("rules", "test", str(rules_copy))
     assert code == 1
     assert "expected queue specialist" in output
-    assert "expected handoff priority high" in output
+    assert "expected urgency high" in output
     assert "expected customer message \"Thank you for telling me. I'm bringing in a member " \
            "of our team who can help them with this properly.\"" in output
-    assert "handoff  queue care, priority urgent, message \"Thank you" in output
+    assert "handoff  queue care, urgency urgent, message \"Thank you" in output
     assert output.strip().splitlines()[-1] == "1 passed, 1 failed"
 
 
@@ -195,11 +195,15 @@ tests:
      "'retention'?); the queues are: care, retention, specialist, support"),
     ("{turn: 1, decision: keep_with_bot, queue: support}",
      "a conversation kept with the bot has no handoff, so queue cannot be checked"),
+    ("{turn: 1, urgency: hihg}",
+     "expect: 'urgency' must be one of: low, normal, high, urgent"),
     ("{turn: 1, handoff_priority: hihg}",
      "expect: 'handoff_priority' must be one of: low, normal, high, urgent"),
+    ("{turn: 1, urgency: high, handoff_priority: high}",
+     "expect: 'handoff_priority' is the old name of 'urgency'; write only urgency"),
     ("{turn: 1, queeu: support}",
      "expect: unknown key 'queeu' (did you mean 'queue'?); allowed: customer_message, "
-     "decision, decisive, handoff_priority, not_rules, queue, rules, turn"),
+     "decision, decisive, not_rules, queue, rules, turn, urgency"),
 ])
 def test_mistakes_in_handoff_expectations_are_refused_in_plain_words(
         rules_copy: Path, expect: str, message: str) -> None:

@@ -52,7 +52,7 @@ def test_a_rule_set_without_the_floor_refuses_to_start(tmp_path: Path) -> None:
         (rules / "lexicons" / lexicon.name).write_text(lexicon.read_text())
     (rules / "policy.yaml").write_text(
         "ruleset: no-way-out\nversion: '1'\n"
-        "default: {decision: keep_with_bot, queue: q, priority: normal, customer_message: hi}\n"
+        "default: {decision: keep_with_bot, queue: q, urgency: normal, customer_message: hi}\n"
         "rules:\n"
         "  - id: fallbacks\n    description: Too many fallbacks.\n    priority: 10\n"
         "    when: {all: [{fact: loop.fallback_streak, gte: 3}]}\n"

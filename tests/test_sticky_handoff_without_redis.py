@@ -76,7 +76,7 @@ def test_a_conversation_with_a_person_stays_there_while_redis_is_down(
         body = say(client, "with-person", f"t-{n}", CALM)
         assert_with_a_person(body)
         assert body["handoff"]["queue"] == handed["handoff"]["queue"]
-        assert body["handoff"]["priority"] == handed["handoff"]["priority"]
+        assert body["handoff"]["urgency"] == handed["handoff"]["urgency"]
     assert REGISTRY.get_sample_value("escalator_handoff_cache_hits_total") == hits + 5
     # Released, erased or no consent: back with the bot, as with Redis up.
     for cid in ("with-bot", "released", "erased", "withdrawn"):

@@ -50,7 +50,7 @@ from typing import Any, TypeAlias
 import durable_rules_engine as engine
 
 from escalator.errors import PolicyError, Problem
-from escalator.model import ROUTE, DecisionName, FactValue
+from escalator.model import ROUTE, DecisionName, FactValue, most_urgent
 from escalator.rules.catalogue import lookup
 from escalator.rules.conditions import AllOf, Condition, Constant, Leaf, Not, kind_of
 from escalator.rules.loader import Outcome, Rule, RuleSet
@@ -94,6 +94,11 @@ class Evaluation:
     decision: DecisionName
     matches: tuple[Rule, ...]
     handoff: Outcome | None
+    # The most urgent urgency among the route_to_human rules that matched (None if none
+    # did), whatever decided: the handoff's, and what raises a handoff in progress.
+    urgency: str | None = None
+    # What a matching rule that does not say its urgency has (the set's default).
+    default_urgency: str | None = None
 
 
 class RuleSetClosed(RuntimeError):
@@ -622,15 +627,20 @@ class CompiledRuleSet:
         found = self.matches(facts)
         default = self.ruleset.default
         chosen = found[0].then if found else default
+        # The decisive rule names the queue, but the handoff is as urgent as the most
+        # urgent reason for it: a loop rule outranking a frustration rule must not hand a
+        # furious customer over at normal.
+        urgency = most_urgent(*(rule.then.urgency or default.urgency for rule in found
+                                if rule.then.decision == ROUTE))
         if chosen.decision != ROUTE:
-            return Evaluation(chosen.decision, found, None)
+            return Evaluation(chosen.decision, found, None, urgency, default.urgency)
         handoff = Outcome(
             chosen.decision,
             queue=chosen.queue or default.queue,
-            priority=chosen.priority or default.priority,
+            urgency=urgency or chosen.urgency or default.urgency,
             customer_message=chosen.customer_message or default.customer_message,
         )
-        return Evaluation(chosen.decision, found, handoff)
+        return Evaluation(chosen.decision, found, handoff, urgency, default.urgency)
 
     def close(self) -> None:
         """Free the engine's ruleset; idempotent; later evaluations raise RuleSetClosed."""

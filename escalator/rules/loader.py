@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from escalator.errors import PolicyError, Problem
-from escalator.model import HANDOFF_PRIORITIES, KEEP, ROUTE, DecisionName, RulesetRef
+from escalator.model import HANDOFF_URGENCIES, KEEP, ROUTE, DecisionName, RulesetRef
 from escalator.rules.catalogue import FACTS, FactSpec, caseless, lookup
 from escalator.rules.conditions import (
     OPERATORS,
@@ -72,12 +72,13 @@ class Outcome:
 
     decision: DecisionName
     queue: str | None = None
-    priority: str | None = None  # one of escalator.model.HANDOFF_PRIORITIES
+    urgency: str | None = None  # one of escalator.model.HANDOFF_URGENCIES
     customer_message: str | None = None
 
     def as_dict(self) -> dict[str, str]:
-        """The outcome as written, without the parts left out."""
-        written = {"decision": self.decision, "queue": self.queue, "priority": self.priority,
+        """The outcome as written (`urgency` also when written as the old `priority`),
+        without the parts left out."""
+        written = {"decision": self.decision, "queue": self.queue, "urgency": self.urgency,
                    "customer_message": self.customer_message}
         return {k: v for k, v in written.items() if v is not None}
 
@@ -141,8 +142,16 @@ def _text(required: bool = False, max_length: int = 2000, **kwargs: Any) -> fiel
     )
 
 
+_URGENCY_ERROR = "must be one of: " + ", ".join(HANDOFF_URGENCIES)
+# `priority` under then/default is what `urgency` was called before it was told apart from
+# a rule's priority (its rank): still read, with a warning.
+OLD_URGENCY = "priority"
+
+
 class OutcomeSchema(Schema):
     """`then:` of a rule, and the set's `default:`."""
+
+    OLD_NAMES = (OLD_URGENCY,)
 
     decision = fields.String(
         required=True,
@@ -155,13 +164,27 @@ class OutcomeSchema(Schema):
                                  error="must be a queue name: letters, digits, - _ . :"),
         error_messages={"invalid": "must be text", "null": "is empty"},
     )
+    urgency = fields.String(
+        validate=validate.OneOf(HANDOFF_URGENCIES, error=_URGENCY_ERROR),
+        error_messages={"invalid": _URGENCY_ERROR, "null": "is empty"},
+    )
     priority = fields.String(
-        validate=validate.OneOf(HANDOFF_PRIORITIES,
-                                error="must be one of: " + ", ".join(HANDOFF_PRIORITIES)),
-        error_messages={"invalid": "must be one of: " + ", ".join(HANDOFF_PRIORITIES),
-                        "null": "is empty"},
+        validate=validate.OneOf(HANDOFF_URGENCIES, error=_URGENCY_ERROR),
+        error_messages={"invalid": _URGENCY_ERROR, "null": "is empty"},
     )
     customer_message = _text(max_length=500)
+
+    @validates_schema
+    def _one_name(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "urgency" in data and OLD_URGENCY in data:
+            raise ValidationError("is the old name of 'urgency'; write only urgency",
+                                  OLD_URGENCY)
+
+    @post_load
+    def _new_name(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if OLD_URGENCY in data:
+            data["urgency"] = data.pop(OLD_URGENCY)
+        return data
 
 
 class RuleSchema(Schema):
@@ -222,7 +245,9 @@ def _schema_problems(error: ValidationError, data: Any, file: str, rule: str | N
 def _walk_messages(messages: dict[str, Any], data: Any, file: str, rule: str | None,
                    schema: type[Schema] | None, prefix: str, out: list[Problem]) -> None:
     base_line = getattr(data, "line", None)
-    allowed = sorted(schema().fields) if schema is not None else []
+    # Old names still read are not offered (`priority` for a handoff's urgency).
+    allowed = sorted(name for name in schema().fields
+                     if name not in getattr(schema, "OLD_NAMES", ())) if schema is not None else []
     for key, value in messages.items():
         where = data.line_of_key(key) if isinstance(data, LineDict) else base_line
         if isinstance(value, dict):
@@ -558,6 +583,7 @@ def load_ruleset(source: Path | RulesFolder, vocabulary: Vocabulary | None = Non
 
     header = _Header()
     rules: list[Rule] = []
+    deprecated: list[Problem] = []
     first_use: dict[str, Rule] = {}
     # A rule file refused unread may hold the rule the floor is missing.
     unreadable = sum(1 for p in problems if p.file.endswith(".yaml"))
@@ -583,12 +609,14 @@ def load_ruleset(source: Path | RulesFolder, vocabulary: Vocabulary | None = Non
             problems.extend(_schema_problems(exc, document, name, None, RuleFileSchema))
             top = _valid_part(document, exc)
             unreadable += 1 if "rules" in exc.messages else 0
+        if "default" in top:
+            deprecated.extend(_old_urgency(document.get("default"), "default", name, None))
         for key in ("ruleset", "version", "default"):
             if key in top:
                 value = Outcome(**top[key]) if key == "default" else top[key]
                 header.declare(key, value, name, _key_line(document, key), problems)
         for raw in top.get("rules") or []:
-            rule = _parse_rule(raw, name, document, problems)
+            rule = _parse_rule(raw, name, document, problems, deprecated)
             if rule is None:
                 unreadable += 1
                 continue
@@ -605,7 +633,7 @@ def load_ruleset(source: Path | RulesFolder, vocabulary: Vocabulary | None = Non
     first = files[0]
     for key, example in (("ruleset", "ruleset: default"), ("version", 'version: "2026.11.1"'),
                          ("default", "default: {decision: keep_with_bot, queue: support, "
-                                     "priority: normal, customer_message: ...}")):
+                                     "urgency: normal, customer_message: ...}")):
         if key not in header.values:
             problems.append(Problem(first, None, f"no file declares '{key}'; add e.g. {example}"))
     default: Outcome | None = header.values.get("default")
@@ -614,8 +642,9 @@ def load_ruleset(source: Path | RulesFolder, vocabulary: Vocabulary | None = Non
     floor_file = header.where.get("ruleset", (first, None))[0]
     problems.extend(_budget_problems(rules, floor_file))
     problems.extend(floor_problems(rules, floor_file, unreadable))
-    label_problems, warnings = vocabulary_problems(rules, vocabulary)
+    label_problems, label_warnings = vocabulary_problems(rules, vocabulary)
     problems.extend(label_problems)
+    warnings = [*deprecated, *label_warnings]
     if problems:
         raise PolicyError(problems, warnings)
     assert default is not None
@@ -653,7 +682,21 @@ def _valid_part(document: dict[str, Any], error: ValidationError) -> dict[str, A
     return {k: v for k, v in valid.items() if k not in bad}
 
 
-def _parse_rule(raw: Any, file: str, document: Any, problems: list[Problem]) -> Rule | None:
+def _old_urgency(outcome: Any, where: str, file: str, rule: str | None) -> list[Problem]:
+    """A warning if `then` or `default` still writes the urgency as `priority`."""
+    if not isinstance(outcome, dict) or OLD_URGENCY not in outcome or "urgency" in outcome:
+        return []
+    value = outcome[OLD_URGENCY]
+    example = value if value in HANDOFF_URGENCIES else "high"
+    return [Problem(file, _key_line(outcome, OLD_URGENCY),
+                    f"'{where}.priority' is the old name of 'urgency' (how urgently a person "
+                    f"should take the handoff); write 'urgency: {example}'. A rule's own "
+                    "'priority' is something else: its rank among the rules, a number",
+                    rule=rule)]
+
+
+def _parse_rule(raw: Any, file: str, document: Any, problems: list[Problem],
+                deprecated: list[Problem]) -> Rule | None:
     """One rule, or None after recording its problems.
 
     A rule with problems outside what decides when and how it acts (its description, a
@@ -678,13 +721,16 @@ def _parse_rule(raw: Any, file: str, document: Any, problems: list[Problem]) -> 
     if "when" in raw:
         when = parse_condition(raw["when"], where, _key_line(raw, "when"))
     then = data.get("then")
+    written = raw["then"] if isinstance(raw.get("then"), dict) else {}
     if then is not None and then.get("decision") == KEEP:
-        for key in ("queue", "priority", "customer_message"):
-            if key in then:
+        for key in ("queue", "urgency", OLD_URGENCY, "customer_message"):
+            if key in written:
                 where.add(_key_line(raw.get("then"), key),
                           f"a keep_with_bot rule does not hand over, so '{key}' has no effect; "
                           "remove it")
                 ok = False
+    else:
+        deprecated.extend(_old_urgency(written, "then", file, rule_id))
     if when is None:
         return None
     assert line is not None
@@ -701,18 +747,18 @@ def _parse_rule(raw: Any, file: str, document: Any, problems: list[Problem]) -> 
 
 
 # What a handoff says when neither the rule nor the set's default does: every route to a
-# person names a queue and a priority and gives the bot a sentence (DESIGN principle 2),
+# person names a queue and an urgency and gives the bot a sentence (DESIGN principle 2),
 # without making a policy owner spell them out in every rule.
-BUILTIN_HANDOFF = Outcome(ROUTE, queue="support", priority="normal",
+BUILTIN_HANDOFF = Outcome(ROUTE, queue="support", urgency="normal",
                           customer_message="I'm connecting you with a member of our team.")
 
 
 def _with_builtin_handoff(default: Outcome) -> Outcome:
-    """The default with the built-in queue, priority and customer message filled in."""
+    """The default with the built-in queue, urgency and customer message filled in."""
     return replace(
         default,
         queue=default.queue or BUILTIN_HANDOFF.queue,
-        priority=default.priority or BUILTIN_HANDOFF.priority,
+        urgency=default.urgency or BUILTIN_HANDOFF.urgency,
         customer_message=default.customer_message or BUILTIN_HANDOFF.customer_message,
     )
 

@@ -14,7 +14,7 @@ from escalator.rules.loader import load_ruleset
 HEADER = """\
 ruleset: test
 version: "2026.11.1"
-default: {decision: keep_with_bot, queue: support, priority: normal,
+default: {decision: keep_with_bot, queue: support, urgency: normal,
           customer_message: "I'm connecting you with a member of our team."}
 """
 
@@ -29,7 +29,7 @@ FLOOR_RULES = """\
     description: The bot failed to understand several times in a row.
     priority: 90
     when: {fact: loop.fallback_streak, gte: 3}
-    then: {decision: route_to_human, priority: high}
+    then: {decision: route_to_human, urgency: high}
 """
 
 WriteRules = Callable[..., Path]

@@ -73,7 +73,7 @@ def operators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CompiledRule
     body = "".join("  " + line + "\n" for line in OPERATOR_RULES.splitlines())
     (folder / "rules.yaml").write_text(
         "ruleset: ops\nversion: '1'\ndefault: {decision: keep_with_bot, queue: q, "
-        "priority: normal, customer_message: hi}\nrules:\n" + floor + body, encoding="utf-8")
+        "urgency: normal, customer_message: hi}\nrules:\n" + floor + body, encoding="utf-8")
     compiled = CompiledRuleSet(load_ruleset(folder))
     yield compiled
     compiled.close()
@@ -251,11 +251,11 @@ def test_handoff_takes_the_decisive_rule_and_falls_back_to_the_default(
     person = compiled.evaluate({"requested_human": True})
     assert person.decision == "route_to_human"
     assert person.handoff is not None
-    assert (person.handoff.decision, person.handoff.queue, person.handoff.priority,
+    assert (person.handoff.decision, person.handoff.queue, person.handoff.urgency,
             person.handoff.customer_message) == (
         "route_to_human", "support", "normal", "Of course, connecting you now.")
     stuck = compiled.evaluate({"loop.fallback_streak": 3})
-    assert stuck.handoff is not None and stuck.handoff.priority == "high"
+    assert stuck.handoff is not None and stuck.handoff.urgency == "high"
     assert stuck.handoff.customer_message == "I'm connecting you with a member of our team."
 
 
@@ -268,7 +268,7 @@ def test_no_match_gives_the_default_decision(compile_rules: Compile) -> None:
 
 def test_default_route_to_human_hands_over_with_its_own_details(compile_rules: Compile) -> None:
     header = ('ruleset: cautious\nversion: "1"\ndefault: {decision: route_to_human, '
-              'queue: triage, priority: low, customer_message: "A person will help you."}\n')
+              'queue: triage, urgency: low, customer_message: "A person will help you."}\n')
     compiled = compile_rules("""
     - {id: simple-question, description: k, priority: 20, then: {decision: keep_with_bot},
        when: {fact: complexity.score, lt: 0.3}}

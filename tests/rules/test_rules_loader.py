@@ -40,7 +40,7 @@ def test_a_valid_rule_set_loads_with_everything_the_service_needs(
         all:
           - {fact: frustration.mean, gte: 0.6}
           - {fact: turn_index, gte: 3}
-      then: {decision: route_to_human, priority: high}
+      then: {decision: route_to_human, urgency: high}
     """)
     ruleset = load_ruleset(folder)
     assert (ruleset.name, ruleset.version) == ("test", "2026.11.1")
@@ -53,7 +53,7 @@ def test_a_valid_rule_set_loads_with_everything_the_service_needs(
     assert (rule.id, rule.priority, rule.file, rule.line) == (
         "sustained-frustration", 70, "rules.yaml", 16)
     assert rule.when == AllOf((Leaf("frustration.mean", "gte", 0.6), Leaf("turn_index", "gte", 3)))
-    assert rule.then == Outcome("route_to_human", priority="high")
+    assert rule.then == Outcome("route_to_human", urgency="high")
 
     described = json.loads(json.dumps(ruleset.describe()))
     assert described["name"] == "test" and described["digest"] == ruleset.digest
@@ -64,7 +64,7 @@ def test_a_valid_rule_set_loads_with_everything_the_service_needs(
         "priority": 70,
         "when": {"all": [{"fact": "frustration.mean", "gte": 0.6},
                          {"fact": "turn_index", "gte": 3}]},
-        "then": {"decision": "route_to_human", "priority": "high"},
+        "then": {"decision": "route_to_human", "urgency": "high"},
     }
 
 
@@ -205,7 +205,7 @@ def test_rule_keys_are_checked_with_suggestions(write_rules: WriteRules) -> None
     - id: typo
       prority: 10
       when: {fact: turn_index, gte: 2}
-      then: {decision: escalate, queue: "", priority: critical, message: hi}
+      then: {decision: escalate, queue: "", urgency: critical, message: hi}
     """))
     by_message = {p.message: p for p in problems}
     assert all(p.rule == "typo" and p.file == "rules.yaml" for p in problems)
@@ -214,10 +214,10 @@ def test_rule_keys_are_checked_with_suggestions(write_rules: WriteRules) -> None
     assert by_message["'description' is missing"].line == 16
     assert "'priority' is missing (a whole number from 0 to 1000; higher wins)" in by_message
     assert "'then.decision' must be route_to_human or keep_with_bot" in by_message
-    assert "'then.priority' must be one of: low, normal, high, urgent" in by_message
+    assert "'then.urgency' must be one of: low, normal, high, urgent" in by_message
     assert "'then.queue' must be a queue name: letters, digits, - _ . :" in by_message
     assert by_message["unknown key 'then.message' (did you mean 'customer_message'?); allowed "
-                      "here: customer_message, decision, priority, queue"].line == 19
+                      "here: customer_message, decision, queue, urgency"].line == 19
     assert len(problems) == 7
     assert [p.line for p in problems] == sorted(p.line or 0 for p in problems)
 
@@ -281,7 +281,7 @@ def test_a_keep_rule_cannot_carry_handoff_details(write_rules: WriteRules) -> No
     assert "a keep_with_bot rule does not hand over, so 'queue' has no effect" in problem.message
 
 
-def test_a_handoff_left_unsaid_gets_the_built_in_queue_priority_and_sentence(
+def test_a_handoff_left_unsaid_gets_the_built_in_queue_urgency_and_sentence(
         write_rules: WriteRules) -> None:
     header = 'ruleset: test\nversion: "1"\ndefault: {decision: keep_with_bot}\n'
     ruleset = load_ruleset(write_rules(header=header))
@@ -289,7 +289,7 @@ def test_a_handoff_left_unsaid_gets_the_built_in_queue_priority_and_sentence(
                                       "I'm connecting you with a member of our team.")
     header = 'ruleset: test\nversion: "1"\ndefault: {decision: route_to_human, queue: q}\n'
     default = load_ruleset(write_rules(header=header)).default
-    assert (default.queue, default.priority) == ("q", "normal")
+    assert (default.queue, default.urgency) == ("q", "normal")
     assert default.customer_message
 
 

@@ -29,8 +29,9 @@ def realistic_decision(conversation_id: str, turn_id: str, turn_index: int,
         "conversation_id": conversation_id,
         "turn_id": turn_id,
         "turn_index": turn_index,
-        "handoff": {"queue": "support", "priority": "high",
-                    "customer_message": "I'm connecting you with a member of our team now."}
+        "handoff": {"queue": "support", "urgency": "high",
+                    "customer_message": "I'm connecting you with a member of our team now.",
+                    "priority": "high"}
         if route else None,
         "reasons": [
             {"rule": "loop-repeated-request", "priority": 80, "decision": "route_to_human",

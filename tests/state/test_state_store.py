@@ -53,13 +53,13 @@ def a_state(turn_index: int = 1, **changes: Any) -> ConversationState:
 
 def escalated_state(turn_index: int) -> ConversationState:
     return a_state(turn_index, escalated=True, escalated_turn=turn_index,
-                   handoff_queue="support", handoff_priority="high")
+                   handoff_queue="support", handoff_urgency="high")
 
 
 def handed_back(state: ConversationState) -> ConversationState:
     """A release that resets the handoff only (the pipeline's also resets the scorers')."""
     return state.evolve(escalated=False, escalated_turn=None, handoff_queue=None,
-                        handoff_priority=None)
+                        handoff_urgency=None)
 
 
 def seen(snapshot: Snapshot) -> tuple[Any, ...]:
@@ -358,7 +358,7 @@ def test_release_hands_the_conversation_back_to_the_bot(
     released = store.release(cid, handed_back)
 
     assert released == escalated_state(3).evolve(
-        escalated=False, escalated_turn=None, handoff_queue=None, handoff_priority=None)
+        escalated=False, escalated_turn=None, handoff_queue=None, handoff_urgency=None)
     assert released == a_state(3)
     assert store.summary(cid) == (released, 2)
     assert 990 <= raw.ttl(conversation_key(cid)) <= 1000
