@@ -50,9 +50,6 @@ DEFAULT_STATE_TTL_SECONDS = 86400
 
 STICKY_RULE = "handoff-in-progress"
 STICKY_PRIORITY = 1000
-STICKY_MESSAGE = (
-    "You're in the queue for a member of our team; they'll be with you as soon as they can."
-)
 
 
 @dataclass(frozen=True)
@@ -258,11 +255,15 @@ class Pipeline:
         ]
         decision_name: DecisionName = evaluation.decision
         handoff: Handoff | None = None
+        # What the customer is told is in the language of this turn where the rule set has
+        # it (see escalator.rules.messages).
+        language = str(facts["message.language"])
         if evaluation.handoff is not None:
             handoff = Handoff(
                 queue=evaluation.handoff.queue or "support",
                 urgency=evaluation.handoff.urgency or "normal",
-                customer_message=evaluation.handoff.customer_message or "",
+                customer_message=policy.ruleset.customer_message(
+                    evaluation.handoff.customer_message, language),
             )
         escalated_turn = state.escalated_turn
         if state.escalated:
@@ -281,7 +282,7 @@ class Pipeline:
             handoff = Handoff(
                 queue=state.handoff_queue or "support",
                 urgency=urgency,
-                customer_message=STICKY_MESSAGE,
+                customer_message=policy.ruleset.in_progress_message(language),
             )
         elif decision_name == ROUTE:
             escalated_turn = turn_index

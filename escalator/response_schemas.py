@@ -152,7 +152,16 @@ class OutcomeSchema(Schema):
     queue = fields.String()
     urgency = fields.String(validate=validate.OneOf(HANDOFF_URGENCIES), metadata={
         "description": "Also when written as the old name `priority`."})
-    customer_message = fields.String()
+    customer_message = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "{language: text}; a text written plain is under the rule set's "
+                       "default_language."})
+
+
+class InProgressSchema(Schema):
+    """What each turn of a conversation already with a person is told."""
+
+    customer_message = fields.Dict(keys=fields.String(), values=fields.String(),
+                                   required=True, metadata={"description": "{language: text}"})
 
 
 # A rule's `when:` as its author wrote it: all/any/not nest, a leaf names a fact and one
@@ -191,6 +200,10 @@ class RulesetSchema(Schema):
     name = fields.String(required=True)
     version = fields.String(required=True)
     digest = fields.String(required=True)
+    default_language = fields.String(required=True, metadata={
+        "description": "The language of messages written as plain text, and the one a "
+                       "customer is told in when no message has theirs."})
+    handoff_in_progress = fields.Nested(InProgressSchema, required=True)
     default = fields.Nested(OutcomeSchema, required=True)
     rules = fields.List(fields.Nested(RuleSchema), required=True)
 

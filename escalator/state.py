@@ -313,7 +313,7 @@ _DECISION_ZDICT_V1 = (
 )
 
 # V1 plus what a conversation with a person repeats every turn (the sticky handoff's reason
-# and message, pipeline.STICKY_*): ~80 bytes less per record. Frozen like V1.
+# and its English message): ~80 bytes less per record. Frozen like V1.
 _DECISION_ZDICT_V2 = _DECISION_ZDICT_V1 + (
     b'"reasons":[{"rule":"handoff-in-progress","priority":1000,"decision":"route_to_human",'
     b'"description":"The conversation was handed to a person at turn 1 and stays with them '

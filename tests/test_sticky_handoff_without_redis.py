@@ -20,7 +20,8 @@ from redisproc import RedisServer, http, needs_redis_server, serve
 
 from escalator.app import create_app
 from escalator.config import Config
-from escalator.pipeline import STICKY_MESSAGE, STICKY_RULE
+from escalator.pipeline import STICKY_RULE
+from escalator.rules.messages import BUILTIN_IN_PROGRESS_MESSAGE
 from escalator.services import EXTENSION
 
 pytestmark = [pytest.mark.slow, needs_redis_server]
@@ -55,7 +56,7 @@ def assert_with_a_person(body: dict[str, Any]) -> None:
     assert body["decision"] == "route_to_human", body["reasons"]
     assert body["degraded"] is True
     assert body["reasons"][0]["rule"] == STICKY_RULE
-    assert body["handoff"]["customer_message"] == STICKY_MESSAGE
+    assert body["handoff"]["customer_message"] == BUILTIN_IN_PROGRESS_MESSAGE.get("en")
 
 
 def test_a_conversation_with_a_person_stays_there_while_redis_is_down(

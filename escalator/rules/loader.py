@@ -36,6 +36,15 @@ from escalator.rules.conditions import (
     truth_from,
     truth_when,
 )
+from escalator.rules.messages import (
+    BUILTIN_HANDOFF_MESSAGE,
+    BUILTIN_IN_PROGRESS_MESSAGE,
+    FALLBACK_LANGUAGE,
+    LANGUAGE_KEY,
+    Messages,
+    MessagesField,
+    choose,
+)
 from escalator.rules.vocabulary import Vocabulary, vocabulary_problems
 from escalator.rulesfolder import RulesFolder, read_folder
 from escalator.validators import Exactly
@@ -73,13 +82,14 @@ class Outcome:
     decision: DecisionName
     queue: str | None = None
     urgency: str | None = None  # one of escalator.model.HANDOFF_URGENCIES
-    customer_message: str | None = None
+    customer_message: Messages | None = None
 
-    def as_dict(self) -> dict[str, str]:
-        """The outcome as written (`urgency` also when written as the old `priority`),
-        without the parts left out."""
+    def as_dict(self) -> dict[str, Any]:
+        """The outcome as written (`urgency` also when written as the old `priority`, the
+        message as {language: text}), without the parts left out."""
         written = {"decision": self.decision, "queue": self.queue, "urgency": self.urgency,
-                   "customer_message": self.customer_message}
+                   "customer_message": None if self.customer_message is None
+                   else self.customer_message.as_written()}
         return {k: v for k, v in written.items() if v is not None}
 
 
@@ -108,10 +118,24 @@ class RuleSet:
     source: Path = field(compare=False)
     # What does not stop the set from loading but a policy owner should look at.
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
+    # The language of plain-text messages, and of any message without the customer's.
+    language: str = FALLBACK_LANGUAGE
+    # What a conversation already with a person is told (None: the built-in sentence).
+    in_progress: Messages | None = None
 
     def ref(self) -> RulesetRef:
         """Which rule set this is, for decisions and logs."""
         return RulesetRef(self.name, self.version, self.digest)
+
+    def customer_message(self, messages: Messages | None, language: str) -> str:
+        """What a handoff with these messages (a rule's, or None) tells a customer writing
+        `language` (see escalator.rules.messages for the order tried)."""
+        return choose(language, self.language, messages, self.default.customer_message,
+                      BUILTIN_HANDOFF_MESSAGE)
+
+    def in_progress_message(self, language: str) -> str:
+        """What each turn of a conversation already with a person tells the customer."""
+        return choose(language, self.language, self.in_progress, BUILTIN_IN_PROGRESS_MESSAGE)
 
     def describe(self) -> dict[str, Any]:
         """The rule set as JSON for GET /v1/ruleset."""
@@ -119,6 +143,9 @@ class RuleSet:
             "name": self.name,
             "version": self.version,
             "digest": self.digest,
+            "default_language": self.language,
+            "handoff_in_progress": {"customer_message": (
+                self.in_progress or BUILTIN_IN_PROGRESS_MESSAGE).as_written()},
             "default": self.default.as_dict(),
             "rules": [
                 {"id": r.id, "description": r.description, "priority": r.priority,
@@ -172,7 +199,7 @@ class OutcomeSchema(Schema):
         validate=validate.OneOf(HANDOFF_URGENCIES, error=_URGENCY_ERROR),
         error_messages={"invalid": _URGENCY_ERROR, "null": "is empty"},
     )
-    customer_message = _text(max_length=500)
+    customer_message = MessagesField(error_messages={"null": "is empty"})
 
     @validates_schema
     def _one_name(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -213,6 +240,13 @@ class RuleSchema(Schema):
                          error_messages={"required": "is missing", "null": "is empty"})
 
 
+class InProgressSchema(Schema):
+    """`handoff_in_progress:`: what a conversation already with a person is told."""
+
+    customer_message = MessagesField(required=True, error_messages={
+        "required": "is missing", "null": "is empty"})
+
+
 class RuleFileSchema(Schema):
     """A rule file's top level; `rules` entries are checked one by one by RuleSchema."""
 
@@ -222,7 +256,13 @@ class RuleFileSchema(Schema):
         error_messages={"invalid": "must be text", "null": "is empty"},
     )
     version = _text(max_length=64)
+    default_language = fields.String(
+        validate=Exactly(LANGUAGE_KEY.pattern, error="must be a lower-case language code "
+                                                     "such as en, es, de, fr, pt"),
+        error_messages={"invalid": "must be a language code such as en", "null": "is empty"},
+    )
     default = fields.Nested(OutcomeSchema, error_messages={"null": "is empty"})
+    handoff_in_progress = fields.Nested(InProgressSchema, error_messages={"null": "is empty"})
     rules = fields.List(fields.Raw(), error_messages={
         "invalid": "must be a list of rules (each starting with '- id: ...')", "null": "is empty"})
 
@@ -584,6 +624,9 @@ def load_ruleset(source: Path | RulesFolder, vocabulary: Vocabulary | None = Non
     header = _Header()
     rules: list[Rule] = []
     deprecated: list[Problem] = []
+    # Where each customer message is written (for warnings): "default",
+    # "handoff_in_progress" or a rule id -> (file, line).
+    message_lines: dict[str, tuple[str, int | None]] = {}
     first_use: dict[str, Rule] = {}
     # A rule file refused unread may hold the rule the floor is missing.
     unreadable = sum(1 for p in problems if p.file.endswith(".yaml"))
@@ -611,12 +654,20 @@ def load_ruleset(source: Path | RulesFolder, vocabulary: Vocabulary | None = Non
             unreadable += 1 if "rules" in exc.messages else 0
         if "default" in top:
             deprecated.extend(_old_urgency(document.get("default"), "default", name, None))
-        for key in ("ruleset", "version", "default"):
+        for key in ("ruleset", "version", "default_language", "default", "handoff_in_progress"):
             if key in top:
-                value = Outcome(**top[key]) if key == "default" else top[key]
+                value = (Outcome(**top[key]) if key == "default"
+                         else top[key]["customer_message"] if key == "handoff_in_progress"
+                         else top[key])
                 header.declare(key, value, name, _key_line(document, key), problems)
+                if key in ("default", "handoff_in_progress"):
+                    message_lines[key] = (name, _key_line(document.get(key),
+                                                          "customer_message"))
         for raw in top.get("rules") or []:
             rule = _parse_rule(raw, name, document, problems, deprecated)
+            if rule is not None and rule.then.customer_message is not None:
+                message_lines.setdefault(rule.id, (name, _key_line(raw.get("then"),
+                                                                   "customer_message")))
             if rule is None:
                 unreadable += 1
                 continue
@@ -636,7 +687,16 @@ def load_ruleset(source: Path | RulesFolder, vocabulary: Vocabulary | None = Non
                                      "urgency: normal, customer_message: ...}")):
         if key not in header.values:
             problems.append(Problem(first, None, f"no file declares '{key}'; add e.g. {example}"))
+    # Plain-text messages are in the rule set's language, known only now.
+    language: str = header.values.get("default_language", FALLBACK_LANGUAGE)
+    rules = [_resolved(rule, language) for rule in rules]
     default: Outcome | None = header.values.get("default")
+    if default is not None and default.customer_message is not None:
+        default = replace(default, customer_message=default.customer_message.resolved(language))
+    in_progress: Messages | None = header.values.get("handoff_in_progress")
+    if in_progress is not None:
+        in_progress = in_progress.resolved(language)
+    coverage = _language_coverage(rules, default, in_progress, message_lines)
     if default is not None:
         default = _with_builtin_handoff(default)
     floor_file = header.where.get("ruleset", (first, None))[0]
@@ -644,7 +704,7 @@ def load_ruleset(source: Path | RulesFolder, vocabulary: Vocabulary | None = Non
     problems.extend(floor_problems(rules, floor_file, unreadable))
     label_problems, label_warnings = vocabulary_problems(rules, vocabulary)
     problems.extend(label_problems)
-    warnings = [*deprecated, *label_warnings]
+    warnings = [*deprecated, *coverage, *label_warnings]
     if problems:
         raise PolicyError(problems, warnings)
     assert default is not None
@@ -656,7 +716,45 @@ def load_ruleset(source: Path | RulesFolder, vocabulary: Vocabulary | None = Non
         rules=tuple(rules),
         source=directory.resolve(),
         warnings=tuple(warnings),
+        language=language,
+        in_progress=in_progress,
     )
+
+
+def _resolved(rule: Rule, language: str) -> Rule:
+    """The rule with a plain-text message given the rule set's language."""
+    messages = rule.then.customer_message
+    if messages is None:
+        return rule
+    return replace(rule, then=replace(rule.then, customer_message=messages.resolved(language)))
+
+
+def _language_coverage(rules: list[Rule], default: Outcome | None, in_progress: Messages | None,
+                       lines: dict[str, tuple[str, int | None]]) -> list[Problem]:
+    """Warnings for the customer messages that lack a language some other message of the
+    rule set has: a customer writing it gets another message than the one meant."""
+    written: list[tuple[str, str, Messages, str | None]] = []
+    if default is not None and default.customer_message is not None:
+        written.append(("default", "default.customer_message", default.customer_message, None))
+    if in_progress is not None:
+        written.append(("handoff_in_progress", "handoff_in_progress.customer_message",
+                        in_progress, None))
+    written += [(rule.id, "then.customer_message", rule.then.customer_message, rule.id)
+                for rule in rules
+                if rule.then.decision == ROUTE and rule.then.customer_message is not None]
+    covered = frozenset().union(*(messages.languages for _, _, messages, _ in written))
+    warnings: list[Problem] = []
+    for key, what, messages, rule in written:
+        missing = sorted(covered - messages.languages)
+        if not missing:
+            continue
+        file, line = lines.get(key, ("", None))
+        warnings.append(Problem(
+            file, line, f"'{what}' has no text in {', '.join(missing)}, which other messages "
+            "of the rule set have; a customer writing one of them is told another message in "
+            "their language (the default's, else a built-in one), or this one only where "
+            "there is none", rule=rule))
+    return warnings
 
 
 def _budget_problems(rules: list[Rule], file: str) -> list[Problem]:
@@ -750,7 +848,7 @@ def _parse_rule(raw: Any, file: str, document: Any, problems: list[Problem],
 # person names a queue and an urgency and gives the bot a sentence (DESIGN principle 2),
 # without making a policy owner spell them out in every rule.
 BUILTIN_HANDOFF = Outcome(ROUTE, queue="support", urgency="normal",
-                          customer_message="I'm connecting you with a member of our team.")
+                          customer_message=BUILTIN_HANDOFF_MESSAGE)
 
 
 def _with_builtin_handoff(default: Outcome) -> Outcome:

@@ -14,6 +14,7 @@ from escalator.errors import PolicyError
 from escalator.rules.compiler import CompiledRuleSet, RuleSetClosed, engine_number
 from escalator.rules.conditions import holds
 from escalator.rules.loader import load_ruleset
+from escalator.rules.messages import Messages
 
 Compile = Callable[..., CompiledRuleSet]
 
@@ -253,10 +254,12 @@ def test_handoff_takes_the_decisive_rule_and_falls_back_to_the_default(
     assert person.handoff is not None
     assert (person.handoff.decision, person.handoff.queue, person.handoff.urgency,
             person.handoff.customer_message) == (
-        "route_to_human", "support", "normal", "Of course, connecting you now.")
+        "route_to_human", "support", "normal", Messages.of({"en": "Of course, connecting "
+                                                                  "you now."}))
     stuck = compiled.evaluate({"loop.fallback_streak": 3})
     assert stuck.handoff is not None and stuck.handoff.urgency == "high"
-    assert stuck.handoff.customer_message == "I'm connecting you with a member of our team."
+    assert stuck.handoff.customer_message == Messages.of(
+        {"en": "I'm connecting you with a member of our team."})
 
 
 def test_no_match_gives_the_default_decision(compile_rules: Compile) -> None:

@@ -13,6 +13,7 @@ from escalator.errors import PolicyError, Problem
 from escalator.model import RulesetRef
 from escalator.rules.conditions import AllOf, Leaf
 from escalator.rules.loader import Outcome, load_ruleset
+from escalator.rules.messages import BUILTIN_HANDOFF_MESSAGE, Messages
 
 WriteRules = Callable[..., Path]
 
@@ -46,8 +47,8 @@ def test_a_valid_rule_set_loads_with_everything_the_service_needs(
     assert (ruleset.name, ruleset.version) == ("test", "2026.11.1")
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", ruleset.digest)
     assert ruleset.ref() == RulesetRef("test", "2026.11.1", ruleset.digest)
-    assert ruleset.default == Outcome("keep_with_bot", "support", "normal",
-                                      "I'm connecting you with a member of our team.")
+    assert ruleset.default == Outcome("keep_with_bot", "support", "normal", Messages.of(
+        {"en": "I'm connecting you with a member of our team."}))
     assert ruleset.source == folder.resolve()
     rule = ruleset.rules[-1]
     assert (rule.id, rule.priority, rule.file, rule.line) == (
@@ -286,7 +287,9 @@ def test_a_handoff_left_unsaid_gets_the_built_in_queue_urgency_and_sentence(
     header = 'ruleset: test\nversion: "1"\ndefault: {decision: keep_with_bot}\n'
     ruleset = load_ruleset(write_rules(header=header))
     assert ruleset.default == Outcome("keep_with_bot", "support", "normal",
-                                      "I'm connecting you with a member of our team.")
+                                      BUILTIN_HANDOFF_MESSAGE)
+    assert ruleset.customer_message(None, "en") == \
+        "I'm connecting you with a member of our team."
     header = 'ruleset: test\nversion: "1"\ndefault: {decision: route_to_human, queue: q}\n'
     default = load_ruleset(write_rules(header=header)).default
     assert (default.queue, default.urgency) == ("q", "normal")
