@@ -319,8 +319,9 @@ def _raised(stored: str, urgency: str, evaluation: Evaluation) -> str:
     if urgency == stored:
         return ""
     default = evaluation.default_urgency
-    rule = next(r.id for r in evaluation.matches
-                if r.then.decision == ROUTE and (r.then.urgency or default) == urgency)
+    rule = next((r.id for r in evaluation.matches
+                 if r.then.decision == ROUTE and (r.then.urgency or default) == urgency),
+                "a rule that matched")
     return f" Its urgency was raised from {stored} to {urgency} by {rule}."
 
 
