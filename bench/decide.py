@@ -25,7 +25,7 @@ from escalator.pipeline import Pipeline
 from escalator.policy import PolicyHolder, load_policy
 from escalator.schemas import TurnSchema
 from escalator.scoring import score_turn
-from escalator.state import StateStore, conversation_keys, start_embedded
+from escalator.state import StateStore, conversation_key, start_embedded
 
 TEXTS = [
     "Hi, I ordered a pair of running shoes last week and they still have not arrived yet",
@@ -94,9 +94,9 @@ def main() -> None:
         raw.ping()
         pings.append(time.perf_counter() - t0)
     # Every key a conversation may have (only the first exists in the current format).
-    memory = sum(raw.memory_usage(k, samples=0) or 0 for k in conversation_keys(cids[0]))
+    memory = raw.memory_usage(conversation_key(cids[0]), samples=0) or 0
     for cid in cids:
-        raw.delete(*conversation_keys(cid))
+        raw.delete(conversation_key(cid))
 
     def us(samples: list[float]) -> str:
         return f"{statistics.median(samples) * 1e6:8.1f} us"

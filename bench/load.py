@@ -57,7 +57,7 @@ from typing import Any
 import psutil
 import redis
 
-from escalator.state import conversation_keys, unpack_conversation
+from escalator.state import unpack_conversation
 
 LUA = Path(__file__).with_name("load.lua")
 SAMPLE_EVERY_SECONDS = 30.0
@@ -360,8 +360,8 @@ class Bench:
             self.client.delete(*keys[start:start + 500])
 
     def memory_at(self, turns: int, samples: int) -> tuple[int, list[int]]:
-        """How many conversations are at exactly `turns`, and MEMORY USAGE of every key of a
-        random sample of them (older formats' keys count too, if any were left)."""
+        """How many conversations are at exactly `turns`, and the MEMORY USAGE of the key of
+        each of a random sample of them."""
         assert self.client is not None
         stored = self.keys("conversation")
         with self.client.pipeline(transaction=False) as pipe:
@@ -373,9 +373,7 @@ class Bench:
         chosen = random.sample(reached, min(samples, len(reached)))
         sizes = []
         for key in chosen:
-            conversation_id = key.decode().split("{", 1)[1].rsplit("}", 1)[0]
-            sizes.append(sum(self.client.memory_usage(k, samples=0) or 0
-                             for k in conversation_keys(conversation_id)))
+            sizes.append(self.client.memory_usage(key, samples=0) or 0)
         return len(reached), sizes
 
 

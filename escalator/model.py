@@ -113,24 +113,6 @@ class ConversationState:
     # prompt ids and intents (see scoring.memory). JSON-serialisable, never text.
     scoring: Mapping[str, Any] = field(default_factory=dict)
 
-    def encode(self) -> dict[str, str]:
-        """Flatten into string fields for a Redis hash."""
-        # Not dataclasses.asdict: it deep-copies the scoring memory, a hot-path cost. One
-        # shared encoder: json.dumps with separators builds a new one per call (20 -> 12 us
-        # for a conversation's state written by bench/load.py).
-        encode = _COMPACT_JSON.encode
-        return {name: encode(getattr(self, name)) for name in self.__dataclass_fields__}
-
-    @classmethod
-    def decode(cls, fields: Mapping[str, str]) -> ConversationState:
-        """Inverse of encode(); unknown fields are ignored so old state survives upgrades."""
-        known = cls.__dataclass_fields__
-        values: dict[str, Any] = {}
-        for key, raw in fields.items():
-            if key in known:
-                values[key] = json.loads(raw)
-        return cls(**values)
-
     def evolve(self, **changes: Any) -> ConversationState:
         """A copy with some fields changed."""
         return replace(self, **changes)

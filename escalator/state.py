@@ -1,7 +1,7 @@
 """Conversation state in Redis: one compressed string per conversation.
 
-The only module that talks to Redis. Layout (the braces are a Redis Cluster hash tag, so
-every key of a conversation lives in one slot and one Lua script may touch them all):
+The only module that talks to Redis. One key per conversation (the braces are a Redis Cluster
+hash tag: the key lives in the slot of the conversation id):
 
 `escalator:{<conversation_id>}:conversation`, a string: `3:<version>:` and then, deflated
 with a preset dictionary (see pack_conversation), three or fewer lines of compact JSON:
@@ -23,16 +23,8 @@ Why one string: a turn costs two round trips, a GET-like load and a compare-and-
 Python finds retries at load; the commit only checks that the version is still the one loaded
 (if it is, nothing was decided in between, so the load's finding still holds) and replaces
 the value. Redis does almost no work per turn, and one deflate stream over the state and both
-decisions compresses far better than fields compressed one by one: ~1.4 KB per 20-turn
-conversation under bench/load.py, against ~2.1 KB for the hash of format 2.
-
-Older formats, still read (load, summary, release) and replaced by the first write:
-- format 2, a listpack hash `escalator:{<conversation_id>}:state`: state fields, `_version`,
-  the scoring memory deflated in 64-byte chunks `_s1`, `_s2`, ..., the plain ids of the last
-  16 turns `_t0` ... `_t15` and the deflated decisions of the last 2 in chunks `_r0.1`, ...;
-- format 1, the same hash with plain JSON `scoring` and `_turn_order` (ids, oldest first),
-  plus `escalator:{<conversation_id>}:turns` (turn id -> decision).
-erase deletes every key of every format; old keys also expire with their TTL.
+decisions compresses far better than fields compressed one by one (~1.4 KB per 20-turn
+conversation under bench/load.py).
 
 The key carries a TTL, refreshed by every commit and release. Nothing here stores customer
 text: state fields are numbers, labels and signatures, and the pipeline hands over decision
@@ -53,8 +45,8 @@ had none, summary() and release() raise StateUnreadable, and load() hands the tu
 conversation (Snapshot.unreadable) whose commit replaces the value, compare-and-set like any
 commit: of two turns replacing it at once, one wins and the other reloads.
 
-Redis Cluster (`from_url(..., cluster=True)`): the hash tag puts every key of a conversation
-in one slot, so every script runs on one node; the decision-log stream is one key too.
+Redis Cluster (`from_url(..., cluster=True)`): every script touches one key, so it runs on
+one node; the decision-log stream is one key too.
 """
 
 from __future__ import annotations
@@ -74,7 +66,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +91,6 @@ log = logging.getLogger(__name__)
 # Either client: the calls used here are the same on both.
 RedisClient = redis.Redis | redis.RedisCluster
 
-VERSION_FIELD = "_version"
-LEGACY_TURN_ORDER_FIELD = "_turn_order"  # format 1: the recorded turn ids, oldest first
-LEGACY_SCORING_FIELD = "scoring"  # format 1: the scoring memory as plain JSON
 # A connection idle this long is PINGed before reuse, so a dead one fails early, not mid-turn.
 HEALTH_CHECK_INTERVAL_SECONDS = 30
 # A release retried this often against concurrent turns before it gives up.
@@ -143,22 +132,6 @@ DEFAULT_REMEMBERED_TURNS = 16
 def conversation_key(conversation_id: str) -> str:
     """The key of a conversation's stored value."""
     return f"escalator:{{{conversation_id}}}:conversation"
-
-
-def state_key(conversation_id: str) -> str:
-    """The key of a conversation's state hash (formats 1 and 2: read, migrated, erased)."""
-    return f"escalator:{{{conversation_id}}}:state"
-
-
-def turns_key(conversation_id: str) -> str:
-    """The key of a conversation's decided-turns hash (format 1: read, migrated, erased)."""
-    return f"escalator:{{{conversation_id}}}:turns"
-
-
-def conversation_keys(conversation_id: str) -> tuple[str, str, str]:
-    """Every key a conversation may have, in any format (what erase deletes)."""
-    return (conversation_key(conversation_id), state_key(conversation_id),
-            turns_key(conversation_id))
 
 
 def turn_signature(turn_id: str) -> str:
@@ -203,37 +176,24 @@ class Conflict:
     version: int
 
 
-# KEYS: conversation, format-2 state hash, format-1 turns hash. Returns {stored value} or,
-# for a conversation in an older format, {nil, its state hash, its format-1 turns hash} (flat
-# lists; an empty state hash: the conversation is unknown), or {nil, nil, nil, n} if KEYS[n]
-# holds another Redis type (pcall: a WRONGTYPE error would otherwise fail every turn).
+# KEYS: the conversation. Returns {stored value} ({false} if there is none), or {false, 1}
+# if the key holds another Redis type (pcall: a WRONGTYPE error would otherwise fail every
+# turn).
 _LOAD = """
 local value = redis.pcall('GET', KEYS[1])
 if type(value) == 'table' then
-  return {false, false, false, 1}
+  return {false, 1}
 end
-if value then
-  return {value}
-end
-local state = redis.pcall('HGETALL', KEYS[2])
-if state.err then
-  return {false, false, false, 2}
-end
-local turns = redis.pcall('HGETALL', KEYS[3])
-if turns.err then
-  return {false, false, false, 3}
-end
-return {false, state, turns}
+return {value}
 """
 
-# KEYS: as _LOAD. ARGV: expected version, new value (its version is expected + 1),
+# KEYS: the conversation. ARGV: expected version, new value (its version is expected + 1),
 # ttl_seconds, and 'replace' if the loaded value was unreadable. Compare and set: returns
-# {1, current version} (conflict: nothing written) or {2, new version}. The first write of a
-# conversation in an older format deletes its old keys.
+# {1, current version} (conflict: nothing written) or {2, new version}.
 #
-# Replacing an unreadable value (garbage, or a key of another type) deletes every key of the
-# conversation and writes the new value, unless a readable value of another version is there
-# by now: then another turn replaced it first (with expected + 1), and this one must reload.
+# Replacing an unreadable value (garbage, or a key of another type) writes the new value over
+# it (SET replaces a key of any type), unless a readable value of another version is there by
+# now: then another turn replaced it first (with expected + 1), and this one must reload.
 _COMMIT = """
 if ARGV[4] == 'replace' then
   if redis.call('TYPE', KEYS[1])['ok'] == 'string' then
@@ -242,47 +202,43 @@ if ARGV[4] == 'replace' then
       return {1, now}
     end
   end
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
   return {2, tonumber(ARGV[1]) + 1}
 end
 local head = redis.call('GETRANGE', KEYS[1], 0, 31)
-local current
+local current = 0
 if head ~= '' then
   current = tonumber(string.match(head, '^3:(%d+):'))
   if not current then
     return redis.error_reply('ERR not an escalator conversation value: ' .. KEYS[1])
   end
-else
-  current = tonumber(redis.call('HGET', KEYS[2], '_version') or '0')
 end
 if current ~= tonumber(ARGV[1]) then
   return {1, current}
 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-if head == '' and current > 0 then
-  -- Migrated from an older format (it always had a version): its keys go.
-  redis.call('DEL', KEYS[2], KEYS[3])
-end
 return {2, current + 1}
 """
 
-# KEYS: as _LOAD. ARGV: ttl_seconds. An unreadable value that no turn replaces must not stay
-# for ever: each key without a TTL gets one.
+# KEYS: the conversation. ARGV: ttl_seconds. An unreadable value that no turn replaces must
+# not stay for ever: a key without a TTL gets one.
 _EXPIRE_UNREADABLE = """
-for _, key in ipairs(KEYS) do
-  if redis.call('TTL', key) == -1 then
-    redis.call('EXPIRE', key, ARGV[1])
-  end
+if redis.call('TTL', KEYS[1]) == -1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
 end
 return 0
 """
 
-# Preset dictionary for deflating decision bodies: the skeleton every body shares (last, so
-# its matches are the nearest) and the fact names and phrases many share. A body is ~1.2 KB
-# of JSON but most of it is this vocabulary; per-record compression alone cannot exploit it.
-# Frozen: stored records need it to inflate. To change it, add a _V2 and keep this one.
-_DECISION_ZDICT_V1 = (
+_FORMAT_3 = re.compile(rb"3:(\d+):")
+# Preset dictionary of format 3: what deflate may refer to without having seen it in the value.
+# A decision body is ~1.2 KB of JSON, most of it vocabulary every body shares, which deflating
+# one value at a time cannot exploit. In order, the later parts nearest (cheapest to refer
+# to): the fact names and phrases many bodies share and the skeleton every body has; what a
+# conversation with a person repeats every turn (the sticky handoff's reason and its English
+# message, ~80 bytes less per decision); the scorers' memory and the skeleton of the first
+# line. Frozen: stored values need it to inflate. To change it, add a format 4 and keep this
+# one (so it still says handoff_priority, handoff_urgency's old name).
+_ZDICT = (
     b'"frustration.cues":["repetition","waiting","threat_to_leave","public_complaint",'
     b'"profanity","insult","shouting","exclamation","sarcasm","broken_promise"],'
     b'"complexity.topics":["legal","fraud","bereavement","vulnerability","safety",'
@@ -310,25 +266,11 @@ _DECISION_ZDICT_V1 = (
     b'"facts":{"turn_index":1,"message.chars":,"message.language":"en","sentiment.score":-0.'
     b'},"ruleset":{"name":"default","version":"2026.","digest":"sha256:'
     b'"},"degraded":false,"replayed":false}'
-)
-
-# V1 plus what a conversation with a person repeats every turn (the sticky handoff's reason
-# and its English message): ~80 bytes less per record. Frozen like V1.
-_DECISION_ZDICT_V2 = _DECISION_ZDICT_V1 + (
     b'"reasons":[{"rule":"handoff-in-progress","priority":1000,"decision":"route_to_human",'
     b'"description":"The conversation was handed to a person at turn 1 and stays with them '
     b'until an agent releases it."},'
     b'"customer_message":"You\'re in the queue for a member of our team; they\'ll be with you '
     b'as soon as they can."}'
-)
-
-
-_FORMAT_3 = re.compile(rb"3:(\d+):")
-# Preset dictionary of format 3: the decision vocabulary of format 2's records and, last
-# (nearest, so cheapest to refer to), the skeleton of the first line and the scorers' memory.
-# Frozen: stored values need it to inflate. To change it, add a format 4 and keep this one
-# (so it still says handoff_priority, handoff_urgency's old name).
-_CONVERSATION_ZDICT = _DECISION_ZDICT_V2 + (
     b'"scoring":{"v":1,"n":1,"ss":0.,"sw":1.,"sr":[0.0,-0.],"fs":0.,"fw":1.,"lc":1,"sb":16,'
     b'"sg":[""],"rp":1,"fb":1,"pr":[""],"br":1,"it":[""],"ir":1,"os":1,"nu":1,"rj":1,"ll":0.}'
     b'{"turns":["","",""],"state":{"turn_index":1,"started_at":17,"updated_at":17,'
@@ -354,14 +296,14 @@ def pack_conversation(version: int, state: ConversationState, turns: Sequence[st
     first = _COMPACT_JSON.encode({"turns": list(turns), "state": changed}).encode()
     # Raw deflate (negative wbits): no zlib header or checksum. Level 6: level 9 saves
     # nothing measurable on values this small and costs more per turn.
-    deflate = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zdict=_CONVERSATION_ZDICT)
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zdict=_ZDICT)
     body = deflate.compress(b"\n".join((first, *records))) + deflate.flush()
     return b"3:%d:" % version + body
 
 
 @dataclass(frozen=True)
 class Stored:
-    """A conversation as stored, whatever the format."""
+    """A conversation as stored."""
 
     version: int
     state: ConversationState
@@ -374,7 +316,7 @@ def unpack_conversation(value: bytes) -> Stored:
     header = _FORMAT_3.match(value)
     if header is None:
         raise ValueError("not a stored conversation (format 3)")
-    inflate = zlib.decompressobj(-15, zdict=_CONVERSATION_ZDICT)
+    inflate = zlib.decompressobj(-15, zdict=_ZDICT)
     first, *records = (inflate.decompress(value[header.end():]) + inflate.flush()).split(b"\n")
     head = json.loads(first)
     turns = head["turns"]
@@ -447,79 +389,12 @@ def unreadable_reason(exc: Exception) -> str:
     return "format"
 
 
-_RECORD_DEFLATE_V1 = b"\x01"
-_RECORD_DEFLATE_V2 = b"\x02"
-
-
 def unpack_decision(record: bytes) -> dict[str, Any]:
-    """A decision body from a stored record of any format (what a replay returns)."""
-    zdict = {_RECORD_DEFLATE_V1: _DECISION_ZDICT_V1,
-             _RECORD_DEFLATE_V2: _DECISION_ZDICT_V2}.get(record[:1])
-    if zdict is not None:
-        inflate = zlib.decompressobj(-15, zdict=zdict)
-        raw = inflate.decompress(record[1:]) + inflate.flush()
-    else:
-        raw = record
-    decision = json.loads(raw)
+    """A decision body from its stored record (what a retry returns)."""
+    decision = json.loads(record)
     if not isinstance(decision, dict):
         raise ValueError("a stored decision is not a JSON object")
     return decision
-
-
-_SCORING_DEFLATE_V1 = b"\x01"
-
-
-def unpack_scoring(stored: bytes) -> bytes:
-    """The scoring memory's JSON from format 2's `_s` chunks (deflated or plain)."""
-    if stored[:1] == _SCORING_DEFLATE_V1:
-        inflate = zlib.decompressobj(-15)
-        return inflate.decompress(stored[1:]) + inflate.flush()
-    return stored
-
-
-def _joined(fields: Mapping[str, bytes], prefix: str) -> bytes | None:
-    """The value stored in chunks prefix1, prefix2, ...; None if there is none."""
-    parts: list[bytes] = []
-    while (part := fields.get(f"{prefix}{len(parts) + 1}")) is not None:
-        parts.append(part)
-    return b"".join(parts) if parts else None
-
-
-def _fields(flat: Sequence[bytes]) -> dict[str, bytes]:
-    """A flat HGETALL reply (field, value, field, value, ...) as a dict."""
-    return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
-
-
-def _old_format(flat_state: Sequence[bytes], flat_turns: Sequence[bytes]) -> Stored | None:
-    """A conversation stored in format 1 or 2 (see the module's docstring); None if there is
-    none. flat_turns: format 1's turns hash (turn id -> decision) as a flat list."""
-    if not flat_state:
-        return None
-    fields = _fields(flat_state)
-    version = int(fields.get(VERSION_FIELD, b"0"))
-    values: dict[str, Any] = {name: value.decode() for name, value in fields.items()
-                              if not name.startswith("_")}
-    if _OLD_URGENCY in values:
-        values = _renamed_urgency(values)
-    scoring = _joined(fields, "_s")
-    if scoring is not None:
-        values[LEGACY_SCORING_FIELD] = unpack_scoring(scoring).decode()
-    state = ConversationState.decode(values)
-    checked_state(asdict(state))
-    records: list[bytes] = []
-    if LEGACY_TURN_ORDER_FIELD in fields:
-        ids = fields[LEGACY_TURN_ORDER_FIELD].decode().split()[::-1]
-        decided = _fields(flat_turns)
-        while len(records) < len(ids) and (record := decided.get(ids[len(records)])):
-            records.append(record)
-    else:
-        ids = []
-        while (stored := fields.get(f"_t{len(ids)}")) is not None:
-            ids.append(stored.decode())
-        while (record := _joined(fields, f"_r{len(records)}.")) is not None:
-            records.append(record)
-    plain = tuple(decision_record(unpack_decision(record)) for record in records)
-    return Stored(version, state, tuple(turn_signature(i) for i in ids), plain)
 
 
 def _remembered(turns: Sequence[str], signature: str) -> tuple[int | None, str | None]:
@@ -778,7 +653,7 @@ class StateStore:
 
     def erase(self, conversation_id: str) -> bool:
         """Delete every key of the conversation; True if anything existed."""
-        deleted = self._call(lambda: self._client.delete(*conversation_keys(conversation_id)))
+        deleted = self._call(lambda: self._client.delete(conversation_key(conversation_id)))
         return bool(deleted)
 
     def release(self, conversation_id: str,
@@ -792,7 +667,6 @@ class StateStore:
             if stored is None:
                 return None
             state = released(stored.state)
-            # Trimmed like a commit: format 1 kept a record for each of its last 8 turns.
             written = self._write(conversation_id, stored.version, state,
                                   stored.turns[:self._remembered_turns],
                                   stored.records[:self._max_turn_records])
@@ -802,18 +676,18 @@ class StateStore:
                                f"{RELEASE_ATTEMPTS} conflicting updates in a row")
 
     def _stored(self, conversation_id: str) -> Stored | None:
-        """The conversation as stored (any format), or None if it is unknown; StateUnreadable
-        (logged and counted once per value and process) if it cannot be read."""
-        value, *old = self._run(_LOAD, conversation_id)
+        """The conversation as stored, or None if it is unknown; StateUnreadable (logged and
+        counted once per value and process) if it cannot be read."""
+        value, *wrong_type = self._run(_LOAD, conversation_id)
+        if wrong_type:
+            raise self._unreadable(conversation_id, "type", 0)
+        if value is None:
+            return None
         try:
-            if len(old) == 3:
-                raise self._unreadable(conversation_id, "type", 0)
-            if value is not None:
-                return unpack_conversation(value)
-            return _old_format(old[0], old[1])
+            return unpack_conversation(value)
         except (ValueError, TypeError, KeyError, AttributeError, IndexError,
                 zlib.error) as exc:
-            header = _FORMAT_3.match(value) if value is not None else None
+            header = _FORMAT_3.match(value)
             raise self._unreadable(conversation_id, unreadable_reason(exc),
                                    int(header.group(1)) if header else 0) from exc
 
@@ -844,7 +718,7 @@ class StateStore:
         """A stored decision record, or None if it cannot be read (logged and counted)."""
         try:
             return unpack_decision(record)
-        except (ValueError, zlib.error):
+        except ValueError:
             self._unreadable(conversation_id, "record", 0)
             return None
 
@@ -877,7 +751,7 @@ class StateStore:
 
     def _run(self, script: str, conversation_id: str, *args: str | bytes | int) -> Any:
         """Run a script on the conversation's keys: EVALSHA, one round trip once cached."""
-        return self._eval(script, conversation_keys(conversation_id), *args)
+        return self._eval(script, (conversation_key(conversation_id),), *args)
 
     def _eval(self, script: str, keys: Sequence[str], *args: str | bytes | int) -> Any:
         """Run a script on these keys: EVALSHA, one round trip once cached."""
@@ -917,13 +791,6 @@ def _checked(client: RedisClient) -> RedisClient:
     if client.get_connection_kwargs().get("decode_responses"):
         raise ValueError("StateStore needs a client with decode_responses=False")
     return client
-
-
-def _flatten(fields: Any) -> list[bytes]:
-    """HGETALL as a flat list whichever shape the client parsed it into."""
-    if isinstance(fields, Mapping):
-        return [item for pair in fields.items() for item in pair]
-    return list(fields)
 
 
 _SCRIPT_SHAS: dict[str, str] = {}

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from escalator.app import create_app
 from escalator.config import Config
 from escalator.services import EXTENSION
-from escalator.state import conversation_keys, unpack_conversation, unpack_decision
+from escalator.state import conversation_key, unpack_conversation, unpack_decision
 
 
 def say(client: FlaskClient, cid: str, turn_id: str, text: str, **extra: Any) -> dict[str, Any]:
@@ -176,7 +176,7 @@ def _dump_conversation(redis_url: str, cid: str) -> str:
     raw = redis.Redis.from_url(redis_url)  # bytes: a stored conversation is deflated
     parts: list[str] = []
     for key in raw.scan_iter(match=f"escalator:{{{cid}}}:*"):
-        assert key.decode() in conversation_keys(cid), f"unexpected key {key!r}"
+        assert key.decode() == conversation_key(cid), f"unexpected key {key!r}"
         assert raw.type(key) == b"string", f"{key!r}: every write leaves the format-3 value"
         value = raw.get(key)
         assert value is not None

@@ -31,7 +31,7 @@ from escalator.app import create_app
 from escalator.config import Config
 from escalator.openapi import ERRORS
 from escalator.services import EXTENSION
-from escalator.state import conversation_keys
+from escalator.state import conversation_key
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +104,7 @@ def fuzzed_ids(redis_url: str) -> Iterator[set[str]]:
     ids: set[str] = set()
     yield ids
     client = redis.Redis.from_url(redis_url)
-    keys = [key for cid in ids for key in conversation_keys(cid)]
+    keys = [conversation_key(cid) for cid in ids]
     for start in range(0, len(keys), 500):
         client.delete(*keys[start:start + 500])
     client.close()

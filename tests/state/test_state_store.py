@@ -6,38 +6,31 @@ import json
 import threading
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import pytest
 import redis
 from prometheus_client import REGISTRY
 from redis.crc import key_slot
-from redis.typing import EncodableT
 
 from escalator.errors import StateUnavailable, StateUnreadable
 from escalator.model import ConversationState
 from escalator.state import (
-    _CONVERSATION_ZDICT,
-    _DECISION_ZDICT_V1,
-    _DECISION_ZDICT_V2,
+    _ZDICT,
     Committed,
     Conflict,
     Snapshot,
     StateStore,
     conversation_key,
-    conversation_keys,
-    decision_record,
     pack_conversation,
-    state_key,
     turn_signature,
-    turns_key,
     unpack_conversation,
 )
 
 NewId = Callable[..., str]
 MakeDecision = Callable[..., dict[str, Any]]
-HashFields = dict[EncodableT, EncodableT]
 
 UNKNOWN = Snapshot(state=None, version=0, replay=None)
 
@@ -89,68 +82,6 @@ def stored(raw: redis.Redis, cid: str) -> tuple[bytes | None, int]:
     value = raw.get(conversation_key(cid))
     assert value is None or isinstance(value, bytes)
     return value, int(raw.ttl(conversation_key(cid)))
-
-
-# -- Older formats, as the previous versions of the store wrote them --------------------------
-
-def old_record(decision: dict[str, Any], zdict: bytes, prefix: bytes) -> bytes:
-    """A decision as formats 1 (prefix 1, dictionary V1) and 2 (prefix 2, V2) stored it."""
-    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zdict=zdict)
-    return prefix + deflate.compress(decision_record(decision)) + deflate.flush()
-
-
-def write_format_1(raw: redis.Redis, cid: str, state: ConversationState, version: int,
-                   turn_order: str, decided: HashFields) -> None:
-    """Format 1: a hash of plain JSON state fields with `_version` and `_turn_order` (oldest
-    first), and a turns hash (turn id -> record)."""
-    raw.hset(state_key(cid), mapping={
-        **{name: value for name, value in state.encode().items() if value != "null"},
-        "_version": version, "_turn_order": turn_order})
-    raw.expire(state_key(cid), 86400)
-    if decided:
-        raw.hset(turns_key(cid), mapping=decided)
-        raw.expire(turns_key(cid), 86400)
-
-
-def chunked(prefix: str, value: bytes) -> HashFields:
-    """Format 2's 64-byte chunks: prefix1, prefix2, ..."""
-    return {f"{prefix}{n}": value[start:start + 64]
-            for n, start in enumerate(range(0, len(value), 64), start=1)}
-
-
-def write_format_2(raw: redis.Redis, cid: str, state: ConversationState, version: int,
-                   turn_ids: Sequence[str], records: Sequence[bytes]) -> None:
-    """Format 2: one hash of the changed state fields, the scoring memory deflated in chunks,
-    the plain turn ids newest first and the records of the last turns in chunks."""
-    fresh = ConversationState().encode()
-    fields: HashFields = {
-        name: value for name, value in state.encode().items()
-        if name != "scoring" and value != fresh[name]}
-    fields["_version"] = version
-    if state.scoring:
-        deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9)
-        scoring = json.dumps(state.scoring, separators=(",", ":")).encode()
-        fields.update(chunked("_s", b"\x01" + deflate.compress(scoring) + deflate.flush()))
-    fields.update({f"_t{n}": turn_id for n, turn_id in enumerate(turn_ids)})
-    for n, record in enumerate(records):
-        fields.update(chunked(f"_r{n}.", record))
-    raw.hset(state_key(cid), mapping=fields)
-    raw.expire(state_key(cid), 86400)
-
-
-def an_old_conversation(raw: redis.Redis, cid: str, version_format: int,
-                        make_decision: MakeDecision) -> dict[str, dict[str, Any]]:
-    """Turns t-1, t-2, t-3 decided by an older version (t-3 escalated): its decisions of t-2
-    and t-3, the ones stored."""
-    t2, t3 = make_decision(cid, "t-2", 2), make_decision(cid, "t-3", 3)
-    if version_format == 1:
-        # A record was plain JSON when that was shorter than deflated.
-        write_format_1(raw, cid, escalated_state(3), 3, "t-1 t-2 t-3", {
-            "t-2": decision_record(t2), "t-3": old_record(t3, _DECISION_ZDICT_V1, b"\x01")})
-    else:
-        write_format_2(raw, cid, escalated_state(3), 3, ["t-3", "t-2", "t-1"],
-                       [old_record(t3, _DECISION_ZDICT_V2, b"\x02"), decision_record(t2)])
-    return {"t-2": t2, "t-3": t3}
 
 
 # -- Turns ------------------------------------------------------------------------------------
@@ -234,7 +165,7 @@ def test_the_first_commit_must_come_from_an_empty_snapshot(
     invented = Snapshot(state=None, version=3, replay=None)
     assert store.commit(cid, invented, a_state(1), "t-1", make_decision(cid, "t-1", 1)) \
         == Conflict(0)
-    assert raw.exists(*conversation_keys(cid)) == 0
+    assert raw.exists(conversation_key(cid)) == 0
     assert store.load(cid, "t-1") == UNKNOWN
 
 
@@ -327,18 +258,15 @@ def test_state_expires(redis_url: str, new_conversation_id: NewId,
 def test_erase_removes_every_key_of_the_conversation_and_only_those(
         store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
         make_decision: MakeDecision) -> None:
-    gone, gone_old, kept = new_conversation_id(), new_conversation_id(), new_conversation_id()
+    gone, kept = new_conversation_id(), new_conversation_id()
     for cid in (gone, kept):
         decide(store, cid, "t-1", a_state(1), make_decision(cid, "t-1", 1))
-    an_old_conversation(raw, gone_old, 1, make_decision)
 
     assert store.erase(gone) is True
-    assert store.erase(gone_old) is True
 
-    for cid in (gone, gone_old):
-        assert list(raw.scan_iter(match=f"escalator:{{{cid}}}:*")) == []
-        assert store.load(cid, "t-1") == UNKNOWN
-        assert store.erase(cid) is False
+    assert list(raw.scan_iter(match=f"escalator:{{{gone}}}:*")) == []
+    assert store.load(gone, "t-1") == UNKNOWN
+    assert store.erase(gone) is False
     assert raw.exists(conversation_key(kept)) == 1
     assert store.load(kept, "t-1").version == 1
 
@@ -374,7 +302,7 @@ def test_release_of_an_unknown_conversation(store: StateStore, raw: redis.Redis,
                                             new_conversation_id: NewId) -> None:
     cid = new_conversation_id()
     assert store.release(cid, handed_back) is None
-    assert raw.exists(*conversation_keys(cid)) == 0
+    assert raw.exists(conversation_key(cid)) == 0
 
 
 # -- Remembered turns -------------------------------------------------------------------------
@@ -451,62 +379,6 @@ def test_turn_ids_are_remembered_for_the_last_sixteen_turns(
     assert not store.load(cid, "t-5").superseded
 
 
-# -- Older formats ----------------------------------------------------------------------------
-
-@pytest.mark.parametrize("version_format", [1, 2])
-def test_a_conversation_in_an_old_format_is_read_and_migrated(
-        redis_url: str, raw: redis.Redis, new_conversation_id: NewId,
-        make_decision: MakeDecision, version_format: int) -> None:
-    cid = new_conversation_id()
-    store = StateStore.from_url(redis_url, ttl_seconds=1000)
-    old = an_old_conversation(raw, cid, version_format, make_decision)
-    old_keys = (raw.hgetall(state_key(cid)), raw.hgetall(turns_key(cid)))
-
-    assert seen(store.load(cid, "t-3")) == (escalated_state(3), 3, old["t-3"], False)
-    assert seen(store.load(cid, "t-2")) == (escalated_state(3), 3, old["t-2"], False)
-    assert seen(store.load(cid, "t-1")) == (escalated_state(3), 3, None, True)
-    assert store.summary(cid) == (escalated_state(3), 3)
-    # Reading changes nothing; neither does a commit on a stale snapshot.
-    stale = Snapshot(state=escalated_state(2), version=2, replay=None)
-    assert store.commit(cid, stale, a_state(4), "t-4", make_decision(cid, "t-4", 4)) \
-        == Conflict(3)
-    assert (raw.hgetall(state_key(cid)), raw.hgetall(turns_key(cid))) == old_keys
-    assert raw.exists(conversation_key(cid)) == 0
-
-    snapshot = store.load(cid, "t-4")
-    assert seen(snapshot) == (escalated_state(3), 3, None, False)
-    t4 = make_decision(cid, "t-4", 4)
-    assert store.commit(cid, snapshot, a_state(4), "t-4", t4) == Committed(4)
-
-    # Format 3 now, and the old keys are gone.
-    assert raw.exists(state_key(cid), turns_key(cid)) == 0
-    value = raw.get(conversation_key(cid))
-    assert isinstance(value, bytes) and value.startswith(b"3:4:")
-    assert 990 <= raw.ttl(conversation_key(cid)) <= 1000
-    assert store.summary(cid) == (a_state(4), 4)
-    assert store.load(cid, "t-4").replay == t4
-    assert store.load(cid, "t-3").replay == old["t-3"]  # the previous turn's decision came along
-    assert store.load(cid, "t-2").superseded
-    assert store.load(cid, "t-1").superseded
-    store.close()
-
-
-@pytest.mark.parametrize("version_format", [1, 2])
-def test_an_old_format_conversation_can_be_released(
-        store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
-        make_decision: MakeDecision, version_format: int) -> None:
-    cid = new_conversation_id()
-    old = an_old_conversation(raw, cid, version_format, make_decision)
-
-    assert store.release(cid, handed_back) == a_state(3)
-
-    assert store.summary(cid) == (a_state(3), 4)
-    assert raw.exists(state_key(cid), turns_key(cid)) == 0
-    assert raw.exists(conversation_key(cid)) == 1
-    assert store.load(cid, "t-3").replay == old["t-3"]
-    assert store.load(cid, "t-2").replay == old["t-2"]
-
-
 # -- What is stored ---------------------------------------------------------------------------
 
 def test_keys_use_the_hash_tag_form(store: StateStore, raw: redis.Redis,
@@ -517,10 +389,8 @@ def test_keys_use_the_hash_tag_form(store: StateStore, raw: redis.Redis,
 
     keys = sorted(raw.scan_iter(match=f"escalator:*{cid}*"))
     assert keys == [f"escalator:{{{cid}}}:conversation".encode()]
-    # The tag puts every key of a conversation (the old ones too) in one cluster slot, the
-    # slot of the id itself.
-    assert {key_slot(key.encode()) for key in conversation_keys(cid)} \
-        == {key_slot(cid.encode())}
+    # The tag puts the conversation's key in the cluster slot of the id itself.
+    assert key_slot(conversation_key(cid).encode()) == key_slot(cid.encode())
 
 
 def test_the_stored_value_is_compact_and_holds_no_plain_turn_id(
@@ -544,7 +414,7 @@ def test_the_stored_value_is_compact_and_holds_no_plain_turn_id(
     assert [json.loads(record) for record in unpacked.records] == decisions[::-1]
     for turn_id in turn_ids:
         assert turn_id.encode() not in value
-    plain = json.dumps({"state": a_state(2).encode(), "decisions": decisions},
+    plain = json.dumps({"state": asdict(a_state(2)), "decisions": decisions},
                        separators=(",", ":")).encode()
     print(f"stored value: {len(value)} bytes; plain JSON: {len(plain)} bytes")
     assert len(value) < len(plain) / 3
@@ -571,7 +441,7 @@ def test_commit_rejects_whitespace_in_turn_ids(
     cid = new_conversation_id()
     with pytest.raises(ValueError, match="turn id"):
         store.commit(cid, store.load(cid), a_state(1), turn_id, make_decision(cid, turn_id, 1))
-    assert raw.exists(*conversation_keys(cid)) == 0
+    assert raw.exists(conversation_key(cid)) == 0
 
 
 def test_a_decoding_client_is_refused(redis_url: str) -> None:
@@ -583,7 +453,7 @@ def test_a_decoding_client_is_refused(redis_url: str) -> None:
 
 def deflated(*lines: bytes) -> bytes:
     """Lines deflated as format 3 deflates them (its preset dictionary)."""
-    deflate = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zdict=_CONVERSATION_ZDICT)
+    deflate = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zdict=_ZDICT)
     return deflate.compress(b"\n".join(lines)) + deflate.flush()
 
 
@@ -600,16 +470,12 @@ def corrupt(raw: redis.Redis, cid: str, kind: str) -> None:
         raw.set(key, b"3:2:" + deflated(b'{"turns": [], "state": {"turn_index": "two"}}'))
     elif kind == "hash":
         raw.hset(key, "turn_index", "1")  # another Redis type: WRONGTYPE for GET
-    elif kind == "old-type":
-        raw.set(state_key(cid), b"a string where format 2 kept a hash")
-    elif kind == "old-fields":
-        raw.hset(state_key(cid), mapping={"_version": "three", "turn_index": "3"})
     else:
         raise AssertionError(kind)
 
 
 REASONS = {"garbage": "format", "deflate": "deflate", "json": "json", "fields": "fields",
-           "hash": "type", "old-type": "type", "old-fields": "format"}
+           "hash": "type"}
 
 
 def unreadable_count(reason: str) -> float:
@@ -636,14 +502,13 @@ def test_an_unreadable_value_is_reported_once_and_the_next_turn_replaces_it(
     warnings = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
     assert warnings == [f"conversation {cid}: its stored state cannot be read "
                         f"({REASONS[kind]}); the next turn starts it afresh"]
-    assert all(0 < raw.ttl(key) <= 86400 for key in conversation_keys(cid) if raw.exists(key))
+    assert 0 < raw.ttl(conversation_key(cid)) <= 86400
 
     decision = make_decision(cid, "t-1", 1)
     committed = store.commit(cid, snapshot, a_state(1), "t-1", decision)
     assert isinstance(committed, Committed)
     assert store.summary(cid) == (a_state(1), committed.version)
     assert 0 < raw.ttl(conversation_key(cid)) <= 86400
-    assert raw.exists(state_key(cid), turns_key(cid)) == 0
     assert store.load(cid, "t-1").replay == decision
 
 
@@ -690,25 +555,3 @@ def test_an_error_answer_from_a_script_is_unavailable_not_a_crash(
 
 def test_ping(store: StateStore) -> None:
     assert store.ping() is True
-
-
-def test_a_released_format_1_conversation_keeps_only_the_last_two_decisions(
-        store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
-        make_decision: MakeDecision) -> None:
-    # Format 1 kept a record for each of the last 8 turns; format 3 keeps 2.
-    cid = new_conversation_id()
-    decisions = {f"t-{n}": make_decision(cid, f"t-{n}", n) for n in range(1, 9)}
-    write_format_1(raw, cid, escalated_state(8), 8, " ".join(decisions), {
-        turn_id: decision_record(decision) for turn_id, decision in decisions.items()})
-    assert store.load(cid, "t-3").replay == decisions["t-3"]  # as format 1 would have
-
-    assert store.release(cid, handed_back) == a_state(8)
-
-    value = raw.get(conversation_key(cid))
-    assert isinstance(value, bytes)
-    unpacked = unpack_conversation(value)
-    assert [json.loads(record) for record in unpacked.records] \
-        == [decisions["t-8"], decisions["t-7"]]
-    assert store.load(cid, "t-7").replay == decisions["t-7"]
-    assert store.load(cid, "t-6").superseded
-    assert store.load(cid, "t-1").superseded
