@@ -57,7 +57,7 @@ from typing import Any
 import psutil
 import redis
 
-from escalator.state import unpack_conversation
+from escalator.state.store import unpack_conversation
 
 LUA = Path(__file__).with_name("load.lua")
 SAMPLE_EVERY_SECONDS = 30.0
@@ -180,7 +180,7 @@ def bucket_quantile(before: dict[float, float], after: dict[float, float], q: fl
 def script_commands() -> set[str]:
     """Commands the service runs inside its Lua scripts: INFO counts them too, but they
     are not round trips."""
-    from escalator import state
+    from escalator.state import store as state
 
     found: set[str] = set()
     for value in vars(state).values():

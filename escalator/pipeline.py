@@ -35,7 +35,7 @@ from escalator.model import (
 from escalator.policy import Policy, PolicyHolder
 from escalator.rules.compiler import Evaluation
 from escalator.scoring import memory_after_release, score_turn
-from escalator.state import Committed, StateStore
+from escalator.state.store import Committed, StateStore
 
 log = logging.getLogger(__name__)
 

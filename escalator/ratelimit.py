@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from escalator.errors import StateUnavailable
-from escalator.state import StateStore
+from escalator.state.store import StateStore
 
 WINDOW_SECONDS = 60.0
 # Callers tracked locally while Redis is away; past this, finished windows are dropped.

@@ -11,7 +11,7 @@ from escalator.inline import InlineEvaluator
 from escalator.pipeline import Pipeline
 from escalator.policy import PolicyHolder
 from escalator.reloader import RuleReloader
-from escalator.state import EmbeddedRedis, StateStore
+from escalator.state.store import EmbeddedRedis, StateStore
 
 EXTENSION = "escalator"
 

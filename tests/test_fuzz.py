@@ -31,7 +31,7 @@ from escalator.app import create_app
 from escalator.config import Config
 from escalator.openapi import ERRORS
 from escalator.services import EXTENSION
-from escalator.state import conversation_key
+from escalator.state.store import conversation_key
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,7 @@ from escalator.inline import (
     run_isolated,
 )
 from escalator.ratelimit import RateLimiter
-from escalator.state import StateStore
+from escalator.state.store import StateStore
 
 LIMITS = InlineLimits(seconds=2.0, memory_mb=64, concurrency=1)
 

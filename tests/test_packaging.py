@@ -1,10 +1,12 @@
 """The distribution: the licence setup.cfg declares is in the repository, word for word,
-and every built package (sdist and wheel) carries it."""
+and every built package (sdist and wheel) carries it; every subpackage of the code is
+declared, so a wheel (the Docker image) holds all of it."""
 
 from __future__ import annotations
 
 import hashlib
 import subprocess
+import configparser
 import sys
 from pathlib import Path
 
@@ -30,3 +32,12 @@ def test_the_package_metadata_names_and_ships_the_licence(tmp_path: Path) -> Non
     info = tmp_path / "escalator.egg-info"
     assert "License-File: LICENSE" in (info / "PKG-INFO").read_text().splitlines()
     assert "LICENSE" in (info / "SOURCES.txt").read_text().splitlines()
+
+
+def test_every_package_of_the_code_is_declared() -> None:
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    declared = set(config["options"]["packages"].split())
+    found = {".".join(init.parent.relative_to(ROOT).parts)
+             for init in (ROOT / "escalator").rglob("__init__.py")}
+    assert found <= declared, f"not in setup.cfg's packages: {sorted(found - declared)}"

@@ -25,7 +25,7 @@ from escalator.app import create_app
 from escalator.config import Config, ConfigError
 from escalator.decisionlog import STREAM_KEY
 from escalator.services import EXTENSION
-from escalator.state import (
+from escalator.state.store import (
     conversation_key,
     turn_signature,
     unpack_conversation,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from escalator.state import EmbeddedRedis, StateStore, start_embedded
+from escalator.state.store import EmbeddedRedis, StateStore, start_embedded
 
 RULESET_DIGEST = "sha256:" + hashlib.sha256(b"rules/default.yaml").hexdigest()
 

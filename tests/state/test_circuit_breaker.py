@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 
 from escalator.errors import StateUnavailable
 from escalator.model import ConversationState
-from escalator.state import CircuitBreaker, StateStore, conversation_key
+from escalator.state.store import CircuitBreaker, StateStore, conversation_key
 
 
 class Clock:

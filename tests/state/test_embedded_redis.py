@@ -20,7 +20,7 @@ import redis
 
 from escalator.errors import StateUnavailable
 from escalator.model import ConversationState
-from escalator.state import Committed, EmbeddedRedis, Snapshot, StateStore, start_embedded
+from escalator.state.store import Committed, EmbeddedRedis, Snapshot, StateStore, start_embedded
 
 MakeDecision = Callable[..., dict[str, Any]]
 
@@ -62,7 +62,7 @@ def test_embedded_server_serves_other_processes(embedded: EmbeddedRedis, tmp_pat
     decision = make_decision("c-embedded", "t-1", 1)
     script = textwrap.dedent(f"""
         from escalator.model import ConversationState
-        from escalator.state import StateStore
+        from escalator.state.store import StateStore
         store = StateStore.from_url({embedded.url!r})
         snapshot = store.load("c-embedded", "t-1")
         print(store.commit("c-embedded", snapshot, ConversationState(turn_index=1), "t-1",

@@ -17,7 +17,7 @@ from redis.crc import key_slot
 
 from escalator.errors import StateUnavailable, StateUnreadable
 from escalator.model import ConversationState
-from escalator.state import (
+from escalator.state.store import (
     _ZDICT,
     Committed,
     Conflict,
