@@ -57,7 +57,7 @@ from typing import Any
 import psutil
 import redis
 
-from escalator.state.store import unpack_conversation
+from escalator.state.codec import unpack_conversation
 
 LUA = Path(__file__).with_name("load.lua")
 SAMPLE_EVERY_SECONDS = 30.0

@@ -17,7 +17,8 @@ from escalator.policy import PolicyHolder, load_policy
 from escalator.ratelimit import RateLimiter
 from escalator.reloader import RuleReloader
 from escalator.services import EXTENSION, Services
-from escalator.state.store import EmbeddedRedis, StateStore, start_embedded
+from escalator.state.embedded import EmbeddedRedis, start_embedded
+from escalator.state.store import StateStore
 
 log = logging.getLogger(__name__)
 

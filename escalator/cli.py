@@ -45,7 +45,7 @@ def serve(host: str, port: int, workers: int) -> None:
     from escalator.config import Config, ConfigError
     from escalator.errors import PolicyError
     from escalator.services import EXTENSION
-    from escalator.state.store import start_embedded
+    from escalator.state.embedded import start_embedded
 
     try:
         config = Config.from_env()

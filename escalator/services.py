@@ -11,7 +11,8 @@ from escalator.inline import InlineEvaluator
 from escalator.pipeline import Pipeline
 from escalator.policy import PolicyHolder
 from escalator.reloader import RuleReloader
-from escalator.state.store import EmbeddedRedis, StateStore
+from escalator.state.embedded import EmbeddedRedis
+from escalator.state.store import StateStore
 
 EXTENSION = "escalator"
 

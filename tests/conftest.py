@@ -23,7 +23,7 @@ from flask.testing import FlaskClient
 from escalator.app import create_app
 from escalator.config import Config
 from escalator.services import EXTENSION
-from escalator.state.store import start_embedded
+from escalator.state.embedded import start_embedded
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,8 @@ from flask.testing import FlaskClient
 from escalator.app import create_app
 from escalator.config import Config
 from escalator.services import EXTENSION
-from escalator.state.store import conversation_key, unpack_conversation, unpack_decision
+from escalator.state.codec import unpack_conversation, unpack_decision
+from escalator.state.store import conversation_key
 
 
 def say(client: FlaskClient, cid: str, turn_id: str, text: str, **extra: Any) -> dict[str, Any]:

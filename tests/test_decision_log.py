@@ -68,7 +68,7 @@ def test_a_bad_decision_log_setting_refuses_to_start(redis_url: str) -> None:
 
 
 def test_the_redis_stream_log_is_capped() -> None:
-    from escalator.state.store import start_embedded
+    from escalator.state.embedded import start_embedded
 
     embedded = start_embedded(Path(tempfile.mkdtemp(prefix="escalator-log-")))
     try:

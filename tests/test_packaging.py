@@ -4,9 +4,9 @@ declared, so a wheel (the Docker image) holds all of it."""
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import subprocess
-import configparser
 import sys
 from pathlib import Path
 

@@ -25,12 +25,8 @@ from escalator.app import create_app
 from escalator.config import Config, ConfigError
 from escalator.decisionlog import STREAM_KEY
 from escalator.services import EXTENSION
-from escalator.state.store import (
-    conversation_key,
-    turn_signature,
-    unpack_conversation,
-    unpack_decision,
-)
+from escalator.state.codec import turn_signature, unpack_conversation, unpack_decision
+from escalator.state.store import conversation_key
 
 
 def test_cluster_mode_needs_a_tcp_url() -> None:

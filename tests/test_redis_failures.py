@@ -25,7 +25,7 @@ from redisproc import RedisServer, http, metric, needs_redis_server, serve, wait
 from escalator.app import create_app
 from escalator.config import Config
 from escalator.services import EXTENSION
-from escalator.state.store import CIRCUIT_COOLDOWN_SECONDS
+from escalator.state.circuit import CIRCUIT_COOLDOWN_SECONDS
 
 pytestmark = [pytest.mark.slow, needs_redis_server]
 

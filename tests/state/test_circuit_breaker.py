@@ -10,7 +10,8 @@ from prometheus_client import REGISTRY
 
 from escalator.errors import StateUnavailable
 from escalator.model import ConversationState
-from escalator.state.store import CircuitBreaker, StateStore, conversation_key
+from escalator.state.circuit import CircuitBreaker
+from escalator.state.store import StateStore, conversation_key
 
 
 class Clock:

@@ -20,7 +20,8 @@ import redis
 
 from escalator.errors import StateUnavailable
 from escalator.model import ConversationState
-from escalator.state.store import Committed, EmbeddedRedis, Snapshot, StateStore, start_embedded
+from escalator.state.embedded import EmbeddedRedis, start_embedded
+from escalator.state.store import Committed, Snapshot, StateStore
 
 MakeDecision = Callable[..., dict[str, Any]]
 

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from escalator.config import SETTINGS
-from escalator.state.store import start_embedded
+from escalator.state.embedded import start_embedded
 
 README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
 

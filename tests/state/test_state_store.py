@@ -17,17 +17,8 @@ from redis.crc import key_slot
 
 from escalator.errors import StateUnavailable, StateUnreadable
 from escalator.model import ConversationState
-from escalator.state.store import (
-    _ZDICT,
-    Committed,
-    Conflict,
-    Snapshot,
-    StateStore,
-    conversation_key,
-    pack_conversation,
-    turn_signature,
-    unpack_conversation,
-)
+from escalator.state.codec import _ZDICT, pack_conversation, turn_signature, unpack_conversation
+from escalator.state.store import Committed, Conflict, Snapshot, StateStore, conversation_key
 
 NewId = Callable[..., str]
 MakeDecision = Callable[..., dict[str, Any]]
