@@ -10,7 +10,6 @@ from flask import Flask
 from escalator import api, auth, logs, metrics
 from escalator.config import Config, ConfigError
 from escalator.decisionlog import open_decision_log
-from escalator.handoffs import HandoffCache
 from escalator.inline import InlineEvaluator, InlineLimits
 from escalator.pipeline import Pipeline
 from escalator.policy import PolicyHolder, load_policy
@@ -18,6 +17,7 @@ from escalator.ratelimit import RateLimiter
 from escalator.reloader import RuleReloader
 from escalator.services import EXTENSION, Services
 from escalator.state.embedded import EmbeddedRedis, start_embedded
+from escalator.state.handoff_cache import HandoffCache
 from escalator.state.store import StateStore
 
 log = logging.getLogger(__name__)

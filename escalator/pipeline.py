@@ -16,8 +16,6 @@ from typing import Any
 from escalator import metrics
 from escalator.decisionlog import DecisionLog, decision_record
 from escalator.errors import StateUnavailable, StateUnreadable, TurnIdReused, TurnSuperseded
-from escalator.handoffs import Handoff as RememberedHandoff
-from escalator.handoffs import HandoffCache
 from escalator.model import (
     KEEP,
     ROUTE,
@@ -35,6 +33,8 @@ from escalator.model import (
 from escalator.policy import Policy, PolicyHolder
 from escalator.rules.compiler import Evaluation
 from escalator.scoring import memory_after_release, score_turn
+from escalator.state.handoff_cache import Handoff as RememberedHandoff
+from escalator.state.handoff_cache import HandoffCache
 from escalator.state.store import Committed, StateStore
 
 log = logging.getLogger(__name__)

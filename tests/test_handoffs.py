@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 
 from escalator.app import create_app
 from escalator.config import Config, ConfigError
-from escalator.handoffs import PURGE_EVERY, Handoff, HandoffCache
+from escalator.state.handoff_cache import PURGE_EVERY, Handoff, HandoffCache
 
 SUPPORT = Handoff(turn=3, queue="support", urgency="high")
 
