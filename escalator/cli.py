@@ -187,7 +187,7 @@ def rules_check(directory: Path | None, against: str | None, api_key: str | None
     """Validate a rule set (default: the configured one); exit 0 only when it loads
     (and, with --strict, has no warning). Warns when the rules changed since the set
     they replace but the version did not."""
-    from escalator.rules import previous
+    from escalator.ruleset import previous
 
     folder = _rules_folder(directory)
     comparison, version_warnings = "", list[Any]()
@@ -213,7 +213,7 @@ def rules_check(directory: Path | None, against: str | None, api_key: str | None
 def _previous_ruleset(folder: Path, against: str | None, api_key: str | None) -> Any:
     """The Identity of the rule set FOLDER replaces, or None when there is nothing to
     compare with (not a git checkout, nothing committed yet)."""
-    from escalator.rules import previous
+    from escalator.ruleset import previous
 
     if against is None:
         return previous.git_head_identity(folder) if folder.is_dir() else None

@@ -3,7 +3,7 @@ process with hard limits, a bounded number at once per service instance.
 
 Limits first. A rule set sent by a caller is parsed, checked and compiled into a C
 extension (durable-rules) that has crashed and looped on odd input before; the budget of
-every rule set (escalator.rules) bounds what is known, and the child process bounds the
+every rule set (escalator.ruleset) bounds what is known, and the child process bounds the
 rest: at most `seconds` of wall and CPU time, `memory_mb` more address space than the
 worker it was forked from, a lower CPU priority than turns, and whatever it allocates is
 gone when it exits (glibc keeps a process's freed memory, so a worker that compiled a

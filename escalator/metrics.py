@@ -24,7 +24,7 @@ from prometheus_client import (
 )
 
 from escalator.model import Decision
-from escalator.rules.catalogue import KNOWN_CHANNELS  # caller channels folded onto these
+from escalator.ruleset.catalogue import KNOWN_CHANNELS  # caller channels folded onto these
 
 DECISIONS = Counter(
     "escalator_decisions_total", "Decisions made, by decision and channel (retries that "

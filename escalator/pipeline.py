@@ -31,7 +31,7 @@ from escalator.model import (
     most_urgent,
 )
 from escalator.policy import Policy, PolicyHolder
-from escalator.rules.compiler import Evaluation
+from escalator.ruleset.compiler import Evaluation
 from escalator.scoring import memory_after_release, score_turn
 from escalator.state.handoff_cache import Handoff as RememberedHandoff
 from escalator.state.handoff_cache import HandoffCache
@@ -256,7 +256,7 @@ class Pipeline:
         decision_name: DecisionName = evaluation.decision
         handoff: Handoff | None = None
         # What the customer is told is in the language of this turn where the rule set has
-        # it (see escalator.rules.messages).
+        # it (see escalator.ruleset.messages).
         language = str(facts["message.language"])
         if evaluation.handoff is not None:
             handoff = Handoff(

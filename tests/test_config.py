@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from escalator.config import SETTINGS, Config, ConfigError
-from escalator.rules.catalogue import FACTS
+from escalator.ruleset.catalogue import FACTS
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 

@@ -21,7 +21,7 @@ from redisproc import http, metric, start_serve, wait_for
 from escalator.app import create_app
 from escalator.config import Config, default_rules_dir
 from escalator.policy import PolicyHolder, load_policy
-from escalator.rules.compiler import RuleSetClosed
+from escalator.ruleset.compiler import RuleSetClosed
 from escalator.services import EXTENSION
 
 

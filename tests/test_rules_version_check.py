@@ -14,7 +14,7 @@ from redisproc import serve
 
 from escalator.cli import main
 from escalator.config import default_rules_dir
-from escalator.rules.previous import next_version
+from escalator.ruleset.previous import next_version
 
 
 def copy_rules(target: Path) -> Path:

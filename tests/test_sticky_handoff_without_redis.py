@@ -21,7 +21,7 @@ from redisproc import RedisServer, http, needs_redis_server, serve
 from escalator.app import create_app
 from escalator.config import Config
 from escalator.pipeline import STICKY_RULE
-from escalator.rules.messages import BUILTIN_IN_PROGRESS_MESSAGE
+from escalator.ruleset.messages import BUILTIN_IN_PROGRESS_MESSAGE
 from escalator.services import EXTENSION
 
 pytestmark = [pytest.mark.slow, needs_redis_server]

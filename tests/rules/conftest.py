@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from escalator.rules.compiler import CompiledRuleSet
-from escalator.rules.loader import load_ruleset
+from escalator.ruleset.compiler import CompiledRuleSet
+from escalator.ruleset.loader import load_ruleset
 
 HEADER = """\
 ruleset: test

@@ -13,10 +13,10 @@ import pytest
 
 from escalator.errors import PolicyError, Problem
 from escalator.policy import load_policy
-from escalator.rules import compiler, loader
-from escalator.rules.compiler import CompiledRuleSet
-from escalator.rules.conditions import AllOf, AnyOf, Condition, Leaf, Not, truth_from, truth_when
-from escalator.rules.loader import load_ruleset
+from escalator.ruleset import compiler, loader
+from escalator.ruleset.compiler import CompiledRuleSet
+from escalator.ruleset.conditions import AllOf, AnyOf, Condition, Leaf, Not, truth_from, truth_when
+from escalator.ruleset.loader import load_ruleset
 from escalator.yamlfile import MAX_YAML_DEPTH, MAX_YAML_NODES
 
 WriteRules = Callable[..., Path]

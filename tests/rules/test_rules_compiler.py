@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from escalator.errors import PolicyError
-from escalator.rules.compiler import CompiledRuleSet, RuleSetClosed, engine_number
-from escalator.rules.conditions import holds
-from escalator.rules.loader import load_ruleset
-from escalator.rules.messages import Messages
+from escalator.ruleset.compiler import CompiledRuleSet, RuleSetClosed, engine_number
+from escalator.ruleset.conditions import holds
+from escalator.ruleset.loader import load_ruleset
+from escalator.ruleset.messages import Messages
 
 Compile = Callable[..., CompiledRuleSet]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from escalator.errors import PolicyError, Problem
-from escalator.rules.loader import load_ruleset
+from escalator.ruleset.loader import load_ruleset
 
 WriteRules = Callable[..., Path]
 

@@ -11,9 +11,9 @@ import pytest
 
 from escalator.errors import PolicyError, Problem
 from escalator.model import RulesetRef
-from escalator.rules.conditions import AllOf, Leaf
-from escalator.rules.loader import Outcome, load_ruleset
-from escalator.rules.messages import BUILTIN_HANDOFF_MESSAGE, Messages
+from escalator.ruleset.conditions import AllOf, Leaf
+from escalator.ruleset.loader import Outcome, load_ruleset
+from escalator.ruleset.messages import BUILTIN_HANDOFF_MESSAGE, Messages
 
 WriteRules = Callable[..., Path]
 

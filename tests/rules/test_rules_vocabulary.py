@@ -16,7 +16,7 @@ from escalator.cli import main
 from escalator.config import default_rules_dir
 from escalator.errors import PolicyError
 from escalator.policy import load_policy
-from escalator.rules.conditions import Leaf
+from escalator.ruleset.conditions import Leaf
 
 WriteRules = Callable[..., Path]
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from escalator.model import Turn
-from escalator.rules.catalogue import FACTS
+from escalator.ruleset.catalogue import FACTS
 from escalator.scoring import ScoredTurn
 
 Converse = Callable[[Iterable[Turn | str]], list[ScoredTurn]]

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from escalator.errors import Problem
-from escalator.rules.catalogue import CONTEXT_PREFIX, KNOWN_CHANNELS
-from escalator.rules.conditions import Leaf, leaves
+from escalator.ruleset.catalogue import CONTEXT_PREFIX, KNOWN_CHANNELS
+from escalator.ruleset.conditions import Leaf, leaves
 
 if TYPE_CHECKING:
-    from escalator.rules.loader import Rule
+    from escalator.ruleset.loader import Rule
 
 # What a turn's context keys may be (the turns API refuses any other key).
 CONTEXT_KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")

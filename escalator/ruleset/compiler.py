@@ -19,7 +19,7 @@ How facts reach the engine (every rule is also compiled against this encoding):
   own rule, `$neq` included), so `ne`/`not_in` on an absent fact are false too.
 - `not` is pushed down to the comparisons (De Morgan), and a negated comparison becomes
   "absent, or the opposite comparison" (`$nex`), so `not` of a comparison on an absent
-  fact is true: exactly the meaning defined in escalator.rules.conditions.
+  fact is true: exactly the meaning defined in escalator.ruleset.conditions.
 - Every fact carries `kind: "turn"` and every rule requires it: a rule made only of
   `$nex` would otherwise match the engine's own state object and loop forever.
 - Numbers are written without a bare exponent (the engine rejects `1e-05`, error 204);
@@ -51,9 +51,9 @@ import durable_rules_engine as engine
 
 from escalator.errors import PolicyError, Problem
 from escalator.model import ROUTE, DecisionName, FactValue, most_urgent
-from escalator.rules.catalogue import lookup
-from escalator.rules.conditions import AllOf, Condition, Constant, Leaf, Not, kind_of
-from escalator.rules.loader import Outcome, Rule, RuleSet
+from escalator.ruleset.catalogue import lookup
+from escalator.ruleset.conditions import AllOf, Condition, Constant, Leaf, Not, kind_of
+from escalator.ruleset.loader import Outcome, Rule, RuleSet
 
 MARKER_KEY = "kind"
 MARKER_VALUE = "turn"

@@ -20,8 +20,8 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from escalator.errors import PolicyError, Problem
 from escalator.model import HANDOFF_URGENCIES, KEEP, ROUTE, DecisionName, RulesetRef
-from escalator.rules.catalogue import FACTS, FactSpec, caseless, lookup
-from escalator.rules.conditions import (
+from escalator.ruleset.catalogue import FACTS, FactSpec, caseless, lookup
+from escalator.ruleset.conditions import (
     OPERATORS,
     ORDERING,
     AllOf,
@@ -36,7 +36,7 @@ from escalator.rules.conditions import (
     truth_from,
     truth_when,
 )
-from escalator.rules.messages import (
+from escalator.ruleset.messages import (
     BUILTIN_HANDOFF_MESSAGE,
     BUILTIN_IN_PROGRESS_MESSAGE,
     FALLBACK_LANGUAGE,
@@ -45,7 +45,7 @@ from escalator.rules.messages import (
     MessagesField,
     choose,
 )
-from escalator.rules.vocabulary import Vocabulary, vocabulary_problems
+from escalator.ruleset.vocabulary import Vocabulary, vocabulary_problems
 from escalator.rulesfolder import RulesFolder, read_folder
 from escalator.validators import Exactly
 from escalator.yamlfile import LineDict, load_yaml
@@ -58,7 +58,7 @@ FLOOR_DOC = "see README 'The floor'"
 MAX_NESTING = 16
 # The budget of every rule set, from any source (folder at start, reload, inline): what
 # the rules may cost is bounded before anything is expanded or compiled. The compiler
-# adds the engine's share (escalator.rules.compiler). The default rules use lists of 2
+# adds the engine's share (escalator.ruleset.compiler). The default rules use lists of 2
 # values at most and 50 condition parts in all.
 MAX_LIST_VALUES = 100
 MAX_CONDITION_PARTS = 5_000
@@ -129,7 +129,7 @@ class RuleSet:
 
     def customer_message(self, messages: Messages | None, language: str) -> str:
         """What a handoff with these messages (a rule's, or None) tells a customer writing
-        `language` (see escalator.rules.messages for the order tried)."""
+        `language` (see escalator.ruleset.messages for the order tried)."""
         return choose(language, self.language, messages, self.default.customer_message,
                       BUILTIN_HANDOFF_MESSAGE)
 

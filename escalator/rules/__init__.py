@@ -1,1 +1,0 @@
-"""Rule sets: the facts catalogue, the YAML loader and the durable-rules compiler."""
