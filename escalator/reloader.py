@@ -6,7 +6,7 @@ A reload is asked for by polling (ESCALATOR_RELOAD_INTERVAL_SECONDS), by SIGHUP 
 `POST /v1/ruleset/reload`. Every one is served by one thread per process, so requests
 coalesce: a storm of them is one reload running and at most one more after it.
 
-A folder is read once (escalator.rulesfolder) and what was read is loaded, type-checked,
+A folder is read once (escalator.ruleset.folder) and what was read is loaded, type-checked,
 floor-checked and compiled before it replaces the running rules; a broken one is logged,
 counted and refused, and the running rules stay. The replaced policy's engine handles
 are freed once the last decision using them is done (PolicyHolder).
@@ -37,7 +37,7 @@ from pathlib import Path
 from escalator import metrics
 from escalator.errors import PolicyError, Problem
 from escalator.policy import PolicyHolder, load_policy
-from escalator.rulesfolder import RulesFolder, read_folder
+from escalator.ruleset.folder import RulesFolder, read_folder
 
 log = logging.getLogger(__name__)
 

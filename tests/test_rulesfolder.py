@@ -15,7 +15,7 @@ import pytest
 from escalator.config import default_rules_dir
 from escalator.errors import PolicyError
 from escalator.policy import load_policy
-from escalator.rulesfolder import (
+from escalator.ruleset.folder import (
     MAX_ENTRIES,
     MAX_FILE_BYTES,
     MAX_FILES,

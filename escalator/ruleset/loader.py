@@ -36,6 +36,7 @@ from escalator.ruleset.conditions import (
     truth_from,
     truth_when,
 )
+from escalator.ruleset.folder import RulesFolder, read_folder
 from escalator.ruleset.messages import (
     BUILTIN_HANDOFF_MESSAGE,
     BUILTIN_IN_PROGRESS_MESSAGE,
@@ -46,9 +47,8 @@ from escalator.ruleset.messages import (
     choose,
 )
 from escalator.ruleset.vocabulary import Vocabulary, vocabulary_problems
-from escalator.rulesfolder import RulesFolder, read_folder
+from escalator.ruleset.yamlfile import LineDict, load_yaml
 from escalator.validators import Exactly
-from escalator.yamlfile import LineDict, load_yaml
 
 RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 MAX_PRIORITY = 1000

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from escalator.errors import PolicyError, Problem
-from escalator.rulesfolder import read_folder
-from escalator.yamlfile import LineDict, load_yaml
+from escalator.ruleset.folder import read_folder
+from escalator.ruleset.yamlfile import LineDict, load_yaml
 
 GIT_TIMEOUT_SECONDS = 10
 HTTP_TIMEOUT_SECONDS = 10

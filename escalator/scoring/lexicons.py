@@ -25,7 +25,8 @@ from marshmallow import (
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from escalator.errors import PolicyError, Problem
-from escalator.rulesfolder import FOLDER, RulesFolder, read_folder
+from escalator.ruleset.folder import FOLDER, RulesFolder, read_folder
+from escalator.ruleset.yamlfile import line_of, load_yaml
 from escalator.scoring.labels import intent_key, variant_suffix_pattern
 from escalator.scoring.text import (
     Pattern,
@@ -35,7 +36,6 @@ from escalator.scoring.text import (
     pattern_words,
 )
 from escalator.validators import Exactly
-from escalator.yamlfile import line_of, load_yaml
 
 # Kinds of phrase in the shared index (see PhraseIndex).
 CUE = "cue"

@@ -17,7 +17,7 @@ from escalator.ruleset import compiler, loader
 from escalator.ruleset.compiler import CompiledRuleSet
 from escalator.ruleset.conditions import AllOf, AnyOf, Condition, Leaf, Not, truth_from, truth_when
 from escalator.ruleset.loader import load_ruleset
-from escalator.yamlfile import MAX_YAML_DEPTH, MAX_YAML_NODES
+from escalator.ruleset.yamlfile import MAX_YAML_DEPTH, MAX_YAML_NODES
 
 WriteRules = Callable[..., Path]
 
