@@ -12,7 +12,8 @@ from pathlib import Path
 from escalator.errors import PolicyError, Problem
 from escalator.ruleset.compiler import CompiledRuleSet
 from escalator.ruleset.folder import LEXICON_FOLDER, RulesFolder, read_folder
-from escalator.ruleset.loader import RuleSet, load_ruleset
+from escalator.ruleset.loader import load_ruleset
+from escalator.ruleset.model import RuleSet
 from escalator.ruleset.vocabulary import Vocabulary
 from escalator.scoring import Lexicons, load_lexicons
 from escalator.scoring.lexicons import MEASURED_CUES

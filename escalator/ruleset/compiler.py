@@ -53,7 +53,7 @@ from escalator.errors import PolicyError, Problem
 from escalator.model import ROUTE, DecisionName, FactValue, most_urgent
 from escalator.ruleset.catalogue import lookup
 from escalator.ruleset.conditions import AllOf, Condition, Constant, Leaf, Not, kind_of
-from escalator.ruleset.loader import Outcome, Rule, RuleSet
+from escalator.ruleset.model import Outcome, Rule, RuleSet
 
 MARKER_KEY = "kind"
 MARKER_VALUE = "turn"

@@ -26,7 +26,7 @@ from escalator.ruleset.catalogue import CONTEXT_PREFIX, KNOWN_CHANNELS
 from escalator.ruleset.conditions import Leaf, leaves
 
 if TYPE_CHECKING:
-    from escalator.ruleset.loader import Rule
+    from escalator.ruleset.model import Rule
 
 # What a turn's context keys may be (the turns API refuses any other key).
 CONTEXT_KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")

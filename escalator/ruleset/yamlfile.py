@@ -199,6 +199,13 @@ def line_of(value: Any, default: int | None = None) -> int | None:
     return getattr(value, "line", default)
 
 
+def key_line(node: Any, key: str) -> int | None:
+    """The line `key` was written on in a YAML mapping, else the line the node started on."""
+    if isinstance(node, LineDict):
+        return node.line_of_key(key)
+    return getattr(node, "line", None)
+
+
 def load_yaml(path: Path | bytes, display_name: str | None = None) -> Any:
     """Parse one YAML file (a path, or its bytes already read) safely; a syntax error
     becomes a PolicyError with its line."""

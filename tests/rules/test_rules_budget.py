@@ -13,7 +13,7 @@ import pytest
 
 from escalator.errors import PolicyError, Problem
 from escalator.policy import load_policy
-from escalator.ruleset import compiler, loader
+from escalator.ruleset import budget, compiler
 from escalator.ruleset.compiler import CompiledRuleSet
 from escalator.ruleset.conditions import AllOf, AnyOf, Condition, Leaf, Not, truth_from, truth_when
 from escalator.ruleset.loader import load_ruleset
@@ -114,10 +114,10 @@ def test_a_rules_folder_over_the_budget_is_refused_like_a_request(tmp_path: Path
 # ---------------------------------------------------------------------------- the loader
 
 def test_a_list_longer_than_the_limit_is_refused_where_it_is(write_rules: WriteRules) -> None:
-    values = ", ".join(str(i) for i in range(1, loader.MAX_LIST_VALUES + 2))
+    values = ", ".join(str(i) for i in range(1, budget.MAX_LIST_VALUES + 2))
     problems = problems_of(write_rules(rule("long", f"{{fact: turn_index, in: [{values}]}}")))
     assert [(p.rule, p.line, p.limit) for p in problems] == [("long", 19, "list_values")]
-    assert f"has {loader.MAX_LIST_VALUES + 1} values; at most {loader.MAX_LIST_VALUES}" in (
+    assert f"has {budget.MAX_LIST_VALUES + 1} values; at most {budget.MAX_LIST_VALUES}" in (
         problems[0].message)
 
 

@@ -12,8 +12,9 @@ import pytest
 from escalator.errors import PolicyError, Problem
 from escalator.model import RulesetRef
 from escalator.ruleset.conditions import AllOf, Leaf
-from escalator.ruleset.loader import Outcome, load_ruleset
+from escalator.ruleset.loader import load_ruleset
 from escalator.ruleset.messages import BUILTIN_HANDOFF_MESSAGE, Messages
+from escalator.ruleset.model import Outcome
 
 WriteRules = Callable[..., Path]
 
