@@ -57,7 +57,7 @@ from escalator.config import default_rules_dir
 from escalator.model import ROUTE, BotReply, Message, Turn
 from escalator.policy import Policy, load_policy
 from escalator.scoring import score_turn
-from escalator.transcripts import decide_turns
+from escalator.tools.transcripts import decide_turns
 
 FRUSTRATION = "frustration/dfrustration_dev.txt"
 BREAKDOWN = "breakdown/BETOLD_valid.json"
@@ -113,7 +113,7 @@ def roc_auc(scores: Sequence[float], positive: Sequence[bool]) -> float:
 
 @dataclass
 class Replayer:
-    """Replays transcripts through the service's pipeline (escalator.transcripts)."""
+    """Replays transcripts through the service's pipeline (escalator.tools.transcripts)."""
 
     policy: Policy
 

@@ -28,7 +28,7 @@ from escalator.reloader import ReloadBusy, notify_other_workers
 from escalator.schemas import ReleaseSchema, timestamp_problem, turn_schema, valid_id
 from escalator.services import Services, services
 from escalator.state.store import StateStore
-from escalator.transcripts import TranscriptError, decide_transcript, parse_transcript
+from escalator.tools.transcripts import TranscriptError, decide_transcript, parse_transcript
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)

@@ -230,7 +230,7 @@ def _previous_ruleset(folder: Path, against: str | None, api_key: str | None) ->
 def rules_test(directory: Path | None) -> None:
     """Run the rule tests in DIRECTORY/tests/*.yaml; exit 0 only when all pass."""
     from escalator.errors import PolicyError
-    from escalator.ruletests import load_rule_tests, run_rule_tests
+    from escalator.tools.ruletests import load_rule_tests, run_rule_tests
 
     folder = _rules_folder(directory)
     policy = _load_or_exit(folder)
@@ -263,7 +263,7 @@ def evaluate(transcript: Any, rules_dir: Path | None) -> None:
     """Decide every turn of a TRANSCRIPT (JSON; - for stdin) without touching any state."""
     import json
 
-    from escalator.transcripts import TranscriptError, decide_transcript, parse_transcript
+    from escalator.tools.transcripts import TranscriptError, decide_transcript, parse_transcript
 
     try:
         parsed = parse_transcript(json.load(transcript))
@@ -290,7 +290,7 @@ def replay(corpus: Path, rules_dir: Path | None, against_dir: Path | None,
     """Replay a CORPUS of transcripts (JSON lines) and report what the rules decide."""
     import json
 
-    from escalator import replay as replaying
+    from escalator.tools import replay as replaying
 
     policy = _load_or_exit(_rules_folder(rules_dir))
     against = _load_or_exit(against_dir) if against_dir is not None else None
@@ -319,7 +319,7 @@ def audit(log: Any, as_json: bool, min_count: int) -> None:
     """Route-to-human rates by channel, language and tier in a decision LOG, and disparities."""
     import json
 
-    from escalator import audit as auditing
+    from escalator.tools import audit as auditing
 
     try:
         result = auditing.audit(auditing.read_log(log, log.name), min_count=min_count)

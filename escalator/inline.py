@@ -48,7 +48,7 @@ from escalator.errors import PolicyError, Problem
 from escalator.model import Decision
 from escalator.policy import Policy, check_inline_files, load_inline_policy
 from escalator.ratelimit import RateLimiter
-from escalator.transcripts import Transcript, decide_transcript
+from escalator.tools.transcripts import Transcript, decide_transcript
 
 log = logging.getLogger(__name__)
 

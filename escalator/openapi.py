@@ -32,7 +32,7 @@ from escalator.schemas import (
     TurnSchema,
 )
 from escalator.services import EXTENSION, Services
-from escalator.transcripts import MAX_TURNS
+from escalator.tools.transcripts import MAX_TURNS
 
 OPENAPI_VERSION = "3.1.0"
 EXTENSION_KEY = "escalator.openapi"

@@ -14,11 +14,11 @@ from click.testing import CliRunner
 from flask import Flask
 
 from escalator.app import create_app
-from escalator.audit import audit, report
 from escalator.cli import main
 from escalator.config import Config
 from escalator.decisionlog import STREAM_KEY
 from escalator.services import EXTENSION
+from escalator.tools.audit import audit, report
 
 
 @pytest.fixture

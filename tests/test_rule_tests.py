@@ -117,7 +117,7 @@ def test_evaluate_refuses_an_invalid_transcript(tmp_path: Path) -> None:
 
 def test_the_shipped_rule_tests_pass_and_cover_every_default_rule() -> None:
     from escalator.policy import load_policy
-    from escalator.ruletests import load_rule_tests, run_rule_tests
+    from escalator.tools.ruletests import load_rule_tests, run_rule_tests
 
     policy = load_policy(default_rules_dir())
     try:

@@ -34,7 +34,7 @@ from escalator.errors import PolicyError, Problem
 from escalator.model import HANDOFF_URGENCIES, KEEP, ROUTE, Decision, FactValue
 from escalator.policy import Policy
 from escalator.ruleset.yamlfile import line_of, load_yaml
-from escalator.transcripts import Transcript, TranscriptError, decide_transcript, parse_turns
+from escalator.tools.transcripts import Transcript, TranscriptError, decide_transcript, parse_turns
 
 TESTS_FOLDER = "tests"
 

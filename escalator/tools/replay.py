@@ -2,7 +2,7 @@
 
 A corpus is JSON lines, one transcript per line:
 `{"conversation_id": "...", "turns": [<turn request>, ...]}`. Every conversation is
-decided by the service's own pipeline (escalator.transcripts), so what a replay shows is
+decided by the service's own pipeline (escalator.tools.transcripts), so what a replay shows is
 what the service would have answered.
 """
 
@@ -18,7 +18,12 @@ from typing import Any, TextIO
 
 from escalator.model import ROUTE, Decision
 from escalator.policy import Policy
-from escalator.transcripts import Transcript, TranscriptError, decide_transcript, parse_transcript
+from escalator.tools.transcripts import (
+    Transcript,
+    TranscriptError,
+    decide_transcript,
+    parse_transcript,
+)
 
 
 class CorpusError(ValueError):
