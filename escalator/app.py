@@ -7,13 +7,14 @@ import sqlite3
 
 from flask import Flask
 
-from escalator import api, auth, logs, metrics
+from escalator import logs, metrics
 from escalator.config import Config, ConfigError
 from escalator.decisionlog import open_decision_log
-from escalator.inline import InlineEvaluator, InlineLimits
+from escalator.http import api, auth
+from escalator.http.inline import InlineEvaluator, InlineLimits
+from escalator.http.ratelimit import RateLimiter
 from escalator.pipeline import Pipeline
 from escalator.policy import PolicyHolder, load_policy
-from escalator.ratelimit import RateLimiter
 from escalator.reloader import RuleReloader
 from escalator.services import EXTENSION, Services
 from escalator.state.embedded import EmbeddedRedis, start_embedded

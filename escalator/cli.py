@@ -40,10 +40,11 @@ def serve(host: str, port: int, workers: int) -> None:
 
     import logging
 
-    from escalator import inline, logs
+    from escalator import logs
     from escalator.app import create_app
     from escalator.config import Config, ConfigError
     from escalator.errors import PolicyError
+    from escalator.http import inline
     from escalator.services import EXTENSION
     from escalator.state.embedded import start_embedded
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from escalator.config import Config
-from escalator.inline import InlineEvaluator
+from escalator.http.inline import InlineEvaluator
 from escalator.pipeline import Pipeline
 from escalator.policy import PolicyHolder
 from escalator.reloader import RuleReloader

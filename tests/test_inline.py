@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from escalator.errors import PolicyError, Problem
-from escalator.inline import (
+from escalator.http.inline import (
     InlineBusy,
     InlineFailed,
     InlineLimitExceeded,
@@ -23,7 +23,7 @@ from escalator.inline import (
     clean_stale,
     run_isolated,
 )
-from escalator.ratelimit import RateLimiter
+from escalator.http.ratelimit import RateLimiter
 from escalator.state.store import StateStore
 
 LIMITS = InlineLimits(seconds=2.0, memory_mb=64, concurrency=1)

@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
-from escalator import openapi
-from escalator.openapi import ERRORS
+from escalator.http import openapi
+from escalator.http.openapi import ERRORS
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 

@@ -12,8 +12,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from escalator import metrics, openapi
-from escalator.auth import AuthError, caller_identity
+from escalator import metrics
 from escalator.errors import (
     PolicyError,
     StateUnavailable,
@@ -21,7 +20,9 @@ from escalator.errors import (
     TurnIdReused,
     TurnSuperseded,
 )
-from escalator.inline import InlineLimitExceeded, RateLimited
+from escalator.http import openapi
+from escalator.http.auth import AuthError, caller_identity
+from escalator.http.inline import InlineLimitExceeded, RateLimited
 from escalator.model import ConversationState, Decision
 from escalator.policy import Policy
 from escalator.reloader import ReloadBusy, notify_other_workers

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of the HTTP API (GET /openapi.json), generated from the
 marshmallow schemas: the request schemas the API loads with (escalator.schemas) and the
-response schemas that describe what it answers (escalator.response_schemas).
+response schemas that describe what it answers (escalator.http.response_schemas).
 
 Built once per app, from that app's limits (context keys, body size), and served as the
 same bytes afterwards. tests/test_openapi.py checks that the document is valid and names
@@ -21,7 +21,7 @@ from apispec.ext.marshmallow.field_converter import FieldConverterMixin
 from flask import Flask
 from marshmallow import fields
 
-from escalator import response_schemas as rs
+from escalator.http import response_schemas as rs
 from escalator.policy import INLINE_FILE, MAX_INLINE_FILES
 from escalator.schemas import (
     CONTEXT_KEY,

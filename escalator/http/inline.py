@@ -45,9 +45,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from escalator.errors import PolicyError, Problem
+from escalator.http.ratelimit import RateLimiter
 from escalator.model import Decision
 from escalator.policy import Policy, check_inline_files, load_inline_policy
-from escalator.ratelimit import RateLimiter
 from escalator.tools.transcripts import Transcript, decide_transcript
 
 log = logging.getLogger(__name__)
