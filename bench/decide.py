@@ -23,10 +23,10 @@ from escalator.config import default_rules_dir
 from escalator.model import ConversationState
 from escalator.pipeline import Pipeline
 from escalator.policy import PolicyHolder, load_policy
-from escalator.schemas import TurnSchema
 from escalator.scoring import score_turn
 from escalator.state.embedded import start_embedded
 from escalator.state.store import StateStore, conversation_key
+from escalator.turnschema import TurnSchema
 
 TEXTS = [
     "Hi, I ordered a pair of running shoes last week and they still have not arrived yet",

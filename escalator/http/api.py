@@ -23,13 +23,14 @@ from escalator.errors import (
 from escalator.http import openapi
 from escalator.http.auth import AuthError, caller_identity
 from escalator.http.inline import InlineLimitExceeded, RateLimited
+from escalator.http.schemas import ReleaseSchema, timestamp_problem
 from escalator.model import ConversationState, Decision
 from escalator.policy import Policy
 from escalator.reloader import ReloadBusy, notify_other_workers
-from escalator.schemas import ReleaseSchema, timestamp_problem, turn_schema, valid_id
 from escalator.services import Services, services
 from escalator.state.store import StateStore
 from escalator.tools.transcripts import TranscriptError, decide_transcript, parse_transcript
+from escalator.turnschema import turn_schema, valid_id
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)

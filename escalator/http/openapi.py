@@ -1,6 +1,7 @@
 """The OpenAPI 3.1 document of the HTTP API (GET /openapi.json), generated from the
-marshmallow schemas: the request schemas the API loads with (escalator.schemas) and the
-response schemas that describe what it answers (escalator.http.response_schemas).
+marshmallow schemas: the request schemas the API loads with (escalator.turnschema and
+escalator.http.schemas) and the response schemas that describe what it answers
+(escalator.http.response_schemas).
 
 Built once per app, from that app's limits (context keys, body size), and served as the
 same bytes afterwards. tests/test_openapi.py checks that the document is valid and names
@@ -22,17 +23,11 @@ from flask import Flask
 from marshmallow import fields
 
 from escalator.http import response_schemas as rs
+from escalator.http.schemas import ReleaseSchema
 from escalator.policy import INLINE_FILE, MAX_INLINE_FILES
-from escalator.schemas import (
-    CONTEXT_KEY,
-    ID_PATTERN,
-    MAX_TEXT_CHARS,
-    ContextField,
-    ReleaseSchema,
-    TurnSchema,
-)
 from escalator.services import EXTENSION, Services
 from escalator.tools.transcripts import MAX_TURNS
+from escalator.turnschema import CONTEXT_KEY, ID_PATTERN, MAX_TEXT_CHARS, ContextField, TurnSchema
 
 OPENAPI_VERSION = "3.1.0"
 EXTENSION_KEY = "escalator.openapi"

@@ -14,7 +14,7 @@ from typing import Any
 from marshmallow import Schema, fields, validate
 
 from escalator.model import HANDOFF_URGENCIES, KEEP, ROUTE
-from escalator.schemas import ID_PATTERN
+from escalator.turnschema import ID_PATTERN
 from escalator.validators import Exactly
 
 DECISIONS = (ROUTE, KEEP)

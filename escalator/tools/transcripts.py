@@ -16,7 +16,7 @@ from marshmallow import ValidationError
 from escalator.model import ConversationState, Decision, Turn
 from escalator.pipeline import Pipeline
 from escalator.policy import Policy, PolicyHolder
-from escalator.schemas import turn_schema, valid_id
+from escalator.turnschema import turn_schema, valid_id
 
 DEFAULT_CONVERSATION_ID = "dry-run"
 MAX_TURNS = 500

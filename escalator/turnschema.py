@@ -1,4 +1,6 @@
-"""marshmallow schemas for the HTTP boundary: what a caller may send, checked strictly."""
+"""A turn as callers send it (marshmallow), checked strictly: the one format of a customer
+turn, read by the HTTP API (POST /v1/conversations/{id}/turns), transcripts (POST
+/v1/evaluate, `escalator evaluate`, replays) and rule tests alike."""
 
 from __future__ import annotations
 
@@ -6,7 +8,6 @@ import functools
 import math
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from marshmallow import (
@@ -36,35 +37,12 @@ CONTEXT_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 CONTEXT_VALUE = re.compile(r"^[A-Za-z0-9._:@-]{0,64}$")
 MAX_TEXT_CHARS = 8000
 DEFAULT_MAX_CONTEXT_KEYS = 32
-# How far ahead of the service's clock a live turn's timestamp may be: NTP keeps clocks
-# within seconds, so this only forgives a badly kept one.
-MAX_TIMESTAMP_AHEAD_SECONDS = 15 * 60
+
 
 
 def valid_id(value: str) -> bool:
     """True when `value` is a valid conversation, turn or prompt id."""
     return ID_RE.fullmatch(value) is not None
-
-
-def timestamp_problem(timestamp: datetime, now: float, ttl_seconds: int) -> str | None:
-    """Why a live turn's timestamp cannot be used, or None: it must lie between the state
-    TTL before the service's clock and MAX_TIMESTAMP_AHEAD_SECONDS after it."""
-    # Outside that window the timestamp is a caller's bug (a wrong clock, time zone or
-    # unit), and it would silently skew conversation.minutes for the rest of the
-    # conversation; a turn older than the TTL is older than any state kept for it.
-    offset = timestamp.timestamp() - now
-    if -ttl_seconds <= offset <= MAX_TIMESTAMP_AHEAD_SECONDS:
-        return None
-    return (f"must be within {_duration(ttl_seconds)} before and "
-            f"{MAX_TIMESTAMP_AHEAD_SECONDS // 60} min after the service's clock "
-            f"(this one is {abs(offset) / 3600:,.1f} h {'behind' if offset < 0 else 'ahead'}); "
-            "leave it out to use the service's clock")
-
-
-def _duration(seconds: int) -> str:
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
 
 def strict_boolean(**kwargs: Any) -> fields.Boolean:
@@ -213,13 +191,6 @@ class TurnSchema(Schema):
             store_state=consent.get("store_state", True),
             timestamp=data["timestamp"],
         )
-
-
-class ReleaseSchema(Schema):
-    """POST /v1/conversations/{id}/release: no fields yet ({} or no body at all)."""
-
-    class Meta:
-        unknown = RAISE
 
 
 def _lower(label: str | None) -> str | None:
