@@ -10,7 +10,7 @@ from flask import Flask
 from escalator import logs, metrics
 from escalator.config import Config, ConfigError
 from escalator.decisionlog import open_decision_log
-from escalator.http import api, auth
+from escalator.http import api, auth, errors, requestlog
 from escalator.http.inline import InlineEvaluator, InlineLimits
 from escalator.http.ratelimit import RateLimiter
 from escalator.pipeline import Pipeline
@@ -79,7 +79,7 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
     if start_reloader:
         reloader.start()
     app.register_blueprint(api.bp)
-    api.register_errors(app)
-    logs.init_app(app)
+    errors.register_errors(app)
+    requestlog.init_app(app)
     auth.init_app(app, config.api_keys, config.admin_keys)
     return app

@@ -1,4 +1,5 @@
-"""The HTTP layer: parse, call the pipeline, dump. Every error is JSON with a stable code."""
+"""The routes of the HTTP API: parse, call the pipeline, dump. Errors are raised as ApiError
+(or the pipeline's own) and answered by escalator.http.errors, JSON with a stable code."""
 
 from __future__ import annotations
 
@@ -8,20 +9,14 @@ import time
 from dataclasses import asdict
 from typing import Any, NoReturn
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException
 
 from escalator import metrics
-from escalator.errors import (
-    PolicyError,
-    StateUnavailable,
-    StateUnreadable,
-    TurnIdReused,
-    TurnSuperseded,
-)
+from escalator.errors import PolicyError
 from escalator.http import openapi
-from escalator.http.auth import AuthError, caller_identity
+from escalator.http.auth import caller_identity
+from escalator.http.errors import ApiError, error_response
 from escalator.http.inline import InlineLimitExceeded, RateLimited
 from escalator.http.schemas import ReleaseSchema, timestamp_problem
 from escalator.model import ConversationState, Decision
@@ -34,41 +29,6 @@ from escalator.turnschema import turn_schema, valid_id
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
-
-# Werkzeug's own HTTP errors, mapped to the stable codes of the API contract.
-HTTP_CODES = {
-    400: "invalid_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    408: "request_timeout",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    503: "state_unavailable",
-}
-
-
-class ApiError(Exception):
-    """An error answered as {"error": {"code", "message", "details"}}."""
-
-    def __init__(self, status: int, code: str, message: str,
-                 details: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details or {}
-
-
-def error_response(status: int, code: str, message: str,
-                   details: dict[str, Any] | None = None) -> Response:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details:
-        body["details"] = details
-    response = jsonify({"error": body})
-    response.status_code = status
-    return response
 
 
 def _refuse_constant(name: str) -> NoReturn:
@@ -341,71 +301,3 @@ def _store(svc: Services) -> StateStore:
     if svc.store is None:
         raise ApiError(503, "state_unavailable", "No state store is configured.")
     return svc.store
-
-
-def register_errors(app: Flask) -> None:
-    """JSON errors for everything, including Werkzeug's 404/405/413 and unexpected faults."""
-
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
-
-    @app.errorhandler(AuthError)
-    def _auth_error(exc: AuthError) -> Response:
-        response = error_response(exc.status, exc.code, exc.message)
-        if exc.status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="escalator"'
-        return response
-
-    @app.errorhandler(StateUnavailable)
-    def _state_unavailable(exc: StateUnavailable) -> Response:
-        metrics.STATE_ERRORS.inc()
-        return error_response(503, "state_unavailable",
-                              "The state store is unavailable; try again shortly.")
-
-    @app.errorhandler(StateUnreadable)
-    def _state_unreadable(exc: StateUnreadable) -> Response:
-        # Not a 503: Redis is fine and trying again will not help. The next turn of the
-        # conversation starts it afresh; DELETE erases it now.
-        return error_response(409, "state_unreadable", "The stored state of this conversation "
-                              "cannot be read; its next turn starts it afresh, and DELETE "
-                              "erases it.", {"reason": exc.reason})
-
-    @app.errorhandler(TurnSuperseded)
-    def _turn_superseded(exc: TurnSuperseded) -> Response:
-        return error_response(409, "turn_superseded", "This turn was already decided; newer "
-                              "turns have followed.")
-
-    @app.errorhandler(TurnIdReused)
-    def _turn_id_reused(exc: TurnIdReused) -> Response:
-        # Like an idempotency key reused with another request body: the caller's bug, not
-        # a retry, so neither the old decision nor a new one is the right answer.
-        return error_response(422, "idempotency_key_reused", "This turn id was already "
-                              "used for a different turn in this conversation; a retry "
-                              f"must resend the same turn (turn {exc.turn_id}). Give each "
-                              "new turn a new turn_id.", {"turn_id": [
-                                  "already decided with other content"]})
-
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        code = HTTP_CODES.get(status, "internal_error" if status >= 500 else "invalid_request")
-        response = error_response(status, code, exc.description or exc.name)
-        if status == 405 and exc.get_response().headers.get("Allow"):
-            response.headers["Allow"] = exc.get_response().headers["Allow"]
-        return response
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "Something went wrong on our side.")
-
-    @app.after_request
-    def _count(response: Response) -> Response:
-        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        metrics.HTTP_REQUESTS.labels(rule, str(response.status_code)).inc()
-        started = g.get("started")
-        if started is not None:
-            metrics.HTTP_DURATION.labels(rule).observe(time.perf_counter() - started)
-        return response
-
