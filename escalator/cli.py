@@ -99,7 +99,7 @@ def _run_gunicorn(app: Any, host: str, port: int, workers: int, log_level: str) 
     from gunicorn.app.base import BaseApplication
     from gunicorn.arbiter import Arbiter
 
-    from escalator import gunicorn_config
+    from escalator.serving import gunicorn_config
 
     class ReloadingArbiter(Arbiter):  # type: ignore[misc]
         """SIGHUP reloads the rules in every worker instead of restarting them: a

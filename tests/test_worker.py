@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from escalator.worker import ClientTooSlow, DeadlineSocket, RequestScan
+from escalator.serving.worker import ClientTooSlow, DeadlineSocket, RequestScan
 
 TURN = b'{"turn_id": "t-1", "message": {"text": "hello"}}'
 HEAD = b"POST /v1/conversations/c-1/turns HTTP/1.1\r\nHost: escalator\r\n"

@@ -13,8 +13,8 @@ import pytest
 from opstools import K8S, ROOT, only, render, require_tool, run
 from test_k8s import container, generator, settings
 
-from escalator import gunicorn_config
 from escalator.config import Config
+from escalator.serving import gunicorn_config
 
 NGINX_CONF = K8S / "base" / "nginx.conf"
 README = (ROOT / "README.md").read_text()

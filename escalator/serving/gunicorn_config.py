@@ -19,9 +19,9 @@ from typing import Any
 # serialises evaluations inside one process anyway, so threads would add contention, not
 # throughput. Scale with processes: about one per core. gunicorn's sync worker, with a
 # deadline on reading each request (ESCALATOR_CLIENT_TIMEOUT_SECONDS): a slow client holds a
-# worker for that long at most (escalator/worker.py). Deployments put a buffering proxy in
+# worker for that long at most (escalator/serving/worker.py). Deployments put a buffering proxy in
 # front as well (k8s/base/nginx.conf), so slow clients never reach a worker.
-worker_class = "escalator.worker.BufferingSyncWorker"
+worker_class = "escalator.serving.worker.BufferingSyncWorker"
 workers = 2
 bind = "127.0.0.1:8080"
 
