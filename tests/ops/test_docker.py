@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 from opstools import K8S, ROOT, require_tool, run
 
-from escalator.cli import serve
+from escalator.cli.serve import serve
 from escalator.config import SETTINGS
 
 DOCKERFILE = ROOT / "Dockerfile"

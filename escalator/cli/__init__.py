@@ -1,0 +1,24 @@
+"""The `escalator` command: serve the API, and work with rule sets with the service's own code.
+
+One module per group of commands: serve.py, rules.py (check, test), tools.py (evaluate,
+replay, audit); policy.py is what those reading a rule set share. Commands import what they
+use when they run, so `escalator --help` stays fast and `serve` can set up metrics first.
+"""
+
+from __future__ import annotations
+
+import click
+
+from escalator.cli import rules, serve, tools
+
+
+@click.group()
+@click.version_option(package_name="escalator")
+def main() -> None:
+    """Escalation decisions for chatbot conversations."""
+
+
+main.add_command(serve.serve)
+main.add_command(rules.rules)
+for command in (tools.evaluate, tools.replay, tools.audit):
+    main.add_command(command)
