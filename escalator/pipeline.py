@@ -53,8 +53,8 @@ STICKY_PRIORITY = 1000
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """A decision together with the state it leaves behind."""
+class TurnResult:
+    """A turn's decision together with the state it leaves behind."""
 
     decision: Decision
     state: ConversationState
@@ -129,20 +129,20 @@ class Pipeline:
                 return replayed(snapshot.replay)
             if snapshot.superseded:
                 raise superseded(conversation_id, turn.turn_id)
-            outcome = self.evaluate(
+            result = self.evaluate(
                 conversation_id, turn, snapshot.state or ConversationState(), policy
             )
             try:
-                result = self.store.commit(
-                    conversation_id, snapshot, outcome.state, turn.turn_id,
-                    outcome.decision.to_json(), content,
+                written = self.store.commit(
+                    conversation_id, snapshot, result.state, turn.turn_id,
+                    result.decision.to_json(), content,
                 )
             except StateUnavailable:
                 metrics.STATE_ERRORS.inc()
-                return self._degraded(conversation_id, turn, policy, outcome)
-            if isinstance(result, Committed):
-                self._remember(conversation_id, outcome.state)
-                return outcome.decision
+                return self._degraded(conversation_id, turn, policy, result)
+            if isinstance(written, Committed):
+                self._remember(conversation_id, result.state)
+                return result.decision
             # A conflict: another turn was decided since the load; load again (this very
             # turn, if a retry of it raced this one: then the load replays its decision).
             metrics.STATE_CONFLICTS.inc()
@@ -202,26 +202,26 @@ class Pipeline:
                                  handoff_queue=known.queue, handoff_urgency=known.urgency)
 
     def _degraded(
-        self, conversation_id: str, turn: Turn, policy: Policy, outcome: Outcome | None = None,
+        self, conversation_id: str, turn: Turn, policy: Policy, result: TurnResult | None = None,
         *, remember: bool = True,
     ) -> Decision:
         if self.fail_mode == "error":
             raise StateUnavailable("the state store is unavailable")
         metrics.DEGRADED_DECISIONS.inc()
-        if outcome is None:
+        if result is None:
             # Without the stored state, a conversation this pod knows to be with a person
             # stays with the person (the sticky handoff), rather than go back to the bot
             # just when the service is least able to help.
             state = self._remembered_state(conversation_id) if remember else ConversationState()
-            outcome = self.evaluate(conversation_id, turn, state, policy)
+            result = self.evaluate(conversation_id, turn, state, policy)
         if remember:
             # A handoff decided during the outage sticks for the rest of it, too.
-            self._remember(conversation_id, outcome.state)
-        return replace(outcome.decision, degraded=True)
+            self._remember(conversation_id, result.state)
+        return replace(result.decision, degraded=True)
 
     def evaluate(
         self, conversation_id: str, turn: Turn, state: ConversationState, policy: Policy
-    ) -> Outcome:
+    ) -> TurnResult:
         """Score the turn on top of `state` and apply the rules; touches no storage."""
         now = turn.timestamp.timestamp() if turn.timestamp is not None else self._clock()
         turn_index = state.turn_index + 1
@@ -311,7 +311,7 @@ class Pipeline:
             escalations=escalations,
             scoring=scored.memory,
         )
-        return Outcome(decision, new_state)
+        return TurnResult(decision, new_state)
 
 
 def _raised(stored: str, urgency: str, evaluation: Evaluation) -> str:

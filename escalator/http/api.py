@@ -245,17 +245,17 @@ def reload_ruleset() -> Response:
     svc = services()
     notify_other_workers()  # first, so the other workers read the folder meanwhile
     try:
-        outcome = svc.reloader.reload("api")
+        reloaded = svc.reloader.reload("api")
     except ReloadBusy as exc:
         busy = error_response(409, "reload_in_progress", str(exc))
         busy.headers["Retry-After"] = str(exc.retry_after_seconds)
         return busy
-    body: dict[str, Any] = {"result": outcome.result, "version": outcome.version,
-                            "digest": outcome.digest, "seconds": round(outcome.seconds, 4)}
-    if outcome.warnings:
-        body["warnings"] = list(outcome.warnings)
-    if outcome.problems:
-        body["problems"] = [str(p) for p in outcome.problems]
+    body: dict[str, Any] = {"result": reloaded.result, "version": reloaded.version,
+                            "digest": reloaded.digest, "seconds": round(reloaded.seconds, 4)}
+    if reloaded.warnings:
+        body["warnings"] = list(reloaded.warnings)
+    if reloaded.problems:
+        body["problems"] = [str(p) for p in reloaded.problems]
         return error_response(422, "invalid_ruleset", "The rules folder was refused; the "
                               "running rule set stays.", {"problems": body["problems"]})
     return jsonify(body)

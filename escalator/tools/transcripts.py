@@ -86,9 +86,9 @@ def decide_turns(policy: Policy, conversation_id: str,
     pipeline = Pipeline(PolicyHolder(policy), None)
     state = ConversationState()
     for turn in turns:
-        outcome = pipeline.evaluate(conversation_id, turn, state, policy)
-        state = outcome.state
-        yield outcome.decision
+        result = pipeline.evaluate(conversation_id, turn, state, policy)
+        state = result.state
+        yield result.decision
 
 
 def decide_transcript(policy: Policy, transcript: Transcript) -> list[Decision]:
