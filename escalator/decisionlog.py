@@ -25,7 +25,7 @@ STREAM_KEY = "escalator:decisions"
 DEFAULT_STREAM_LENGTH = 100_000
 
 
-def decision_record(decision: Decision, turn: Turn, at: float | None = None) -> dict[str, Any]:
+def log_record(decision: Decision, turn: Turn, at: float | None = None) -> dict[str, Any]:
     """The record of one decision: ids, outcome, handoff, rules, rule set, facts and
     segment labels."""
     facts = decision.to_dict()["facts"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from escalator import metrics
-from escalator.decisionlog import DecisionLog, decision_record
+from escalator.decisionlog import DecisionLog, log_record
 from escalator.errors import StateUnavailable, StateUnreadable, TurnIdReused, TurnSuperseded
 from escalator.model import (
     KEEP,
@@ -99,7 +99,7 @@ class Pipeline:
         # must not fail the chatbot's turn. Lost records are counted.
         assert self.decision_log is not None
         try:
-            self.decision_log.write(decision_record(decision, turn, self._clock()))
+            self.decision_log.write(log_record(decision, turn, self._clock()))
         except Exception:
             metrics.DECISION_LOG_ERRORS.inc()
             log.warning("decision %s could not be logged", decision.decision_id, exc_info=True)

@@ -186,7 +186,7 @@ def _dump_conversation(redis_url: str, cid: str) -> str:
         parts.append(value.decode("latin-1"))  # raw: any byte sequence, uncompressed or not
         parts.append(json.dumps(dataclasses.asdict(stored.state), ensure_ascii=False))
         parts.extend(stored.turns)
-        for record in stored.records:
+        for record in stored.decisions:
             parts.append(record.decode())
             parts.append(json.dumps(unpack_decision(record), ensure_ascii=False))
     raw.close()

@@ -129,7 +129,7 @@ def test_conversations_on_a_three_master_cluster(app: Flask, cluster: list[Redis
         assert stored.version == 3
         assert stored.state.turn_index == 3
         assert stored.turns[1].partition(".")[0] == turn_signature("t-2")
-        assert unpack_decision(stored.records[1])["turn_index"] == 2
+        assert unpack_decision(stored.decisions[1])["turn_index"] == 2
 
     # A retried turn replays its stored decision and changes nothing.
     first = turn(client, cids[0], "t-4", "I want to talk to a person")

@@ -97,23 +97,23 @@ _ZDICT = (
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
-def decision_record(decision: Mapping[str, Any]) -> bytes:
+def pack_decision(decision: Mapping[str, Any]) -> bytes:
     """A decision body as it is stored: compact JSON on one line."""
-    # JSON escapes control characters in strings, so a record never holds a raw newline.
+    # JSON escapes control characters in strings, so it never holds a raw newline.
     return _COMPACT_JSON.encode(decision).encode()
 
 
 def pack_conversation(version: int, state: ConversationState, turns: Sequence[str],
-                      records: Sequence[bytes]) -> bytes:
+                      decisions: Sequence[bytes]) -> bytes:
     """The stored value (format 3) of a conversation: version, state, turn signatures and
-    decision records (newest first)."""
+    stored decisions (newest first)."""
     changed = {name: value for name in _STATE_FIELDS
                if (value := getattr(state, name)) != getattr(_FRESH, name)}
     first = _COMPACT_JSON.encode({"turns": list(turns), "state": changed}).encode()
     # Raw deflate (negative wbits): no zlib header or checksum. Level 6: level 9 saves
     # nothing measurable on values this small and costs more per turn.
     deflate = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zdict=_ZDICT)
-    body = deflate.compress(b"\n".join((first, *records))) + deflate.flush()
+    body = deflate.compress(b"\n".join((first, *decisions))) + deflate.flush()
     return b"3:%d:" % version + body
 
 
@@ -124,7 +124,7 @@ class Stored:
     version: int
     state: ConversationState
     turns: tuple[str, ...]  # signatures of the remembered turn ids, newest first
-    records: tuple[bytes, ...]  # decision records of the last turns, newest first
+    decisions: tuple[bytes, ...]  # the stored decisions of the last turns, newest first
 
 
 def unpack_conversation(value: bytes) -> Stored:
@@ -133,13 +133,13 @@ def unpack_conversation(value: bytes) -> Stored:
     if header is None:
         raise ValueError("not a stored conversation (format 3)")
     inflate = zlib.decompressobj(-15, zdict=_ZDICT)
-    first, *records = (inflate.decompress(value[header.end():]) + inflate.flush()).split(b"\n")
+    first, *decisions = (inflate.decompress(value[header.end():]) + inflate.flush()).split(b"\n")
     head = json.loads(first)
     turns = head["turns"]
     if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
         raise TypeError("the remembered turns are not a list of signatures")
     return Stored(int(header.group(1)), checked_state(head["state"]), tuple(turns),
-                  tuple(records))
+                  tuple(decisions))
 
 
 def _count_or_none(value: Any) -> bool:
@@ -205,9 +205,9 @@ def unreadable_reason(exc: Exception) -> str:
     return "format"
 
 
-def unpack_decision(record: bytes) -> dict[str, Any]:
-    """A decision body from its stored record (what a retry returns)."""
-    decision = json.loads(record)
+def unpack_decision(stored: bytes) -> dict[str, Any]:
+    """A decision body from its stored form, pack_decision's (what a retry is answered with)."""
+    decision = json.loads(stored)
     if not isinstance(decision, dict):
         raise ValueError("a stored decision is not a JSON object")
     return decision

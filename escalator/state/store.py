@@ -69,9 +69,9 @@ from escalator.state.circuit import CircuitBreaker
 from escalator.state.codec import (
     Stored,
     claimed_version,
-    decision_record,
     find_turn,
     pack_conversation,
+    pack_decision,
     remembered_turn,
     unpack_conversation,
     unpack_decision,
@@ -104,10 +104,10 @@ OUTAGES: tuple[type[Exception], ...] = (
 
 # How many recent turns keep their decision for idempotent retries. A chatbot platform
 # retries a turn within seconds, before more than a turn or two has followed it; every
-# record costs ~300 bytes of Redis memory per conversation (bench/load.py).
-DEFAULT_TURN_RECORDS = 2
+# stored decision costs ~300 bytes of Redis memory per conversation (bench/load.py).
+DEFAULT_KEPT_DECISIONS = 2
 # How many recent turn ids are remembered: a retry of one of them that no longer has its
-# record is refused (Snapshot.superseded) rather than decided a second time.
+# decision is refused (Snapshot.superseded) rather than decided a second time.
 DEFAULT_REMEMBERED_TURNS = 16
 
 
@@ -132,7 +132,7 @@ class Snapshot:
     # What the next commit carries over: signatures of the remembered turn ids and the
     # stored decision bodies (compact JSON) of the last turns, newest first.
     turns: tuple[str, ...] = ()
-    records: tuple[bytes, ...] = ()
+    decisions: tuple[bytes, ...] = ()
     # True if the stored value could not be read: state is None, and the next commit
     # replaces the value (unless a readable one has replaced it since: a Conflict).
     unreadable: bool = False
@@ -227,7 +227,7 @@ class StateStore:
     """Loads and atomically commits conversation state and decided turns in Redis."""
 
     def __init__(self, client: RedisClient | Callable[[], RedisClient], *,
-                 ttl_seconds: int = 86400, max_turn_records: int = DEFAULT_TURN_RECORDS,
+                 ttl_seconds: int = 86400, kept_decisions: int = DEFAULT_KEPT_DECISIONS,
                  remembered_turns: int = DEFAULT_REMEMBERED_TURNS,
                  breaker: CircuitBreaker | None = None) -> None:
         """`client` may be a factory: the client is then made on the first call (a cluster
@@ -235,10 +235,10 @@ class StateStore:
         while Redis is down, and is best made in each worker rather than before the fork)."""
         if ttl_seconds < 1:
             raise ValueError("ttl_seconds must be at least 1")
-        if max_turn_records < 1:
-            raise ValueError("max_turn_records must be at least 1")
-        if remembered_turns < max_turn_records:
-            raise ValueError("remembered_turns must be at least max_turn_records")
+        if kept_decisions < 1:
+            raise ValueError("kept_decisions must be at least 1")
+        if remembered_turns < kept_decisions:
+            raise ValueError("remembered_turns must be at least kept_decisions")
         self._client_or_none: RedisClient | None = None
         self._factory: Callable[[], RedisClient] | None = None
         self._factory_lock = threading.Lock()
@@ -247,7 +247,7 @@ class StateStore:
         else:
             self._factory = client
         self._ttl_seconds = ttl_seconds
-        self._max_turn_records = max_turn_records
+        self._kept_decisions = kept_decisions
         self._remembered_turns = remembered_turns
         self.breaker = breaker if breaker is not None else CircuitBreaker()
         # Conversations whose unreadable value this process has already reported, oldest
@@ -256,7 +256,7 @@ class StateStore:
 
     @classmethod
     def from_url(cls, url: str, *, ttl_seconds: int = 86400, timeout_seconds: float = 0.1,
-                 max_turn_records: int = DEFAULT_TURN_RECORDS,
+                 kept_decisions: int = DEFAULT_KEPT_DECISIONS,
                  remembered_turns: int = DEFAULT_REMEMBERED_TURNS, cluster: bool = False,
                  breaker: CircuitBreaker | None = None) -> StateStore:
         """A store on the Redis at url (redis://, rediss://, unix://), failing within the budget;
@@ -272,7 +272,7 @@ class StateStore:
         if not cluster:
             client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), retry_on_error=[],
                                           **options)
-            return cls(client, ttl_seconds=ttl_seconds, max_turn_records=max_turn_records,
+            return cls(client, ttl_seconds=ttl_seconds, kept_decisions=kept_decisions,
                        remembered_turns=remembered_turns, breaker=breaker)
         if url.startswith("unix:"):
             raise ValueError("a Redis Cluster is reached over TCP (redis:// or rediss://)")
@@ -282,7 +282,7 @@ class StateStore:
             # moved), and refreshes its slot map after a connection error for the next call.
             return redis.RedisCluster.from_url(url, retry=Retry(NoBackoff(), 0), **options)
 
-        return cls(connect, ttl_seconds=ttl_seconds, max_turn_records=max_turn_records,
+        return cls(connect, ttl_seconds=ttl_seconds, kept_decisions=kept_decisions,
                    remembered_turns=remembered_turns, breaker=breaker)
 
     @property
@@ -319,14 +319,14 @@ class StateStore:
         if position is not None and content is not None and seen and seen != content:
             reused = True
         elif position is not None:
-            if position < len(stored.records):
-                replay = self._decoded(stored.records[position], conversation_id)
-            # A record that cannot be read is as good as gone: the retry is refused
+            if position < len(stored.decisions):
+                replay = self._decoded(stored.decisions[position], conversation_id)
+            # A stored decision that cannot be read is as good as gone: the retry is refused
             # (nothing changes) rather than decided, and so counted, a second time.
             superseded = replay is None
         return Snapshot(state=stored.state, version=stored.version, replay=replay,
                         superseded=superseded, reused=reused, turns=stored.turns,
-                        records=stored.records)
+                        decisions=stored.decisions)
 
     def commit(self, conversation_id: str, loaded: Snapshot, state: ConversationState,
                turn_id: str, decision: Mapping[str, Any] | bytes,
@@ -337,12 +337,12 @@ class StateStore:
         have been either); a loaded value that was unreadable is replaced, unless another turn
         replaced it first."""
         _check_turn_id(turn_id)
-        record = decision if isinstance(decision, bytes) else decision_record(decision)
+        packed = decision if isinstance(decision, bytes) else pack_decision(decision)
         remembered = remembered_turn(turn_id, content)
         written = self._write(
             conversation_id, loaded.version, state,
             (remembered, *loaded.turns[:self._remembered_turns - 1]),
-            (record, *loaded.records[:self._max_turn_records - 1]), replace=loaded.unreadable)
+            (packed, *loaded.decisions[:self._kept_decisions - 1]), replace=loaded.unreadable)
         if loaded.unreadable and isinstance(written, Committed):
             self._reported.pop(conversation_id, None)  # a new corruption is news again
         return written
@@ -371,7 +371,7 @@ class StateStore:
             state = released(stored.state)
             written = self._write(conversation_id, stored.version, state,
                                   stored.turns[:self._remembered_turns],
-                                  stored.records[:self._max_turn_records])
+                                  stored.decisions[:self._kept_decisions])
             if isinstance(written, Committed):
                 return state
         raise StateUnavailable(f"could not release {conversation_id!r}: "
@@ -408,17 +408,17 @@ class StateStore:
         return StateUnreadable(conversation_id, reason, version)
 
     def _write(self, conversation_id: str, expected_version: int, state: ConversationState,
-               turns: Sequence[str], records: Sequence[bytes], *,
+               turns: Sequence[str], decisions: Sequence[bytes], *,
                replace: bool = False) -> Committed | Conflict:
-        value = pack_conversation(expected_version + 1, state, turns, records)
+        value = pack_conversation(expected_version + 1, state, turns, decisions)
         outcome, version = self._run(_COMMIT, conversation_id, expected_version, value,
                                      self._ttl_seconds, "replace" if replace else "")
         return Committed(int(version)) if outcome == 2 else Conflict(int(version))
 
-    def _decoded(self, record: bytes, conversation_id: str) -> dict[str, Any] | None:
-        """A stored decision record, or None if it cannot be read (logged and counted)."""
+    def _decoded(self, stored: bytes, conversation_id: str) -> dict[str, Any] | None:
+        """A stored decision's body, or None if it cannot be read (logged and counted)."""
         try:
-            return unpack_decision(record)
+            return unpack_decision(stored)
         except ValueError:
             self._unreadable(conversation_id, "record", 0)
             return None

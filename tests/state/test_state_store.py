@@ -163,7 +163,7 @@ def test_the_first_commit_must_come_from_an_empty_snapshot(
 def test_concurrent_turns_lose_no_update(redis_url: str, new_conversation_id: NewId,
                                          make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
-    store = StateStore.from_url(redis_url, timeout_seconds=2.0, max_turn_records=64,
+    store = StateStore.from_url(redis_url, timeout_seconds=2.0, kept_decisions=64,
                                 remembered_turns=64)
     turn_ids = [f"t-{n:02d}" for n in range(50)]
     conflicts = [0]
@@ -402,7 +402,7 @@ def test_the_stored_value_is_compact_and_holds_no_plain_turn_id(
     # Turn ids only as one-way signatures, newest first; decisions as the API answered them.
     assert unpacked.turns == (turn_signature(turn_ids[1]), turn_signature(turn_ids[0]))
     assert not set(unpacked.turns) & set(turn_ids)
-    assert [json.loads(record) for record in unpacked.records] == decisions[::-1]
+    assert [json.loads(record) for record in unpacked.decisions] == decisions[::-1]
     for turn_id in turn_ids:
         assert turn_id.encode() not in value
     plain = json.dumps({"state": asdict(a_state(2)), "decisions": decisions},
@@ -420,7 +420,7 @@ def test_memory_of_a_twenty_turn_conversation(
     usage = raw.memory_usage(conversation_key(cid), samples=0)
     print(f"MEMORY USAGE of a 20-turn conversation: {usage} bytes")
     assert usage is not None
-    assert usage <= 2048  # the target; 8 full records and a hashtable hash cost ~7 KB
+    assert usage <= 2048  # the target
 
 
 # -- Misuse and failures ----------------------------------------------------------------------
