@@ -1,4 +1,4 @@
-"""The decision log: one JSON record per decision, for audit and replay; never any text.
+"""The decision log: one JSON record per decision, for audits; never any text.
 
 `ESCALATOR_DECISION_LOG` chooses where records go:
 - `stdout`: one JSON line per decision on standard output (collected by the platform's

@@ -27,12 +27,12 @@ from escalator.model import Decision
 from escalator.ruleset.catalogue import KNOWN_CHANNELS  # caller channels folded onto these
 
 DECISIONS = Counter(
-    "escalator_decisions_total", "Decisions made, by decision and channel (retries that "
-    "replayed a stored decision are not decisions: see escalator_replayed_turns_total).",
+    "escalator_decisions_total", "Decisions made, by decision and channel (retries answered "
+    "with a stored decision are not decisions: see escalator_retried_turns_total).",
     ["decision", "channel"],
 )
-REPLAYED_TURNS = Counter(
-    "escalator_replayed_turns_total",
+RETRIED_TURNS = Counter(
+    "escalator_retried_turns_total",
     "Retries of a turn already decided, answered with its stored decision, by channel.",
     ["channel"],
 )
@@ -123,11 +123,11 @@ def channel_label(channel: str | None) -> str:
 
 
 def observe_decision(decision: Decision, channel: str | None, seconds: float) -> None:
-    """Count one decision, its matched rules and its latency; or one replayed retry."""
-    if decision.replayed:
+    """Count one decision, its matched rules and its latency; or one retry."""
+    if decision.retried:
         # A platform retrying a turn 199 times made one decision, not 200: counting
-        # replays as decisions would inflate the escalation-rate panels and alerts.
-        REPLAYED_TURNS.labels(channel_label(channel)).inc()
+        # retries as decisions would inflate the escalation-rate panels and alerts.
+        RETRIED_TURNS.labels(channel_label(channel)).inc()
         return
     DECISIONS.labels(decision.decision, channel_label(channel)).inc()
     for reason in decision.reasons:  # rule ids come from the loaded rule set: bounded

@@ -161,7 +161,8 @@ class Decision:
     facts: Mapping[str, FactValue]
     ruleset: RulesetRef
     degraded: bool = False
-    replayed: bool = False
+    # This answer is a retry's stored decision (the API calls it `replayed`).
+    retried: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The body of the HTTP response, as a dict (to_json() is its encoding).
@@ -194,7 +195,7 @@ class Decision:
             "ruleset": {"name": self.ruleset.name, "version": self.ruleset.version,
                         "digest": self.ruleset.digest},
             "degraded": self.degraded,
-            "replayed": self.replayed,
+            "replayed": self.retried,
         }
 
     def to_json(self) -> bytes:

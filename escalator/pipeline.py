@@ -90,7 +90,7 @@ class Pipeline:
         started = time.perf_counter()
         decision = self._decide(conversation_id, turn)
         metrics.observe_decision(decision, turn.channel, time.perf_counter() - started)
-        if self.decision_log is not None and not decision.replayed:
+        if self.decision_log is not None and not decision.retried:
             self._log(decision, turn)
         return decision
 
@@ -125,8 +125,8 @@ class Pipeline:
                 return self._degraded(conversation_id, turn, policy)
             if snapshot.reused:
                 raise TurnIdReused(conversation_id, turn.turn_id)
-            if snapshot.replay is not None:
-                return replayed(snapshot.replay)
+            if snapshot.retry is not None:
+                return retried(snapshot.retry)
             if snapshot.superseded:
                 raise superseded(conversation_id, turn.turn_id)
             result = self.evaluate(
@@ -144,7 +144,7 @@ class Pipeline:
                 self._remember(conversation_id, result.state)
                 return result.decision
             # A conflict: another turn was decided since the load; load again (this very
-            # turn, if a retry of it raced this one: then the load replays its decision).
+            # turn, if a retry of it raced this one: then the load finds its decision).
             metrics.STATE_CONFLICTS.inc()
         log.warning("conversation %s: gave up after %d conflicting updates",
                     conversation_id, MAX_COMMIT_ATTEMPTS)
@@ -348,8 +348,8 @@ def superseded(conversation_id: str, turn_id: str) -> TurnSuperseded:
                           "and newer turns have followed")
 
 
-def replayed(body: Mapping[str, Any]) -> Decision:
-    """Rebuild a stored decision for an idempotent retry, flagged `replayed`."""
+def retried(body: Mapping[str, Any]) -> Decision:
+    """A stored decision rebuilt as the answer to an idempotent retry (flagged `retried`)."""
     handoff = body.get("handoff")
     return Decision(
         decision=ROUTE if body["decision"] == ROUTE else KEEP,
@@ -366,6 +366,6 @@ def replayed(body: Mapping[str, Any]) -> Decision:
         facts={k: tuple(v) if isinstance(v, list) else v for k, v in body["facts"].items()},
         ruleset=RulesetRef(**body["ruleset"]),
         degraded=bool(body.get("degraded", False)),
-        replayed=True,
+        retried=True,
     )
 

@@ -62,7 +62,7 @@ def test_turn_indexes_count_up(client: FlaskClient,
     assert indexes == [1, 2, 3]
 
 
-def test_a_retried_turn_is_replayed_and_changes_nothing(
+def test_a_retried_turn_gets_its_stored_decision_and_changes_nothing(
         client: FlaskClient, new_conversation_id: Callable[..., str]) -> None:
     cid = new_conversation_id()
     first = post_turn(client, cid, turn("t-1")).get_json()
@@ -81,7 +81,7 @@ def test_retries_are_counted_as_retries_not_decisions(
 
     routed = {"decision": "route_to_human", "channel": "sms"}
     before = (count("escalator_decisions_total", **routed),
-              count("escalator_replayed_turns_total", channel="sms"),
+              count("escalator_retried_turns_total", channel="sms"),
               count("escalator_rule_matches_total", rule="explicit-human-request"),
               count("escalator_decision_duration_seconds_count"))
     cid = new_conversation_id()
@@ -89,7 +89,7 @@ def test_retries_are_counted_as_retries_not_decisions(
     for _ in range(200):  # one turn and 199 retries of it
         assert post_turn(client, cid, body).status_code == 200
     after = (count("escalator_decisions_total", **routed),
-             count("escalator_replayed_turns_total", channel="sms"),
+             count("escalator_retried_turns_total", channel="sms"),
              count("escalator_rule_matches_total", rule="explicit-human-request"),
              count("escalator_decision_duration_seconds_count"))
     assert [a - b for a, b in zip(after, before, strict=True)] == [1, 199, 1, 1]

@@ -139,7 +139,7 @@ def test_bot_fallbacks_are_capped(client: FlaskClient,
     assert "bot-fallback-cap" in {r["rule"] for r in decisions[2]["reasons"]}
 
 
-def test_retries_replay_the_last_two_turns_and_older_ones_are_superseded(
+def test_retries_of_the_last_two_turns_get_their_decision_and_older_ones_are_superseded(
         client: FlaskClient, new_conversation_id: Callable[..., str]) -> None:
     cid = new_conversation_id()
     first = [say(client, cid, f"t-{i}", f"where is order {i}?") for i in (1, 2, 3)]

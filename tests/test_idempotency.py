@@ -1,4 +1,5 @@
-"""turn_id is an idempotency key: a retry replays, a reused key with other content is refused.
+"""turn_id is an idempotency key: a retry gets the stored decision, a reused key with other
+content is refused.
 
 Before, a turn id sent again with a different body silently got the first body's decision
 back, and release took any body at all.
@@ -41,7 +42,7 @@ def test_a_turn_id_reused_with_other_content_is_refused_and_changes_nothing(
     assert stored(client, cid) == before
 
 
-def test_a_retry_with_the_same_content_written_differently_is_replayed(
+def test_a_retry_with_the_same_content_written_differently_is_a_retry(
         client: FlaskClient, new_conversation_id: Callable[..., str]) -> None:
     cid = new_conversation_id()
     first = post(client, cid, WHERE).get_json()
@@ -77,8 +78,9 @@ def test_the_window_in_which_a_turn_id_is_recognised(
     bodies = [{"turn_id": f"t-{n}", "message": {"text": f"question {n}"}} for n in range(1, 21)]
     for body in bodies:
         assert post(client, cid, body).status_code == 200
-    # The last 2 turns replay; the 14 before them are recognised and refused, with 422 when
-    # the content differs; older ids are forgotten and decided as new turns.
+    # The last 2 turns get their stored decision; the 14 before them are recognised and
+    # refused, with 422 when the content differs; older ids are forgotten and decided as new
+    # turns.
     assert post(client, cid, bodies[19]).get_json()["replayed"] is True
     assert post(client, cid, bodies[18]).get_json()["replayed"] is True
     assert post(client, cid, bodies[17]).get_json()["error"]["code"] == "turn_superseded"

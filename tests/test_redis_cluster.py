@@ -131,7 +131,7 @@ def test_conversations_on_a_three_master_cluster(app: Flask, cluster: list[Redis
         assert stored.turns[1].partition(".")[0] == turn_signature("t-2")
         assert unpack_decision(stored.decisions[1])["turn_index"] == 2
 
-    # A retried turn replays its stored decision and changes nothing.
+    # A retried turn gets its stored decision and changes nothing.
     first = turn(client, cids[0], "t-4", "I want to talk to a person")
     assert first["decision"] == "route_to_human"
     decided += 1
@@ -159,7 +159,7 @@ def test_conversations_on_a_three_master_cluster(app: Flask, cluster: list[Redis
     raw.close()
     assert client.get(f"/v1/conversations/{cids[1]}").get_json()["turn_index"] == 3
 
-    # Every decision made (not the replay) went to the decision-log stream.
+    # Every decision made (not the retry) went to the decision-log stream.
     assert stream.xlen(STREAM_KEY) == logged_before + decided
     stream.close()
     ready = client.get("/readyz").get_json()

@@ -206,7 +206,7 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
             }, security=CALLER, body=_ref("schemas", "Turn"),
             description="`turn_id` is the idempotency key, recognised among the "
                         "conversation's last 16 decided turns: a retry (the same content) "
-                        "of one of the last 2 replays its decision, of an older one of the "
+                        "of one of the last 2 gets its stored decision, of an older one of the "
                         "16 answers 409 turn_superseded; the same id with other content "
                         "answers 422 idempotency_key_reused; an id older than the 16 is "
                         "forgotten and decided as a new turn. 503 only with "

@@ -112,7 +112,8 @@ class DecisionSchema(Schema):
     degraded = fields.Boolean(required=True, metadata={
         "description": "Decided without state: the state store was unavailable."})
     replayed = fields.Boolean(required=True, metadata={
-        "description": "A retry of a turn already decided: the stored decision, unchanged."})
+        "description": "This answer is a retry's stored decision: the turn was already "
+                       "decided, and its decision is answered unchanged."})
 
 
 class EvaluationSchema(Schema):

@@ -137,7 +137,7 @@ class Decision:
     reasons: tuple[Reason, ...] = ()
     scores: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     degraded: bool = False
-    replayed: bool = False
+    replayed: bool = False  # this answer is a retry's stored decision (the API's name)
     source: str = "escalator"
     error: str | None = None
     attempts: int = 0

@@ -10,7 +10,7 @@ Python finds retries at load; the commit only checks that the version is still t
 loaded (if it is, nothing was decided in between, so the load's finding still holds) and
 replaces the value. Of two turns of one conversation decided at once, one commits and the
 other gets a Conflict and decides again on the new state. A retry of one of the last 2
-turns is answered with its stored decision (Snapshot.replay); a retry of an older
+turns is answered with its stored decision (Snapshot.retry); a retry of an older
 remembered turn is refused (Snapshot.superseded; the API answers 409 turn_superseded) and
 changes nothing; a remembered turn id sent with other content is refused too
 (Snapshot.reused; 422 idempotency_key_reused); a turn id never seen (or forgotten) is
@@ -118,16 +118,18 @@ def conversation_key(conversation_id: str) -> str:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A conversation as loaded: its state (None if unknown), version, and a stored replay."""
+    """A conversation as loaded: its state (None if unknown), its version, and the stored
+    decision if the turn is a retry."""
 
     state: ConversationState | None
     version: int
-    # The stored decision body if this turn_id was already decided (idempotent retries).
-    replay: dict[str, Any] | None
+    # The stored decision body if this turn_id was already decided: the turn is a retry,
+    # answered with it (idempotent retries).
+    retry: dict[str, Any] | None
     # True if this turn_id was decided, but newer turns followed and its decision is gone.
     superseded: bool = False
     # True if this turn_id was decided with other content: the id was reused for another
-    # turn (neither replay nor superseded is set then).
+    # turn (neither retry nor superseded is set then).
     reused: bool = False
     # What the next commit carries over: signatures of the remembered turn ids and the
     # stored decision bodies (compact JSON) of the last turns, newest first.
@@ -311,20 +313,20 @@ class StateStore:
         try:
             stored = self._stored(conversation_id)
         except StateUnreadable as exc:
-            return Snapshot(state=None, version=exc.version, replay=None, unreadable=True)
+            return Snapshot(state=None, version=exc.version, retry=None, unreadable=True)
         if stored is None:
-            return Snapshot(state=None, version=0, replay=None)
-        replay, superseded, reused = None, False, False
+            return Snapshot(state=None, version=0, retry=None)
+        retry, superseded, reused = None, False, False
         position, seen = find_turn(stored.turns, turn_id) if turn_id is not None else (None, None)
         if position is not None and content is not None and seen and seen != content:
             reused = True
         elif position is not None:
             if position < len(stored.decisions):
-                replay = self._decoded(stored.decisions[position], conversation_id)
+                retry = self._decoded(stored.decisions[position], conversation_id)
             # A stored decision that cannot be read is as good as gone: the retry is refused
             # (nothing changes) rather than decided, and so counted, a second time.
-            superseded = replay is None
-        return Snapshot(state=stored.state, version=stored.version, replay=replay,
+            superseded = retry is None
+        return Snapshot(state=stored.state, version=stored.version, retry=retry,
                         superseded=superseded, reused=reused, turns=stored.turns,
                         decisions=stored.decisions)
 

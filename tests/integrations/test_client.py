@@ -55,7 +55,7 @@ def test_a_calm_turn_stays_with_the_bot_and_a_request_routes(escalator_url: str,
     assert routed.turn_id == "t-2" and routed.conversation_id == conversation
 
 
-def test_a_retry_after_a_lost_answer_is_replayed_and_the_turn_counted_once(
+def test_a_retry_after_a_lost_answer_gets_the_stored_decision_and_the_turn_counted_once(
         escalator_url: str, conversation: str) -> None:
     # The first attempt reaches escalator, which decides and stores the turn; its answer
     # is lost on the way back (a 502 from the proxy). The retry must not count it again.

@@ -30,7 +30,7 @@ BOUND_SECONDS = 1.0  # a bound on "quickly", not a benchmark
 
 def every_call(store: StateStore, make_decision: MakeDecision) -> list[Callable[[], object]]:
     decision = make_decision("c-1", "t-1", 1)
-    unknown = Snapshot(state=None, version=0, replay=None)
+    unknown = Snapshot(state=None, version=0, retry=None)
     return [
         lambda: store.load("c-1", "t-1"),
         lambda: store.commit("c-1", unknown, ConversationState(turn_index=1), "t-1", decision),
@@ -76,7 +76,7 @@ def test_embedded_server_serves_other_processes(embedded: EmbeddedRedis, tmp_pat
     store = StateStore.from_url(embedded.url)
     snapshot = store.load("c-embedded", "t-1")
     assert snapshot.version == 1
-    assert snapshot.replay == decision
+    assert snapshot.retry == decision
     store.close()
 
 

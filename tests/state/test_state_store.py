@@ -1,4 +1,5 @@
-"""The state store against a real Redis: what a turn loads, commits, replays and erases."""
+"""The state store against a real Redis: what a turn loads and commits, what a retry finds, what
+release and erase do."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from escalator.state.store import Committed, Conflict, Snapshot, StateStore, con
 NewId = Callable[..., str]
 MakeDecision = Callable[..., dict[str, Any]]
 
-UNKNOWN = Snapshot(state=None, version=0, replay=None)
+UNKNOWN = Snapshot(state=None, version=0, retry=None)
 
 
 def a_state(turn_index: int = 1, **changes: Any) -> ConversationState:
@@ -47,15 +48,15 @@ def handed_back(state: ConversationState) -> ConversationState:
 
 
 def seen(snapshot: Snapshot) -> tuple[Any, ...]:
-    """What a turn learns from a load: state, version, replay, superseded."""
-    return snapshot.state, snapshot.version, snapshot.replay, snapshot.superseded
+    """What a turn learns from a load: state, version, retry, superseded."""
+    return snapshot.state, snapshot.version, snapshot.retry, snapshot.superseded
 
 
 def decide(store: StateStore, cid: str, turn_id: str, state: ConversationState,
            decision: dict[str, Any]) -> Committed | Conflict:
-    """A turn as the pipeline takes it: load (no replay expected), then commit."""
+    """A turn as the pipeline takes it: load (not a retry), then commit."""
     snapshot = store.load(cid, turn_id)
-    assert snapshot.replay is None and not snapshot.superseded
+    assert snapshot.retry is None and not snapshot.superseded
     return store.commit(cid, snapshot, state, turn_id, decision)
 
 
@@ -92,7 +93,7 @@ def test_commit_then_load_round_trip(store: StateStore, new_conversation_id: New
 
     assert seen(store.load(cid, "t-2")) == (state, 1, None, False)
     assert seen(store.load(cid)) == (state, 1, None, False)
-    assert store.load(cid, "t-1").replay == decision
+    assert store.load(cid, "t-1").retry == decision
     assert store.summary(cid) == (state, 1)
 
 
@@ -104,7 +105,7 @@ def test_a_fresh_state_round_trips_too(store: StateStore, new_conversation_id: N
     assert seen(store.load(cid, "t-2")) == (ConversationState(), 1, None, False)
 
 
-def test_a_retry_replays_the_stored_decision_and_changes_nothing(
+def test_a_retry_finds_the_stored_decision_and_changes_nothing(
         store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
         make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
@@ -121,8 +122,8 @@ def test_a_retry_replays_the_stored_decision_and_changes_nothing(
     second = make_decision(cid, "t-1", 1)
     assert second["decision_id"] != first["decision_id"]
     assert store.commit(cid, racing, a_state(2), "t-1", second) == Conflict(1)
-    # ... and once it loads again, it replays the first decision too.
-    assert store.load(cid, "t-1").replay == first
+    # ... and once it loads again, it finds the first decision too.
+    assert store.load(cid, "t-1").retry == first
 
     value, ttl = stored(raw, cid)
     assert value == before[0]
@@ -141,7 +142,7 @@ def test_a_stale_snapshot_conflicts_and_changes_nothing(
 
     assert store.commit(cid, stale, a_state(3), "t-3", make_decision(cid, "t-3", 3)) \
         == Conflict(2)
-    invented = Snapshot(state=a_state(2), version=5, replay=None)
+    invented = Snapshot(state=a_state(2), version=5, retry=None)
     assert store.commit(cid, invented, a_state(3), "t-3", make_decision(cid, "t-3", 3)) \
         == Conflict(2)
 
@@ -153,7 +154,7 @@ def test_the_first_commit_must_come_from_an_empty_snapshot(
         store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
         make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
-    invented = Snapshot(state=None, version=3, replay=None)
+    invented = Snapshot(state=None, version=3, retry=None)
     assert store.commit(cid, invented, a_state(1), "t-1", make_decision(cid, "t-1", 1)) \
         == Conflict(0)
     assert raw.exists(conversation_key(cid)) == 0
@@ -175,7 +176,7 @@ def test_concurrent_turns_lose_no_update(redis_url: str, new_conversation_id: Ne
         while True:
             snapshot = store.load(cid, turn_id)
             # A Conflict wrote nothing, so this turn was never decided.
-            assert snapshot.replay is None and not snapshot.superseded
+            assert snapshot.retry is None and not snapshot.superseded
             state = snapshot.state or ConversationState()
             turns_seen = [*state.scoring.get("seen", []), turn_id]
             result = store.commit(cid, snapshot,
@@ -211,9 +212,9 @@ def test_concurrent_turns_lose_no_update(redis_url: str, new_conversation_id: Ne
     assert state.turn_index == 50
     assert sorted(state.scoring["seen"]) == turn_ids  # every turn's update survived
     for turn_id in turn_ids:
-        replay = store.load(cid, turn_id).replay
-        assert replay is not None
-        assert replay["turn_id"] == turn_id
+        retry = store.load(cid, turn_id).retry
+        assert retry is not None
+        assert retry["turn_id"] == turn_id
     store.close()
     # Not an assertion on timing, just that the test exercised contention at all.
     print(f"{conflicts[0]} conflicts retried")
@@ -281,7 +282,7 @@ def test_release_hands_the_conversation_back_to_the_bot(
     assert released == a_state(3)
     assert store.summary(cid) == (released, 2)
     assert 990 <= raw.ttl(conversation_key(cid)) <= 1000
-    assert store.load(cid, "t-3").replay == decision  # a retry still replays
+    assert store.load(cid, "t-3").retry == decision  # a retry still finds its decision
     # A turn decided on the pre-release version must not overwrite the release.
     assert store.commit(cid, before_release, escalated_state(3), "t-4",
                         make_decision(cid, "t-4", 4)) == Conflict(2)
@@ -298,7 +299,7 @@ def test_release_of_an_unknown_conversation(store: StateStore, raw: redis.Redis,
 
 # -- Remembered turns -------------------------------------------------------------------------
 
-def test_retries_of_the_last_two_turns_replay_their_decisions(
+def test_retries_of_the_last_two_turns_find_their_decisions(
         store: StateStore, raw: redis.Redis, new_conversation_id: NewId,
         make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
@@ -327,7 +328,7 @@ def test_a_retry_of_an_older_turn_is_superseded_and_changes_nothing(
     assert stored(raw, cid)[0] == before[0]
 
 
-def test_a_turn_id_sent_with_other_content_is_reused_not_replayed(
+def test_a_turn_id_sent_with_other_content_is_reused_not_a_retry(
         store: StateStore, new_conversation_id: NewId, make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
     for n in range(1, 5):
@@ -336,13 +337,13 @@ def test_a_turn_id_sent_with_other_content_is_reused_not_replayed(
                      f"c0ffee0{n}")
 
     same = store.load(cid, "t-4", "c0ffee04")
-    assert same.replay is not None and not same.reused
+    assert same.retry is not None and not same.reused
     other = store.load(cid, "t-4", "deadbeef")
-    assert (other.replay, other.superseded, other.reused) == (None, False, True)
+    assert (other.retry, other.superseded, other.reused) == (None, False, True)
     older = store.load(cid, "t-1", "deadbeef")  # superseded, but reused says more
     assert (older.superseded, older.reused) == (False, True)
     assert store.load(cid, "t-1", "c0ffee01").superseded
-    assert store.load(cid, "t-4").replay is not None  # no content to compare: a retry
+    assert store.load(cid, "t-4").retry is not None  # no content to compare: a retry
     with pytest.raises(ValueError):
         store.commit(cid, same, a_state(5), "t-5", make_decision(cid, "t-5", 5), "not hex")
 
@@ -351,7 +352,7 @@ def test_turns_remembered_before_content_was_signed_are_retries_whatever_the_con
         store: StateStore, new_conversation_id: NewId, make_decision: MakeDecision) -> None:
     cid = new_conversation_id()
     decisions = decide_turns(store, cid, 3, make_decision)  # no content signature
-    assert store.load(cid, "t-3", "deadbeef").replay == decisions[2]
+    assert store.load(cid, "t-3", "deadbeef").retry == decisions[2]
     assert store.load(cid, "t-1", "deadbeef").superseded
 
 
@@ -365,7 +366,7 @@ def test_turn_ids_are_remembered_for_the_last_sixteen_turns(
     assert seen(forgotten) == (a_state(20), 20, None, False)
     again = make_decision(cid, "t-4", 21)
     assert store.commit(cid, forgotten, a_state(21), "t-4", again) == Committed(21)
-    assert store.load(cid, "t-4").replay == again
+    assert store.load(cid, "t-4").retry == again
     assert store.load(cid, "t-6").superseded  # now the 16th most recent
     assert not store.load(cid, "t-5").superseded
 
@@ -483,7 +484,7 @@ def test_an_unreadable_value_is_reported_once_and_the_next_turn_replaces_it(
     before = unreadable_count(REASONS[kind])
 
     snapshot = store.load(cid, "t-1")
-    assert snapshot.unreadable and snapshot.state is None and snapshot.replay is None
+    assert snapshot.unreadable and snapshot.state is None and snapshot.retry is None
     for call in (store.summary, lambda cid: store.release(cid, handed_back)):
         with pytest.raises(StateUnreadable) as caught:
             call(cid)
@@ -500,7 +501,7 @@ def test_an_unreadable_value_is_reported_once_and_the_next_turn_replaces_it(
     assert isinstance(committed, Committed)
     assert store.summary(cid) == (a_state(1), committed.version)
     assert 0 < raw.ttl(conversation_key(cid)) <= 86400
-    assert store.load(cid, "t-1").replay == decision
+    assert store.load(cid, "t-1").retry == decision
 
 
 def test_two_turns_replacing_one_unreadable_value_lose_no_update(
@@ -527,7 +528,7 @@ def test_a_retry_whose_stored_decision_is_unreadable_is_superseded(
     raw.set(conversation_key(cid), pack_conversation(
         3, a_state(3), [turn_signature("t-3")], [b"{not a decision"]))
     snapshot = store.load(cid, "t-3")
-    assert snapshot.superseded and snapshot.replay is None and snapshot.state == a_state(3)
+    assert snapshot.superseded and snapshot.retry is None and snapshot.state == a_state(3)
     assert unreadable_count("record") == before + 1
 
 
