@@ -52,7 +52,8 @@ HTTP_DURATION = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
 STATE_ERRORS = Counter(
-    "escalator_state_errors_total", "State store calls that failed or timed out."
+    "escalator_state_errors_total", "Turns and requests whose state store call failed or timed "
+    "out (each once, whether it was then decided without state or answered 503)."
 )
 # Reasons: type (a key of another Redis type), format (not an escalator value), deflate,
 # json, fields (valid JSON of the wrong shape), record (a stored decision).

@@ -9,7 +9,8 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -119,9 +120,9 @@ class Pipeline:
             if attempt:
                 time.sleep(random.uniform(0, BACKOFF_SECONDS * attempt))
             try:
-                snapshot = self.store.load(conversation_id, turn.turn_id, content)
+                with _counted():
+                    snapshot = self.store.load(conversation_id, turn.turn_id, content)
             except StateUnavailable:
-                metrics.STATE_ERRORS.inc()
                 return self._degraded(conversation_id, turn, policy)
             if snapshot.reused:
                 raise TurnIdReused(conversation_id, turn.turn_id)
@@ -133,12 +134,12 @@ class Pipeline:
                 conversation_id, turn, snapshot.state or ConversationState(), policy
             )
             try:
-                written = self.store.commit(
-                    conversation_id, snapshot, result.state, turn.turn_id,
-                    result.decision.to_json(), content,
-                )
+                with _counted():
+                    written = self.store.commit(
+                        conversation_id, snapshot, result.state, turn.turn_id,
+                        result.decision.to_json(), content,
+                    )
             except StateUnavailable:
-                metrics.STATE_ERRORS.inc()
                 return self._degraded(conversation_id, turn, policy, result)
             if isinstance(written, Committed):
                 self._remember(conversation_id, result.state)
@@ -154,8 +155,7 @@ class Pipeline:
         # No consent: nothing is kept, and whatever was kept before is erased.
         try:
             self.erase(conversation_id)
-        except StateUnavailable:
-            metrics.STATE_ERRORS.inc()
+        except StateUnavailable:  # counted by erase()
             return self._degraded(conversation_id, turn, policy, remember=False)
         return self.evaluate(conversation_id, turn, ConversationState(), policy).decision
 
@@ -165,19 +165,28 @@ class Pipeline:
         assert self.store is not None
         if self.handoffs is not None:
             self.handoffs.forget(conversation_id)
-        self.store.erase(conversation_id)
+        with _counted():
+            self.store.erase(conversation_id)
 
     def release(self, conversation_id: str) -> ConversationState | None:
         """Hand the conversation back to the bot (None if no state is kept for it); this
         pod forgets its handoff once Redis has the release."""
         assert self.store is not None
         try:
-            state = self.store.release(conversation_id, released_state)
+            with _counted():
+                state = self.store.release(conversation_id, released_state)
         except StateUnreadable:
             self._forget(conversation_id)  # its next turn starts afresh: with the bot
             raise
         self._forget(conversation_id)
         return state
+
+    def summary(self, conversation_id: str) -> tuple[ConversationState, int] | None:
+        """The conversation's stored state and its version, or None if none is kept
+        (StateUnreadable if it cannot be read)."""
+        assert self.store is not None
+        with _counted():
+            return self.store.summary(conversation_id)
 
     def _remember(self, conversation_id: str, state: ConversationState) -> None:
         # Every turn that leaves the conversation with a person offers it to the cache, so
@@ -312,6 +321,17 @@ class Pipeline:
             scoring=scored.memory,
         )
         return TurnResult(decision, new_state)
+
+
+@contextmanager
+def _counted() -> Iterator[None]:
+    """Count a state store failure passing through: each turn or request that meets one
+    counts once, whether it then degrades or fails (ESCALATOR_FAIL_MODE=error)."""
+    try:
+        yield
+    except StateUnavailable:
+        metrics.STATE_ERRORS.inc()
+        raise
 
 
 def _raised(stored: str, urgency: str, evaluation: Evaluation) -> str:

@@ -14,6 +14,7 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 
 from escalator.app import create_app
 from escalator.config import Config
@@ -255,5 +256,30 @@ def test_with_fail_mode_error_a_dead_redis_is_a_503(doomed_redis: Any) -> None:
         assert response.status_code == 503
         assert response.get_json()["error"]["code"] == "state_unavailable"
         assert client.get("/readyz").status_code == 503
+    finally:
+        app.extensions[EXTENSION].close()
+
+
+def test_with_fail_mode_error_each_failed_request_is_counted_once(doomed_redis: Any) -> None:
+    app = create_app(Config(redis_url=f"unix://{doomed_redis.socket_file}", env="test",
+                            fail_mode="error"))
+
+    def state_errors() -> float:
+        return REGISTRY.get_sample_value("escalator_state_errors_total") or 0.0
+
+    try:
+        client = app.test_client()
+        doomed_redis.shutdown()
+        for request in (
+                lambda: client.post("/v1/conversations/c-counted/turns",
+                                    json={"turn_id": "t-1", "message": {"text": "hello"}}),
+                lambda: client.get("/v1/conversations/c-counted"),
+                lambda: client.post("/v1/conversations/c-counted/release"),
+                lambda: client.delete("/v1/conversations/c-counted")):
+            before = state_errors()
+            response = request()
+            assert response.status_code == 503
+            assert response.get_json()["error"]["code"] == "state_unavailable"
+            assert state_errors() == before + 1
     finally:
         app.extensions[EXTENSION].close()

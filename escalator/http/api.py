@@ -23,7 +23,6 @@ from escalator.model import ConversationState, Decision
 from escalator.policy import Policy
 from escalator.reloader import ReloadBusy, notify_other_workers
 from escalator.services import Services, services
-from escalator.state.store import StateStore
 from escalator.tools.transcripts import TranscriptError, decide_transcript, parse_transcript
 from escalator.turnschema import turn_schema, valid_id
 
@@ -118,8 +117,9 @@ def post_turn(conversation_id: str) -> Response:
 
 @bp.get("/v1/conversations/<conversation_id>")
 def get_conversation(conversation_id: str) -> Response:
-    store = _store(services())
-    found = store.summary(checked_id(conversation_id))
+    svc = services()
+    _needs_store(svc)
+    found = svc.pipeline.summary(checked_id(conversation_id))
     if found is None:
         raise ApiError(404, "not_found", "No state is kept for this conversation.")
     state, version = found
@@ -129,7 +129,7 @@ def get_conversation(conversation_id: str) -> Response:
 @bp.delete("/v1/conversations/<conversation_id>")
 def delete_conversation(conversation_id: str) -> Response:
     svc = services()
-    _store(svc)
+    _needs_store(svc)
     svc.pipeline.erase(checked_id(conversation_id))
     return Response(status=204)
 
@@ -143,7 +143,7 @@ def _empty_body() -> bool:
 @bp.post("/v1/conversations/<conversation_id>/release")
 def release_conversation(conversation_id: str) -> Response:
     svc = services()
-    _store(svc)
+    _needs_store(svc)
     checked_id(conversation_id)
     if not _empty_body():
         # Nothing to say yet but {}: checked like a turn, so a field a caller thinks it
@@ -297,7 +297,7 @@ def openapi_document() -> Response:
     return Response(openapi.document_json(current_app), content_type="application/json")
 
 
-def _store(svc: Services) -> StateStore:
+def _needs_store(svc: Services) -> None:
+    """ApiError 503 unless a state store is configured (the conversation routes need one)."""
     if svc.store is None:
         raise ApiError(503, "state_unavailable", "No state store is configured.")
-    return svc.store

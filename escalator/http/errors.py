@@ -10,7 +10,6 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from escalator import metrics
 from escalator.errors import StateUnavailable, StateUnreadable, TurnIdReused, TurnSuperseded
 from escalator.http.auth import AuthError
 
@@ -68,7 +67,7 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(StateUnavailable)
     def _state_unavailable(exc: StateUnavailable) -> Response:
-        metrics.STATE_ERRORS.inc()
+        # Counted where it was met (escalator.pipeline), once per request.
         return error_response(503, "state_unavailable",
                               "The state store is unavailable; try again shortly.")
 
