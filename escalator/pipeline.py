@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from escalator import metrics
+from escalator.config import Config
 from escalator.decisionlog import DecisionLog, log_record
 from escalator.errors import StateUnavailable, StateUnreadable, TurnIdReused, TurnSuperseded
 from escalator.model import (
@@ -47,7 +48,7 @@ MAX_COMMIT_ATTEMPTS = 12
 BACKOFF_SECONDS = 0.001
 
 # What ESCALATOR_STATE_TTL_SECONDS defaults to; dry runs and replays cap minutes with it.
-DEFAULT_STATE_TTL_SECONDS = 86400
+DEFAULT_STATE_TTL_SECONDS = Config.state_ttl_seconds
 
 STICKY_RULE = "handoff-in-progress"
 STICKY_PRIORITY = 1000

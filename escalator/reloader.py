@@ -35,13 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from escalator import metrics
+from escalator.config import Config
 from escalator.errors import PolicyError, Problem
 from escalator.policy import PolicyHolder, load_policy
 from escalator.ruleset.folder import RulesFolder, read_folder
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SETTLE_SECONDS = 2.0
+DEFAULT_SETTLE_SECONDS = Config.reload_settle_seconds
 # How long an admin reload waits beyond the settle time for its result (a reload of the
 # default rules takes about 130 ms).
 ADMIN_WAIT_SECONDS = 5.0

@@ -20,6 +20,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from escalator.config import Config
 from escalator.model import BotReply, Message, Scalar, Turn
 from escalator.validators import Exactly
 
@@ -36,7 +37,7 @@ LANGUAGE = Exactly(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
 CONTEXT_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 CONTEXT_VALUE = re.compile(r"^[A-Za-z0-9._:@-]{0,64}$")
 MAX_TEXT_CHARS = 8000
-DEFAULT_MAX_CONTEXT_KEYS = 32
+DEFAULT_MAX_CONTEXT_KEYS = Config.max_context_keys
 
 
 

@@ -52,6 +52,14 @@ def test_the_settings_table_matches_the_config() -> None:
     assert {f.name for f in fields(Config)} == {s.attr for s in SETTINGS}
 
 
+def test_each_default_is_written_once_and_the_readme_shows_it() -> None:
+    assert Config.from_env({}) == Config()
+    for setting in SETTINGS:
+        default = setting.default
+        shown = "unset" if default is None else "none" if default == () else str(default)
+        assert f"| `{setting.env}` | `{shown}` |" in README, setting.env
+
+
 def test_the_readme_documents_every_setting_and_fact() -> None:
     missing = [s.env for s in SETTINGS if f"`{s.env}`" not in README]
     missing += [name for name in FACTS if f"`{name}`" not in README]

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from escalator.config import Config
 from escalator.errors import PolicyError, Problem
 from escalator.http.ratelimit import RateLimiter
 from escalator.model import Decision
@@ -94,9 +95,9 @@ class InlineFailed(Exception):
 class InlineLimits:
     """What one inline evaluation may use."""
 
-    seconds: float = 5.0
-    memory_mb: int = 256
-    concurrency: int = 1
+    seconds: float = Config.inline_timeout_seconds
+    memory_mb: int = Config.inline_memory_mb
+    concurrency: int = Config.inline_concurrency
 
 
 # ---------------------------------------------------------------------------- workspace

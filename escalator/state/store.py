@@ -63,6 +63,7 @@ from redis.exceptions import RedisError as RedisError  # also what embedded.py c
 from redis.retry import Retry
 
 from escalator import metrics
+from escalator.config import Config
 from escalator.errors import StateUnavailable, StateUnreadable
 from escalator.model import ConversationState
 from escalator.state.circuit import CircuitBreaker
@@ -229,7 +230,8 @@ class StateStore:
     """Loads and atomically commits conversation state and decided turns in Redis."""
 
     def __init__(self, client: RedisClient | Callable[[], RedisClient], *,
-                 ttl_seconds: int = 86400, kept_decisions: int = DEFAULT_KEPT_DECISIONS,
+                 ttl_seconds: int = Config.state_ttl_seconds,
+                 kept_decisions: int = DEFAULT_KEPT_DECISIONS,
                  remembered_turns: int = DEFAULT_REMEMBERED_TURNS,
                  breaker: CircuitBreaker | None = None) -> None:
         """`client` may be a factory: the client is then made on the first call (a cluster
@@ -257,7 +259,8 @@ class StateStore:
         self._reported: OrderedDict[str, None] = OrderedDict()
 
     @classmethod
-    def from_url(cls, url: str, *, ttl_seconds: int = 86400, timeout_seconds: float = 0.1,
+    def from_url(cls, url: str, *, ttl_seconds: int = Config.state_ttl_seconds,
+                 timeout_seconds: float = Config.redis_timeout_ms / 1000,
                  kept_decisions: int = DEFAULT_KEPT_DECISIONS,
                  remembered_turns: int = DEFAULT_REMEMBERED_TURNS, cluster: bool = False,
                  breaker: CircuitBreaker | None = None) -> StateStore:
