@@ -16,7 +16,7 @@ from escalator import metrics
 from escalator.errors import PolicyError
 from escalator.http import openapi
 from escalator.http.auth import caller_identity
-from escalator.http.errors import ApiError, error_response
+from escalator.http.errors import ApiError
 from escalator.http.inline import InlineLimitExceeded, RateLimited
 from escalator.http.schemas import ReleaseSchema, timestamp_problem
 from escalator.model import ConversationState, Decision
@@ -191,11 +191,9 @@ def evaluate() -> Response:
         except PolicyError as exc:
             raise _refused(exc) from exc
         except RateLimited as exc:
-            response = error_response(429, "rate_limited", f"Too many inline evaluations: "
-                                      f"{exc}. Try again in {exc.retry_after} s.",
-                                      {"retry_after": exc.retry_after})
-            response.headers["Retry-After"] = str(exc.retry_after)
-            return response
+            raise ApiError(429, "rate_limited", f"Too many inline evaluations: {exc}. Try "
+                           f"again in {exc.retry_after} s.", {"retry_after": exc.retry_after},
+                           headers={"Retry-After": str(exc.retry_after)}) from exc
         except InlineLimitExceeded as exc:
             raise ApiError(422, "ruleset_too_large", f"The inline evaluation was stopped: "
                            f"{exc}. Send a smaller rule set or fewer turns.",
@@ -247,17 +245,16 @@ def reload_ruleset() -> Response:
     try:
         reloaded = svc.reloader.reload("api")
     except ReloadBusy as exc:
-        busy = error_response(409, "reload_in_progress", str(exc))
-        busy.headers["Retry-After"] = str(exc.retry_after_seconds)
-        return busy
+        raise ApiError(409, "reload_in_progress", str(exc),
+                       headers={"Retry-After": str(exc.retry_after_seconds)}) from exc
     body: dict[str, Any] = {"result": reloaded.result, "version": reloaded.version,
                             "digest": reloaded.digest, "seconds": round(reloaded.seconds, 4)}
     if reloaded.warnings:
         body["warnings"] = list(reloaded.warnings)
     if reloaded.problems:
         body["problems"] = [str(p) for p in reloaded.problems]
-        return error_response(422, "invalid_ruleset", "The rules folder was refused; the "
-                              "running rule set stays.", {"problems": body["problems"]})
+        raise ApiError(422, "invalid_ruleset", "The rules folder was refused; the running "
+                       "rule set stays.", {"problems": body["problems"]})
     return jsonify(body)
 
 

@@ -3,7 +3,7 @@
 Keys are compared in constant time and never logged. Probes and scrapes (/healthz,
 /readyz, /metrics) and the API description (/openapi.json) stay open. With no key
 configured, auth is off: the service warns loudly at start, and refuses to start when
-ESCALATOR_ENV=production (config.check_production).
+ESCALATOR_ENV=production (Config.from_env refuses that environment without keys).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from collections.abc import Iterable
 
 from flask import Flask, request
 
+from escalator.http.errors import ApiError
+
 log = logging.getLogger(__name__)
 
 OPEN_ENDPOINTS = frozenset({"api.healthz", "api.readyz", "api.metrics_endpoint",
@@ -22,14 +24,13 @@ OPEN_ENDPOINTS = frozenset({"api.healthz", "api.readyz", "api.metrics_endpoint",
 ADMIN_ENDPOINTS = frozenset({"api.reload_ruleset"})
 
 
-class AuthError(Exception):
-    """A request without the right key: 401 (no or wrong key) or 403 (not an admin)."""
+# What a 401 says it wants (RFC 7235: every 401 names its challenge).
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="escalator"'}
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+
+def _unauthorized(message: str) -> ApiError:
+    """401: no key, or a key that is not valid."""
+    return ApiError(401, "unauthorized", message, headers=CHALLENGE)
 
 
 def _matches(offered: str, keys: Iterable[str]) -> bool:
@@ -73,13 +74,12 @@ def init_app(app: Flask, api_keys: tuple[str, ...], admin_keys: tuple[str, ...])
             return  # unknown routes answer 404 without revealing anything
         offered = _bearer()
         if offered is None:
-            raise AuthError(401, "unauthorized",
-                            "Send an API key as 'Authorization: Bearer <key>'.")
+            raise _unauthorized("Send an API key as 'Authorization: Bearer <key>'.")
         if request.endpoint in ADMIN_ENDPOINTS:
             if _matches(offered, admin_keys):
                 return
             if _matches(offered, api_keys):
-                raise AuthError(403, "forbidden", "This route needs an admin key.")
-            raise AuthError(401, "unauthorized", "The API key is not valid.")
+                raise ApiError(403, "forbidden", "This route needs an admin key.")
+            raise _unauthorized("The API key is not valid.")
         if not _matches(offered, callers):
-            raise AuthError(401, "unauthorized", "The API key is not valid.")
+            raise _unauthorized("The API key is not valid.")

@@ -5,13 +5,13 @@ errors the pipeline raises, Werkzeug's HTTP errors and unexpected faults alike."
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from escalator.errors import StateUnavailable, StateUnreadable, TurnIdReused, TurnSuperseded
-from escalator.http.auth import AuthError
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +30,23 @@ HTTP_CODES = {
 
 
 class ApiError(Exception):
-    """An error answered as {"error": {"code", "message", "details"}}."""
+    """An error answered as {"error": {"code", "message", "details"}}, with these headers
+    (a refused key's WWW-Authenticate, a rate limit's Retry-After)."""
 
     def __init__(self, status: int, code: str, message: str,
-                 details: dict[str, Any] | None = None) -> None:
+                 details: dict[str, Any] | None = None, *,
+                 headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details or {}
+        self.headers = dict(headers or {})
 
 
 def error_response(status: int, code: str, message: str,
                    details: dict[str, Any] | None = None) -> Response:
+    """The JSON answer of an error."""
     body: dict[str, Any] = {"code": code, "message": message}
     if details:
         body["details"] = details
@@ -56,13 +60,8 @@ def register_errors(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
-
-    @app.errorhandler(AuthError)
-    def _auth_error(exc: AuthError) -> Response:
-        response = error_response(exc.status, exc.code, exc.message)
-        if exc.status == 401:
-            response.headers["WWW-Authenticate"] = 'Bearer realm="escalator"'
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        response.headers.update(exc.headers)
         return response
 
     @app.errorhandler(StateUnavailable)
