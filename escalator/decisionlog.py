@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
@@ -19,7 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from escalator.model import Decision, Turn
+from escalator.model import Decision, Turn, compact_json
 
 STREAM_KEY = "escalator:decisions"
 DEFAULT_STREAM_LENGTH = 100_000
@@ -63,7 +62,7 @@ class DecisionLog(Protocol):
 
 
 def _line(record: Mapping[str, Any]) -> bytes:
-    return (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+    return compact_json(record) + b"\n"
 
 
 class FileLog:

@@ -21,8 +21,17 @@ KEEP: Final = "keep_with_bot"
 # (its rank among rules: which rule decides).
 HANDOFF_URGENCIES = ("low", "normal", "high", "urgent")
 _URGENCY_RANK = {urgency: rank for rank, urgency in enumerate(HANDOFF_URGENCIES)}
-# What json.dumps(value, separators=(",", ":")) writes, without building an encoder per call.
+# The one JSON encoder of what escalator writes (answers, stored values, decision logs): what
+# json.dumps(value, separators=(",", ":")) writes, without building an encoder per call.
+# ASCII (ensure_ascii=True): every str encodes, a lone surrogate too (valid in JSON text, not
+# in UTF-8: it is escaped rather than failing a write), and the answer to a turn, its stored
+# decision and its log line are bytes a byte-oriented tool cannot misread.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+def compact_json(value: Any) -> bytes:
+    """`value` as compact ASCII JSON, the form of everything escalator writes as JSON."""
+    return _COMPACT_JSON.encode(value).encode("ascii")
 
 
 def most_urgent(*urgencies: str | None) -> str | None:
@@ -75,13 +84,13 @@ class Turn:
         """
         message, bot = self.message, self.bot
         # ASCII JSON: a lone surrogate (valid JSON, not UTF-8) is escaped, not unencodable.
-        canonical = _COMPACT_JSON.encode([
+        canonical = compact_json([
             message.text, message.intent, message.intent_confidence, message.language,
             bot.prompt_id, bot.fallback, self.tier, self.segment, self.channel,
             sorted(self.context.items()), self.store_state,
             None if self.timestamp is None else self.timestamp.timestamp(),
         ])
-        return hashlib.blake2b(canonical.encode(), digest_size=4,
+        return hashlib.blake2b(canonical, digest_size=4,
                                person=b"turn-content").hexdigest()
 
 
@@ -205,4 +214,4 @@ class Decision:
 
     @functools.cached_property
     def _json(self) -> bytes:
-        return _COMPACT_JSON.encode(self._body).encode()
+        return compact_json(self._body)

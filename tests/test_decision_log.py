@@ -183,3 +183,17 @@ def test_stdout_log_writes_json_lines(capfd: pytest.CaptureFixture[str]) -> None
     sink.close()
     assert json.loads(capfd.readouterr().out) == {"decision_id": "d1",
                                                   "decision": "keep_with_bot"}
+
+
+def test_a_log_line_is_ascii_json_whatever_the_text_in_it(tmp_path: Path) -> None:
+    from escalator.decisionlog import open_decision_log
+
+    # A rule set's version may be any text; a lone surrogate is valid JSON but not UTF-8.
+    record = {"decision_id": "d1", "ruleset": {"version": "2026.11 été \ud800"}}
+    sink = open_decision_log(str(tmp_path / "decisions.jsonl"), None)
+    assert sink is not None
+    sink.write(record)
+    sink.close()
+    line = (tmp_path / "decisions.jsonl").read_bytes()
+    assert line.isascii() and line.endswith(b"\n")
+    assert json.loads(line) == record

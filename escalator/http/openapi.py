@@ -11,7 +11,6 @@ every route; tests/test_fuzz.py sends generated requests and checks the answers 
 from __future__ import annotations
 
 import copy
-import json
 import threading
 from importlib import metadata
 from typing import Any
@@ -24,6 +23,7 @@ from marshmallow import fields
 
 from escalator.http import response_schemas as rs
 from escalator.http.schemas import ReleaseSchema
+from escalator.model import compact_json
 from escalator.policy import INLINE_FILE, MAX_INLINE_FILES
 from escalator.services import EXTENSION, Services
 from escalator.tools.transcripts import MAX_TURNS
@@ -345,7 +345,7 @@ def document_json(app: Flask) -> bytes:
             svc: Services = app.extensions[EXTENSION]
             document = build_document(max_context_keys=svc.config.max_context_keys,
                                       max_body_bytes=svc.config.max_body_bytes)
-            cached = json.dumps(document, separators=(",", ":")).encode()
+            cached = compact_json(document)
             app.extensions[EXTENSION_KEY] = cached
     assert isinstance(cached, bytes)
     return cached

@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from escalator.model import ConversationState
+from escalator.model import ConversationState, compact_json
 
 _FRESH = ConversationState()
 _STATE_FIELDS = tuple(ConversationState.__dataclass_fields__)
@@ -93,14 +93,12 @@ _ZDICT = (
     b'"escalated":true,"escalated_turn":1,"handoff_queue":"support",'
     b'"handoff_priority":"normal",'
 )
-# Compact JSON, for the first line of a stored value (one encoder, not one per call).
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def pack_decision(decision: Mapping[str, Any]) -> bytes:
     """A decision body as it is stored: compact JSON on one line."""
     # JSON escapes control characters in strings, so it never holds a raw newline.
-    return _COMPACT_JSON.encode(decision).encode()
+    return compact_json(decision)
 
 
 def pack_conversation(version: int, state: ConversationState, turns: Sequence[str],
@@ -109,7 +107,7 @@ def pack_conversation(version: int, state: ConversationState, turns: Sequence[st
     stored decisions (newest first)."""
     changed = {name: value for name in _STATE_FIELDS
                if (value := getattr(state, name)) != getattr(_FRESH, name)}
-    first = _COMPACT_JSON.encode({"turns": list(turns), "state": changed}).encode()
+    first = compact_json({"turns": list(turns), "state": changed})
     # Raw deflate (negative wbits): no zlib header or checksum. Level 6: level 9 saves
     # nothing measurable on values this small and costs more per turn.
     deflate = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zdict=_ZDICT)
