@@ -34,6 +34,7 @@ from escalator.model import (
 )
 from escalator.policy import Policy, PolicyHolder
 from escalator.ruleset.compiler import Evaluation
+from escalator.ruleset.model import MAX_PRIORITY
 from escalator.scoring import memory_after_release, score_turn
 from escalator.state.handoff_cache import Handoff as RememberedHandoff
 from escalator.state.handoff_cache import HandoffCache
@@ -50,8 +51,9 @@ BACKOFF_SECONDS = 0.001
 # What ESCALATOR_STATE_TTL_SECONDS defaults to; dry runs and replays cap minutes with it.
 DEFAULT_STATE_TTL_SECONDS = Config.state_ttl_seconds
 
+# The reason of a conversation already with a person: it outranks every rule.
 STICKY_RULE = "handoff-in-progress"
-STICKY_PRIORITY = 1000
+STICKY_PRIORITY = MAX_PRIORITY
 
 
 @dataclass(frozen=True)

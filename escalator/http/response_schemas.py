@@ -14,6 +14,7 @@ from typing import Any
 from marshmallow import Schema, fields, validate
 
 from escalator.model import HANDOFF_URGENCIES, KEEP, ROUTE
+from escalator.ruleset.model import MAX_PRIORITY
 from escalator.turnschema import ID_PATTERN
 from escalator.validators import Exactly
 
@@ -190,7 +191,7 @@ class RuleSchema(Schema):
 
     id = fields.String(required=True)
     description = fields.String(required=True)
-    priority = fields.Integer(required=True, validate=validate.Range(0, 1000))
+    priority = fields.Integer(required=True, validate=validate.Range(0, MAX_PRIORITY))
     when = JsonSchemaField(_ref("Condition"), required=True)
     then = fields.Nested(OutcomeSchema, required=True)
 

@@ -53,7 +53,7 @@ from escalator.errors import PolicyError, Problem
 from escalator.model import ROUTE, DecisionName, FactValue, most_urgent
 from escalator.ruleset.catalogue import lookup
 from escalator.ruleset.conditions import AllOf, Condition, Constant, Leaf, Not, kind_of
-from escalator.ruleset.model import Outcome, Rule, RuleSet
+from escalator.ruleset.model import MAX_PRIORITY, Outcome, Rule, RuleSet
 
 MARKER_KEY = "kind"
 MARKER_VALUE = "turn"
@@ -389,7 +389,7 @@ def _decisive_order(rules: tuple[Rule, ...]) -> list[int]:
 
 def _engine_priority(rule: Rule) -> int:
     """The engine's `pri`: unsigned 16-bit, lowest fires first (so higher priority -> lower)."""
-    return (1000 - rule.priority) * 2 + (0 if rule.then.decision == ROUTE else 1)
+    return (MAX_PRIORITY - rule.priority) * 2 + (0 if rule.then.decision == ROUTE else 1)
 
 
 def _free(handles: list[Any], asserted: list[bool]) -> None:
