@@ -77,7 +77,7 @@ def main() -> None:
         state = ConversationState()
         for turn in conversation:
             t0 = time.perf_counter()
-            scored = score_turn(turn, state.scoring, state.turn_index + 1, policy.lexicons)
+            scored = score_turn(turn, state.scoring, policy.lexicons)
             t1 = time.perf_counter()
             policy.engine.evaluate(scored.facts)
             t2 = time.perf_counter()

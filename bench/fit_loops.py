@@ -95,8 +95,8 @@ def dialogue_events(dialogue: dict[str, Any], lexicons: Any) -> Events:
     memory: dict[str, Any] = {}
     before = dict.fromkeys(EVENTS, 0)
     events: Events = []
-    for index, turn in enumerate(breakdown_turns(dialogue), start=1):
-        scored = score_turn(turn, memory, index, lexicons)
+    for turn in breakdown_turns(dialogue):
+        scored = score_turn(turn, memory, lexicons)
         memory = scored.memory
         now = {name: int(scored.facts[COUNTERS[name]]) for name in EVENTS}
         happened = {name: now[name] - before[name] for name in EVENTS}

@@ -55,7 +55,7 @@ def records(data: Path, lexicons: Lexicons) -> Iterator[dict[str, Any]]:
     for name, turns in conversations(data):
         memory: dict[str, Any] = {}
         for index, turn in enumerate(turns, 1):
-            scored = score_turn(turn, memory, index, lexicons)
+            scored = score_turn(turn, memory, lexicons)
             memory = scored.memory
             text = turn.message.text
             yield {"c": name, "t": index, "scores": asdict(scored.scores),

@@ -40,7 +40,7 @@ LANGUAGES = ("en", "es", "de", "fr", "pt")
 def _facts(text: str, lexicons: Lexicons, language: str | None = None) -> dict[str, Any]:
     """The facts of one message scored as the first turn of a conversation."""
     turn = Turn("t-1", Message(text=text, language=language), BotReply())
-    return score_turn(turn, {}, 1, lexicons).facts
+    return score_turn(turn, {}, lexicons).facts
 
 
 def _pearson(xs: list[float], ys: list[float]) -> float:

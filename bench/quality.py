@@ -331,13 +331,13 @@ def measure_cost(policy: Policy, rounds: int = 5, calls: int = 2000) -> dict[str
     for i in range(19):
         turn = Turn(f"w{i}", Message(text=f"message number {i} about order {i * 7}"),
                     BotReply(prompt_id=f"p{i % 3}"))
-        memory = score_turn(turn, memory, i + 1, policy.lexicons).memory
+        memory = score_turn(turn, memory, policy.lexicons).memory
     turn = Turn("t", Message(text=TYPICAL), BotReply(prompt_id="ask_order"))
     medians = []
     for _ in range(rounds):
         start = time.perf_counter()
         for _ in range(calls):
-            score_turn(turn, memory, 20, policy.lexicons)
+            score_turn(turn, memory, policy.lexicons)
         medians.append((time.perf_counter() - start) / calls)
     return {"words": len(TYPICAL.split()), "microseconds": statistics.median(medians) * 1e6}
 
@@ -353,14 +353,14 @@ def measure_cost_real(policy: Policy, data: Path, rounds: int = 20) -> dict[str,
     for i in range(19):
         turn = Turn(f"w{i}", Message(text=f"message number {i} about order {i * 7}"),
                     BotReply(prompt_id=f"p{i % 3}"))
-        memory = score_turn(turn, memory, i + 1, policy.lexicons).memory
+        memory = score_turn(turn, memory, policy.lexicons).memory
     costs = []
     for text in chosen:
         turn = Turn("t", Message(text=text), BotReply(prompt_id="ask_order"))
         best = math.inf
         for _ in range(rounds):
             start = time.perf_counter()
-            score_turn(turn, memory, 20, policy.lexicons)
+            score_turn(turn, memory, policy.lexicons)
             best = min(best, time.perf_counter() - start)
         costs.append(best)
     return {"messages": len(chosen), "median_microseconds": statistics.median(costs) * 1e6}

@@ -36,7 +36,7 @@ def main() -> None:
     for i in range(19):
         turn = Turn(f"w{i}", Message(text=f"message number {i} about order {i * 7}",
                                      intent="order_status"), BotReply(f"p{i % 5}", i % 3 == 0))
-        memory = score_turn(turn, memory, i + 1, lexicons).memory
+        memory = score_turn(turn, memory, lexicons).memory
     for name, text in MESSAGES.items():
         turn = Turn("t", Message(text=text, intent="order_status", intent_confidence=0.4),
                     BotReply("ask_order_number", True))
@@ -45,7 +45,7 @@ def main() -> None:
             count = 2000
             start = time.perf_counter()
             for _ in range(count):
-                score_turn(turn, memory, 20, lexicons)
+                score_turn(turn, memory, lexicons)
             runs.append((time.perf_counter() - start) / count * 1e6)
         print(f"{name:28s} median {statistics.median(runs):6.1f} us  best {min(runs):6.1f} us")
 

@@ -238,7 +238,7 @@ class Pipeline:
         now = turn.timestamp.timestamp() if turn.timestamp is not None else self._clock()
         turn_index = state.turn_index + 1
         started_at = state.started_at if state.started_at is not None else now
-        scored = score_turn(turn, state.scoring, turn_index, policy.lexicons)
+        scored = score_turn(turn, state.scoring, policy.lexicons)
 
         facts: dict[str, FactValue] = dict(scored.facts)
         facts["turn_index"] = turn_index

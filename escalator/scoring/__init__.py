@@ -52,10 +52,8 @@ def memory_after_release(memory: Mapping[str, Any]) -> dict[str, Any]:
     return Memory.from_json(memory).after_release().to_json()
 
 
-def score_turn(turn: Turn, memory: Mapping[str, Any], turn_index: int,
-               lexicons: Lexicons) -> ScoredTurn:
+def score_turn(turn: Turn, memory: Mapping[str, Any], lexicons: Lexicons) -> ScoredTurn:
     """Score one customer turn given the memory stored after the previous one ({} at first)."""
-    del turn_index  # counted in memory; the argument keeps the pipeline's call uniform
     params = lexicons.params
     previous = Memory.from_json(memory)
     message = turn.message

@@ -41,7 +41,7 @@ def score(lexicons: Lexicons) -> Callable[..., ScoredTurn]:
 
     def run(text: str | None = None, memory: dict[str, Any] | None = None,
             **turn: Any) -> ScoredTurn:
-        return score_turn(make_turn(text, **turn), memory or {}, 1, lexicons)
+        return score_turn(make_turn(text, **turn), memory or {}, lexicons)
 
     return run
 
@@ -55,7 +55,7 @@ def converse(lexicons: Lexicons) -> Callable[[Iterable[Turn | str]], list[Scored
         results = []
         for index, item in enumerate(turns, start=1):
             turn = make_turn(item, turn_id=f"t-{index}") if isinstance(item, str) else item
-            result = score_turn(turn, memory, index, lexicons)
+            result = score_turn(turn, memory, lexicons)
             memory = result.memory
             results.append(result)
         return results

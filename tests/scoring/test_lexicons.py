@@ -106,7 +106,7 @@ def test_a_policy_owner_edit_changes_scoring(folder: Path) -> None:
     from escalator.scoring import score_turn
 
     def frustration(lexicons: Lexicons) -> ScoredTurn:
-        return score_turn(Turn("t", Message(text="this is bananas")), {}, 1, lexicons)
+        return score_turn(Turn("t", Message(text="this is bananas")), {}, lexicons)
 
     assert frustration(load_lexicons(folder)).facts["frustration.cues"] == ()
     edit(folder / "frustration.yaml", "    en: [useless,", "    en: [bananas, useless,")
@@ -121,7 +121,7 @@ def test_answers_lower_the_loop_score_only_as_much_as_the_owner_says(folder: Pat
         memory: dict[str, object] = {}
         for n, intent in enumerate(["nlu_fallback", "nlu_fallback", "inform"]):
             turn = Turn(f"t{n}", Message(intent=intent), BotReply(prompt_id=f"ask_{n}"))
-            scored = score_turn(turn, memory, n + 1, lexicons)
+            scored = score_turn(turn, memory, lexicons)
             memory = scored.memory
         return scored.scores.loop
 

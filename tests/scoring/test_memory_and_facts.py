@@ -93,7 +93,7 @@ def test_an_older_or_damaged_memory_is_read_with_defaults(lexicons: object,
     assert isinstance(lexicons, Lexicons)
     old = {"n": 3, "rp": 2, "fk": "two", "sg": ["@@not-base64@@", 17], "ll": float("nan"),
            "sr": [0.5, "x", 9]}
-    result = score_turn(turn("where is my parcel", fallback=True), old, 4, lexicons)
+    result = score_turn(turn("where is my parcel", fallback=True), old, lexicons)
     assert result.facts["loop.repeats"] == 2
     assert result.facts["loop.fallback_streak"] == 1
     assert not math.isnan(result.facts["loop.score"])  # type: ignore[arg-type]
