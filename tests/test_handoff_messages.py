@@ -199,6 +199,7 @@ def test_the_default_policy_has_every_message_in_five_languages() -> None:
 @pytest.mark.parametrize(("message", "problem"), [
     ('{EN: "Hi"}', "'EN' is not a language code (write 'en')"),
     ('{english: "Hi"}', "'english' is not a language code (write 'en')"),
+    ('{Italian: "Ciao"}', "'Italian' is not a language code (write 'it')"),
     ('{pt-BR: "Oi"}', "'pt-BR' is not a language code (write 'pt')"),
     ('{en: ""}', "the text in 'en' is empty"),
     ("{en: 3}", "the text in 'en' must be text"),

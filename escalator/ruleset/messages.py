@@ -25,17 +25,18 @@ from typing import Any
 from marshmallow import ValidationError, fields
 
 # How a language is written in a message: the lower-case code message.language reports.
-LANGUAGE_KEY = re.compile(r"[a-z]{2,3}")
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
 # The rule set's language when it declares none.
 FALLBACK_LANGUAGE = "en"
 # The key under which a message written as plain text waits until the rule set's language
 # is known (another file may declare it).
 PLAIN = ""
 MAX_MESSAGE_CHARS = 500
-# Languages written by name instead of code, for the "write ...".
-_NAMED = {"english": "en", "spanish": "es", "espanol": "es", "español": "es",
-          "german": "de", "deutsch": "de", "french": "fr", "francais": "fr",
-          "français": "fr", "portuguese": "pt", "portugues": "pt", "português": "pt"}
+# Languages written by name instead of code, for the hints ("write 'es'").
+LANGUAGE_NAMES = {"english": "en", "spanish": "es", "espanol": "es", "español": "es",
+                  "german": "de", "deutsch": "de", "french": "fr", "francais": "fr",
+                  "français": "fr", "portuguese": "pt", "portugues": "pt", "português": "pt",
+                  "italian": "it", "dutch": "nl"}
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class MessagesField(fields.Field):  # type: ignore[type-arg]
         problems: list[str] = []
         texts: dict[str, str] = {}
         for key, text in value.items():
-            if not isinstance(key, str) or not LANGUAGE_KEY.fullmatch(key):
+            if not isinstance(key, str) or not LANGUAGE_CODE.fullmatch(key):
                 problems.append(f"is not valid: '{key}' is not a language code"
                                 f"{_write_instead(key)}; languages are lower-case codes "
                                 "such as en, es, de, fr, pt")
@@ -128,8 +129,8 @@ def _text(text: Any, language: str | None) -> str:
 def _write_instead(key: object) -> str:
     """" (write 'en')" when the intended code is clear."""
     text = str(key)
-    code = _NAMED.get(text.lower()) or text.lower().replace("_", "-").split("-")[0]
-    return f" (write '{code}')" if LANGUAGE_KEY.fullmatch(code) else ""
+    code = LANGUAGE_NAMES.get(text.lower()) or text.lower().replace("_", "-").split("-")[0]
+    return f" (write '{code}')" if LANGUAGE_CODE.fullmatch(code) else ""
 
 
 # What a handoff says when neither the rule nor the rule set's default has a message in the

@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from escalator.model import HANDOFF_URGENCIES, KEEP, ROUTE
-from escalator.ruleset.messages import LANGUAGE_KEY, MessagesField
+from escalator.ruleset.messages import LANGUAGE_CODE, MessagesField
 from escalator.ruleset.model import MAX_PRIORITY
 from escalator.validators import Exactly
 
@@ -115,7 +115,7 @@ class RuleFileSchema(Schema):
     )
     version = _text(max_length=64)
     default_language = fields.String(
-        validate=Exactly(LANGUAGE_KEY.pattern, error="must be a lower-case language code "
+        validate=Exactly(LANGUAGE_CODE.pattern, error="must be a lower-case language code "
                                                      "such as en, es, de, fr, pt"),
         error_messages={"invalid": "must be a language code such as en", "null": "is empty"},
     )

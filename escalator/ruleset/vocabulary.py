@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from escalator.errors import Problem
 from escalator.ruleset.catalogue import CONTEXT_PREFIX, KNOWN_CHANNELS
 from escalator.ruleset.conditions import Leaf, leaves
+from escalator.ruleset.messages import LANGUAGE_CODE, LANGUAGE_NAMES
 
 if TYPE_CHECKING:
     from escalator.ruleset.model import Rule
@@ -32,12 +33,6 @@ if TYPE_CHECKING:
 CONTEXT_KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")
 # The language the scorer reports when it cannot tell.
 UNKNOWN_LANGUAGE = "und"
-# What a caller-sent language becomes after normalising (pt-BR -> pt): an ISO 639 code.
-LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
-# Languages written by name instead of code, for the "did you mean".
-_LANGUAGE_NAMES = {"english": "en", "spanish": "es", "espanol": "es", "german": "de",
-                   "deutsch": "de", "french": "fr", "francais": "fr", "portuguese": "pt",
-                   "portugues": "pt", "italian": "it", "dutch": "nl"}
 
 
 @dataclass(frozen=True)
@@ -122,7 +117,7 @@ def _check_language(value: str, vocabulary: Vocabulary, refuse: Callable[[str], 
         warn(f"'{value}' is not among the languages of the lexicons ({listed}): it is never "
              f"detected, so the rule matches only when the caller sends language '{value}'")
     else:
-        named = _LANGUAGE_NAMES.get(value.lower())
+        named = LANGUAGE_NAMES.get(value.lower())
         hint = f" (did you mean '{named}'?)" if named else _did_you_mean(value, known)
         refuse(f"'{value}' is not a language code{hint}, so this can never match; languages "
                f"are ISO 639-1 codes such as {listed}")

@@ -62,6 +62,8 @@ def test_a_misspelt_topic_is_refused_with_a_suggestion(
     ("{fact: message.language, in: [es, pt-BR]}", "write 'pt'"),
     ("{fact: message.language, eq: english}", "'english' is not a language code (did you "
                                               "mean 'en'?)"),
+    ("{fact: message.language, eq: Español}", "'Español' is not a language code (did you "
+                                              "mean 'es'?)"),
     ("{fact: context.agentsAvailable, eq: 0}", "'context.agentsAvailable' can never be sent: "
                                                "context keys are 1-40 lower-case letters"),
 ])
