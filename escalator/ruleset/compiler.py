@@ -1,9 +1,9 @@
 """Compile a RuleSet into durable-rules and evaluate facts against it.
 
 This is the only module that imports the rules engine. It calls the C module
-`durable_rules_engine` directly: `durable.engine.Host` starts timer threads that run
-actions on their own thread, which gave wrong results and segfaults with request threads
-(see /work/shared/notes/durable-rules.md, "Limits and failure modes found").
+`durable_rules_engine` directly: the Python `durable.engine.Host` starts timer threads
+(every 0.2 s) that run actions on their own thread, which gave wrong results and
+segfaults alongside request threads.
 
 How facts reach the engine (every rule is also compiled against this encoding):
 - Only facts that some rule tests are sent. Each gets a flat key: dots become `__`, any

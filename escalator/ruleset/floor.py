@@ -17,7 +17,8 @@ FLOOR_DOC = "see README 'The floor'"
 
 
 def floor_problems(rules: list[Rule], file: str, unreadable: int = 0) -> list[Problem]:
-    """Problems with the floor (DESIGN principle 1); empty when a way out always exists.
+    """Problems with the floor (a customer can always reach a person); empty when a way
+    out always exists.
 
     (a) Some route_to_human rule is certainly true whenever requested_human is true, and
     (b) some route_to_human rule is certainly true whenever loop.fallback_streak >= 5 (so a

@@ -277,8 +277,9 @@ def _parse_rule(raw: Any, file: str, document: Any, problems: list[Problem],
 
 
 # What a handoff says when neither the rule nor the set's default does: every route to a
-# person names a queue and an urgency and gives the bot a sentence (DESIGN principle 2),
-# without making a policy owner spell them out in every rule.
+# person names a queue and an urgency and gives the bot a sentence to say (every decision
+# explains itself, to the customer too), without making a policy owner spell them out in
+# every rule.
 BUILTIN_HANDOFF = Outcome(ROUTE, queue="support", urgency="normal",
                           customer_message=BUILTIN_HANDOFF_MESSAGE)
 

@@ -18,7 +18,7 @@ default: {decision: keep_with_bot, queue: support, urgency: normal,
           customer_message: "I'm connecting you with a member of our team."}
 """
 
-# The two rules every rule set needs (DESIGN principle 1, "the floor").
+# The two rules every rule set needs (the floor: a customer can always reach a person).
 FLOOR_RULES = """\
   - id: explicit-human-request
     description: The customer asked for a person.

@@ -1,4 +1,5 @@
-"""The floor (DESIGN principle 1): a rule set without a way out to a person is refused."""
+"""The floor (a customer can always reach a person): a rule set without a way out to a person
+is refused."""
 
 from __future__ import annotations
 
