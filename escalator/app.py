@@ -13,10 +13,10 @@ from escalator.decisionlog import open_decision_log
 from escalator.http import api, auth, errors, requestlog
 from escalator.http.inline import InlineEvaluator, InlineLimits
 from escalator.http.ratelimit import RateLimiter
+from escalator.http.services import EXTENSION, Services
 from escalator.pipeline import Pipeline
 from escalator.policy import PolicyHolder, load_policy
 from escalator.reloader import RuleReloader
-from escalator.services import EXTENSION, Services
 from escalator.state.embedded import EmbeddedRedis, start_embedded
 from escalator.state.handoff_cache import HandoffCache
 from escalator.state.store import StateStore

@@ -23,8 +23,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from escalator.model import Decision
-from escalator.ruleset.catalogue import KNOWN_CHANNELS  # caller channels folded onto these
+from escalator.model import KNOWN_CHANNELS, Decision  # caller channels folded onto these
 
 DECISIONS = Counter(
     "escalator_decisions_total", "Decisions made, by decision and channel (retries answered "

@@ -20,6 +20,11 @@ KEEP: Final = "keep_with_bot"
 # How urgently a person should take a handoff, least urgent first. Not a rule's priority
 # (its rank among rules: which rule decides).
 HANDOFF_URGENCIES = ("low", "normal", "high", "urgent")
+# Channels escalator knows by name (metrics fold any other onto "other"); a platform may
+# send others, so a rule naming one is warned about, not refused.
+KNOWN_CHANNELS = frozenset(
+    {"web", "app", "voice", "sms", "email", "chat", "social", "whatsapp", "messenger"}
+)
 _URGENCY_RANK = {urgency: rank for rank, urgency in enumerate(HANDOFF_URGENCIES)}
 # The one JSON encoder of what escalator writes (answers, stored values, decision logs): what
 # json.dumps(value, separators=(",", ":")) writes, without building an encoder per call.

@@ -22,7 +22,7 @@ from flask.testing import FlaskClient
 
 from escalator.app import create_app
 from escalator.config import Config
-from escalator.services import EXTENSION
+from escalator.http.services import EXTENSION
 from escalator.state.embedded import start_embedded
 
 

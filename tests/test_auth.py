@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from escalator.app import create_app
 from escalator.config import Config, ConfigError
-from escalator.services import EXTENSION
+from escalator.http.services import EXTENSION
 
 CALLER = "caller-key-0123456789"
 ADMIN = "admin-key-9876543210"

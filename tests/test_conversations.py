@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 
 from escalator.app import create_app
 from escalator.config import Config
-from escalator.services import EXTENSION
+from escalator.http.services import EXTENSION
 from escalator.state.codec import unpack_conversation, unpack_decision
 from escalator.state.store import conversation_key
 

@@ -17,7 +17,7 @@ from escalator.app import create_app
 from escalator.cli import main
 from escalator.config import Config
 from escalator.decisionlog import STREAM_KEY
-from escalator.services import EXTENSION
+from escalator.http.services import EXTENSION
 from escalator.tools.audit import audit, report
 
 

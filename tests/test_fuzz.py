@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 from escalator.app import create_app
 from escalator.config import Config
 from escalator.http.openapi import ERRORS
-from escalator.services import EXTENSION
+from escalator.http.services import EXTENSION
 from escalator.state.store import conversation_key
 
 pytestmark = pytest.mark.slow

@@ -20,8 +20,8 @@ from flask.testing import FlaskClient
 from escalator.app import create_app
 from escalator.cli import main
 from escalator.config import Config, default_rules_dir
+from escalator.http.services import EXTENSION
 from escalator.policy import load_policy
-from escalator.services import EXTENSION
 
 EXPLICIT = {
     "en": "Of course. I'm connecting you with a member of our team now.",

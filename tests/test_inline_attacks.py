@@ -24,7 +24,7 @@ from redisproc import start_serve, wait_for
 
 from escalator.app import create_app
 from escalator.config import Config
-from escalator.services import EXTENSION
+from escalator.http.services import EXTENSION
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
 import attacks  # bench/ is not a package

@@ -24,7 +24,7 @@ from redisproc import (
 from escalator.app import create_app
 from escalator.config import Config, ConfigError
 from escalator.decisionlog import STREAM_KEY
-from escalator.services import EXTENSION
+from escalator.http.services import EXTENSION
 from escalator.state.codec import turn_signature, unpack_conversation, unpack_decision
 from escalator.state.store import conversation_key
 

@@ -24,7 +24,7 @@ from redisproc import RedisServer, http, metric, needs_redis_server, serve, wait
 
 from escalator.app import create_app
 from escalator.config import Config
-from escalator.services import EXTENSION
+from escalator.http.services import EXTENSION
 from escalator.state.circuit import CIRCUIT_COOLDOWN_SECONDS
 
 pytestmark = [pytest.mark.slow, needs_redis_server]

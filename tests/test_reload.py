@@ -20,9 +20,9 @@ from redisproc import http, metric, start_serve, wait_for
 
 from escalator.app import create_app
 from escalator.config import Config, default_rules_dir
+from escalator.http.services import EXTENSION
 from escalator.policy import PolicyHolder, load_policy
 from escalator.ruleset.compiler import RuleSetClosed
-from escalator.services import EXTENSION
 
 
 def copy_rules(folder: Path) -> Path:

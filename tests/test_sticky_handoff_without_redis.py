@@ -20,9 +20,9 @@ from redisproc import RedisServer, http, needs_redis_server, serve
 
 from escalator.app import create_app
 from escalator.config import Config
+from escalator.http.services import EXTENSION
 from escalator.pipeline import STICKY_RULE
 from escalator.ruleset.messages import BUILTIN_IN_PROGRESS_MESSAGE
-from escalator.services import EXTENSION
 
 pytestmark = [pytest.mark.slow, needs_redis_server]
 

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from escalator.app import create_app
 from escalator.config import Config
-from escalator.services import EXTENSION
+from escalator.http.services import EXTENSION
 
 NewId = Callable[..., str]
 

@@ -23,7 +23,7 @@ from flask.testing import FlaskClient
 from escalator.app import create_app
 from escalator.cli import main
 from escalator.config import Config, default_rules_dir
-from escalator.services import EXTENSION
+from escalator.http.services import EXTENSION
 
 # The shape in a small rule set: a loop rule with a normal handoff outranks a
 # frustration rule with a high one, both match.

@@ -19,10 +19,10 @@ from escalator.http.auth import caller_identity
 from escalator.http.errors import ApiError
 from escalator.http.inline import InlineLimitExceeded, RateLimited
 from escalator.http.schemas import ReleaseSchema, timestamp_problem
+from escalator.http.services import Services, services
 from escalator.model import ConversationState, Decision
 from escalator.policy import Policy
 from escalator.reloader import ReloadBusy, notify_other_workers
-from escalator.services import Services, services
 from escalator.tools.transcripts import TranscriptError, decide_transcript, parse_transcript
 from escalator.turnschema import turn_schema, valid_id
 

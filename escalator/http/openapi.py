@@ -23,9 +23,9 @@ from marshmallow import fields
 
 from escalator.http import response_schemas as rs
 from escalator.http.schemas import ReleaseSchema
+from escalator.http.services import EXTENSION, Services
 from escalator.model import compact_json
 from escalator.policy import INLINE_FILE, MAX_INLINE_FILES
-from escalator.services import EXTENSION, Services
 from escalator.tools.transcripts import MAX_TURNS
 from escalator.turnschema import CONTEXT_KEY, ID_PATTERN, MAX_TEXT_CHARS, ContextField, TurnSchema
 

@@ -10,11 +10,6 @@ FactType = Literal["integer", "number", "boolean", "string", "labels", "scalar"]
 
 CONTEXT_PREFIX = "context."
 
-# Channels escalator knows by name (metrics fold any other onto "other"); a platform may
-# send others, so a rule naming one is warned about, not refused.
-KNOWN_CHANNELS = frozenset(
-    {"web", "app", "voice", "sms", "email", "chat", "social", "whatsapp", "messenger"}
-)
 # Labels the caller chooses freely: the service reads them in lower case (at the API's
 # boundary) and the loader lower-cases what rules compare them with, so "VIP" in a rule and
 # "vip" from a platform are the same tier. Context values are such labels too.

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from escalator.errors import Problem
-from escalator.ruleset.catalogue import CONTEXT_PREFIX, KNOWN_CHANNELS
+from escalator.model import KNOWN_CHANNELS
+from escalator.ruleset.catalogue import CONTEXT_PREFIX
 from escalator.ruleset.conditions import Leaf, leaves
 from escalator.ruleset.messages import LANGUAGE_CODE, LANGUAGE_NAMES
 

@@ -99,7 +99,7 @@ def post_worker_init(worker: Any) -> None:
     """Worker, after boot: publish its metrics, reload the rules on SIGHUP and poll the
     rules folder."""
     from escalator import metrics, reloader
-    from escalator.services import EXTENSION
+    from escalator.http.services import EXTENSION
 
     services = worker.wsgi.extensions[EXTENSION]
     ruleset = services.policies.current.ruleset

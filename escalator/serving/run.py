@@ -44,7 +44,7 @@ def serve(host: str, port: int, workers: int) -> None:
     from escalator.config import Config, ConfigError
     from escalator.errors import PolicyError
     from escalator.http import inline
-    from escalator.services import EXTENSION
+    from escalator.http.services import EXTENSION
     from escalator.state.embedded import start_embedded
 
     try:

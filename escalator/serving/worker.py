@@ -309,7 +309,7 @@ class BufferingSyncWorker(SyncWorker):  # type: ignore[misc]
     def _read_limits(self) -> None:
         """The client timeout and body limit, from the app's own configuration."""
         from escalator.config import Config
-        from escalator.services import EXTENSION
+        from escalator.http.services import EXTENSION
 
         services = getattr(self.wsgi, "extensions", {}).get(EXTENSION)
         config = services.config if services is not None else Config.from_env()

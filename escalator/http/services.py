@@ -1,4 +1,5 @@
-"""The resources one app holds (config, policy, state store, pipeline) and their getter."""
+"""The resources one app holds (config, policy, state store, pipeline, reloader, inline
+evaluator), kept as the Flask app's extension, and their getter."""
 
 from __future__ import annotations
 
