@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redisproc import start_serve
+from support.servers import start_serve
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from redisproc import start_serve, wait_for
+from support.servers import start_serve, wait_for
 
 from escalator.app import create_app
 from escalator.config import Config

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from redisproc import http, metric, serve
+from support.servers import http, metric, serve
 
 CONVERSATIONS = 5
 TURNS_EACH = 40

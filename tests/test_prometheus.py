@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redisproc import free_port, http, metric, start_serve, wait_for
+from support.servers import free_port, http, metric, start_serve, wait_for
 
 pytestmark = pytest.mark.slow
 

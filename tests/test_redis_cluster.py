@@ -13,7 +13,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from redis.crc import key_slot
-from redisproc import (
+from support.servers import (
     REDIS_CLI,
     RedisServer,
     free_cluster_port,

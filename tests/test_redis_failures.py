@@ -20,7 +20,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
-from redisproc import RedisServer, http, metric, needs_redis_server, serve, wait_for
+from support.servers import RedisServer, http, metric, needs_redis_server, serve, wait_for
 
 from escalator.app import create_app
 from escalator.config import Config

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from redisproc import http, metric, start_serve, wait_for
+from support.servers import http, metric, start_serve, wait_for
 
 from escalator.app import create_app
 from escalator.config import Config, default_rules_dir

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redisproc import http, metric, start_serve, wait_for
+from support.servers import http, metric, start_serve, wait_for
 
 from escalator.config import default_rules_dir
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from redisproc import serve
+from support.servers import serve
 
 from escalator.cli import main
 from escalator.config import default_rules_dir
@@ -120,7 +120,7 @@ def test_the_running_service_is_compared_when_given_its_url(tmp_path: Path,
 
 
 def test_a_service_that_cannot_be_asked_is_a_clear_error(tmp_path: Path) -> None:
-    from redisproc import free_port
+    from support.servers import free_port
 
     folder = copy_rules(tmp_path / "rules")
     code, output = check(str(folder), "--against", f"http://127.0.0.1:{free_port()}")

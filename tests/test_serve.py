@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redisproc import free_port, http, metric, start_serve
+from support.servers import free_port, http, metric, start_serve
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from redisproc import http, start_serve, wait_for
+from support.servers import http, start_serve, wait_for
 
 pytestmark = pytest.mark.slow
 

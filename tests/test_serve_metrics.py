@@ -15,7 +15,7 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from redisproc import http, start_serve, wait_for
+from support.servers import http, start_serve, wait_for
 
 from escalator.config import default_rules_dir
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redisproc import http, metric, start_serve, wait_for
+from support.servers import http, metric, start_serve, wait_for
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
 import slow_clients  # bench/ is not a package

@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 from prometheus_client.multiprocess import MultiProcessCollector
-from redisproc import RedisServer, http, needs_redis_server, serve
+from support.servers import RedisServer, http, needs_redis_server, serve
 
 from escalator.app import create_app
 from escalator.config import Config

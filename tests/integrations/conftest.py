@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from redisproc import serve
+from support.servers import serve
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from integrationtools import (
+from support.integrations import (
     BRIEF,
     Front,
     conversation_state,

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from integrationtools import Front, closed_port_url, conversation_state, elapsed, unique
-from redisproc import serve
+from support.integrations import Front, closed_port_url, conversation_state, elapsed, unique
+from support.servers import serve
 
 from escalator.integrations.client import (
     FAIL_POLICY_RULE,

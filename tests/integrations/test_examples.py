@@ -10,8 +10,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from integrationtools import require_extra, unique
-from redisproc import free_port, http, wait_for
+from support.integrations import require_extra, unique
+from support.servers import free_port, http, wait_for
 
 from escalator.integrations.ids import IdMapper, escalator_id
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from integrationtools import BRIEF, Front, fixture_json, require_extra, unique, with_brief
+from support.integrations import BRIEF, Front, fixture_json, require_extra, unique, with_brief
 
 from escalator.integrations import lex
 from escalator.integrations.client import EscalatorClient

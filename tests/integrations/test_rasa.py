@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from integrationtools import (
+from support.integrations import (
     BRIEF,
     Front,
     conversation_state,

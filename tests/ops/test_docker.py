@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 import yaml
-from opstools import K8S, ROOT, require_tool, run
+from support.ops import K8S, ROOT, require_tool, run
 
 from escalator.cli.serve import serve
 from escalator.config import SETTINGS

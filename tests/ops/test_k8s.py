@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from opstools import (
+from support.ops import (
     K8S,
     KUSTOMIZATIONS,
     ROOT,

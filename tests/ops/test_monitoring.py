@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from opstools import K8S, ROOT, only, render, require_tool, run
 from prometheusrule import PROMETHEUS_RULE_FILE, RULES_FILE
 from prometheusrule import render as render_prometheus_rule
+from support.ops import K8S, ROOT, only, render, require_tool, run
 
 MONITORING = K8S / "monitoring"
 DASHBOARD = MONITORING / "dashboards" / "escalator.json"

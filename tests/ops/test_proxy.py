@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opstools import K8S, ROOT, only, render, require_tool, run
+from support.ops import K8S, ROOT, only, render, require_tool, run
 from test_k8s import container, generator, settings
 
 from escalator.config import Config

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import urllib3
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "integrations" / "fixtures"
 
 
 def require_extra(module: str, extra: str) -> ModuleType:
