@@ -21,7 +21,7 @@ latency alone and during the flood.
 version. Attacks that exhaust memory there take gigabytes for tens of seconds; the
 machine needs the room. Everything stops by itself and the temporary folder is removed.
 
-The payloads are also what tests/test_inline_attacks.py sends.
+The payloads are also what tests/http/test_inline_attacks.py sends.
 """
 
 from __future__ import annotations

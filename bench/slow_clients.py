@@ -20,7 +20,7 @@ the canary's latency (p50, p99, max) and failures, and how long each slow connec
 held and how it ended. --read-timeout sets ESCALATOR_READ_TIMEOUT_SECONDS for the service.
 
 Everything runs on loopback and stops by itself; the temporary folder is removed at the
-end. tests/test_slow_clients.py runs the same attack with short timeouts and asserts the
+end. tests/serving/test_slow_clients.py runs the same attack with short timeouts and asserts the
 bounds.
 """
 

@@ -4,8 +4,8 @@ escalator.http.schemas) and the response schemas that describe what it answers
 (escalator.http.response_schemas).
 
 Built once per app, from that app's limits (context keys, body size), and served as the
-same bytes afterwards. tests/test_openapi.py checks that the document is valid and names
-every route; tests/test_fuzz.py sends generated requests and checks the answers against it.
+same bytes afterwards. tests/http/test_openapi.py checks that the document is valid and names
+every route; tests/http/test_fuzz.py sends generated requests and checks the answers against it.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The service builds its responses by hand (`Decision.to_dict`, `api.state_summary`, ...)
 because that is measurably cheaper on the hot path; these schemas describe those bodies
 so that escalator.http.openapi can generate the document from them. They are never used to
-dump a response, so they cannot drift silently: tests/test_fuzz.py checks every response
+dump a response, so they cannot drift silently: tests/http/test_fuzz.py checks every response
 the service gives against the document built from them.
 """
 

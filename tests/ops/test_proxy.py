@@ -1,6 +1,6 @@
 """The proxy in front of gunicorn: k8s/base/nginx.conf is the file the pods run, nginx
 accepts it, and it agrees with the Deployment and the service's own limits.
-(tests/test_slow_clients.py runs nginx on it against slow clients.)"""
+(tests/serving/test_slow_clients.py runs nginx on it against slow clients.)"""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from escalator.cli import main
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from support.servers import http, metric, start_serve, wait_for
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import slow_clients  # bench/ is not a package
 from slow_clients import Attack, start_proxy, stop
 

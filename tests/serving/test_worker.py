@@ -1,5 +1,5 @@
 """The worker's parts on their own: when a request is whole, and the deadline socket.
-(tests/test_slow_clients.py attacks the whole worker under `escalator serve`.)"""
+(tests/serving/test_slow_clients.py attacks the whole worker under `escalator serve`.)"""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import pytest
 from escalator.config import default_rules_dir
 from escalator.policy import load_policy
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import quality  # bench/ is not a package
 
 

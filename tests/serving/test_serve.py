@@ -47,7 +47,7 @@ def test_two_workers_share_state_and_metrics_and_stop_cleanly(served: Any) -> No
 def test_a_rule_set_without_the_floor_refuses_to_start(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     (rules / "lexicons").mkdir(parents=True)
-    source = Path(__file__).parent.parent / "rules"
+    source = Path(__file__).resolve().parents[2] / "rules"
     for lexicon in (source / "lexicons").glob("*.yaml"):
         (rules / "lexicons" / lexicon.name).write_text(lexicon.read_text())
     (rules / "policy.yaml").write_text(

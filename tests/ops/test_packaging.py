@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # sha256 of https://www.apache.org/licenses/LICENSE-2.0.txt (11,358 bytes), the text
 # Debian ships as /usr/share/common-licenses/Apache-2.0.
 APACHE_2_0_SHA256 = "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30"

@@ -45,7 +45,7 @@ STATUS_OF_CODE["method_not_allowed"] = 405
 FUZZ_CONFIG = schemathesis.Config.from_dict({
     "seed": SEED,
     # Every request carries the admin key (below): generated Authorization headers would
-    # only keep the fuzzer out of the routes (tests/test_auth.py covers the keys).
+    # only keep the fuzzer out of the routes (tests/http/test_auth.py covers the keys).
     "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "deterministic": True,
                    "database": "none", "with-security-parameters": False},
 })

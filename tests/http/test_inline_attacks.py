@@ -26,7 +26,7 @@ from escalator.app import create_app
 from escalator.config import Config
 from escalator.http.services import EXTENSION
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import attacks  # bench/ is not a package
 
 pytestmark = pytest.mark.slow
