@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from support.rulesets import copy_rules, set_version
 from support.servers import http, metric, start_serve, wait_for
 
 from escalator.app import create_app
@@ -23,19 +24,6 @@ from escalator.config import Config, default_rules_dir
 from escalator.http.services import EXTENSION
 from escalator.policy import PolicyHolder, load_policy
 from escalator.ruleset.compiler import RuleSetClosed
-
-
-def copy_rules(folder: Path) -> Path:
-    shutil.copytree(default_rules_dir(), folder,
-                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py", "tests"))
-    return folder
-
-
-def set_version(folder: Path, version: str) -> None:
-    header = folder / "ruleset.yaml"
-    text = header.read_text()
-    start = text.index('version: "') + len('version: "')
-    header.write_text(text[:start] + version + text[text.index('"', start):])
 
 
 def break_rules(folder: Path) -> None:

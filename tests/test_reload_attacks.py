@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -19,28 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.rulesets import copy_rules, set_version
 from support.servers import http, metric, start_serve, wait_for
-
-from escalator.config import default_rules_dir
+from support.servers import stop as stop_server
 
 pytestmark = pytest.mark.slow
 
 # A canary's turn may take this long while an attack runs (a turn takes milliseconds;
 # the machine is shared, so the bound is generous).
 CANARY_SECONDS = 5.0
-
-
-def copy_rules(folder: Path) -> Path:
-    shutil.copytree(default_rules_dir(), folder,
-                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py", "tests"))
-    return folder
-
-
-def set_version(folder: Path, version: str) -> None:
-    header = folder / "ruleset.yaml"
-    text = header.read_text()
-    start = text.index('version: "') + len('version: "')
-    header.write_text(text[:start] + version + text[text.index('"', start):])
 
 
 @dataclass
@@ -89,12 +75,7 @@ def serving(tmp_path: Path, rules: Path, **settings: str
     finally:
         stop.set()
         thread.join()
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+        stop_server(server)
 
 
 def folder_digest(rules: Path) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from support.servers import start_serve, wait_for
+from support.servers import start_serve, stop, wait_for
 
 from escalator.app import create_app
 from escalator.config import Config
@@ -35,16 +35,6 @@ CANARY_BOUND = 5.0  # seconds for any one canary turn while an attack runs
 ATTACK_BOUND = 15.0  # seconds for the attack's own answer
 MAX_RSS_MB = 256  # ESCALATOR_WORKER_MAX_RSS_MB's default
 KEYS = f"{attacks.ATTACKER_KEY},{attacks.CANARY_KEY}"
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

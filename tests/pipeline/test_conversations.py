@@ -15,21 +15,13 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
+from support.turns import say
 
 from escalator.app import create_app
 from escalator.config import Config
 from escalator.http.services import EXTENSION
 from escalator.state.codec import unpack_conversation, unpack_decision
 from escalator.state.store import conversation_key
-
-
-def say(client: FlaskClient, cid: str, turn_id: str, text: str, **extra: Any) -> dict[str, Any]:
-    response = client.post(f"/v1/conversations/{cid}/turns",
-                           json={"turn_id": turn_id, "message": {"text": text}, **extra})
-    assert response.status_code == 200, response.data
-    body: dict[str, Any] = response.get_json()
-    return body
-
 
 ANGRY_REPEATING = [
     "Hi, my parcel hasn't arrived yet, order 1234",

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from support.rulesets import rules_folder
 
 from escalator.app import create_app
 from escalator.cli import main
@@ -106,14 +107,6 @@ rules:
     when: {all: [{fact: loop.fallback_streak, gte: 3}]}
     then: {decision: route_to_human}
 """
-
-
-def rules_folder(tmp_path: Path, text: str) -> Path:
-    folder = tmp_path / "rules"
-    folder.mkdir()
-    (folder / "ruleset.yaml").write_text(text, encoding="utf-8")
-    shutil.copytree(default_rules_dir() / "lexicons", folder / "lexicons")
-    return folder
 
 
 @pytest.fixture

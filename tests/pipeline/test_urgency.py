@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from support.rulesets import rules_folder
+from support.turns import say
 
 from escalator.app import create_app
 from escalator.cli import main
-from escalator.config import Config, default_rules_dir
+from escalator.config import Config
 from escalator.http.services import EXTENSION
 
 # The shape in a small rule set: a loop rule with a normal handoff outranks a
@@ -67,23 +67,6 @@ rules:
 ANGRY = "This is ridiculous, useless, the worst service ever!!!"
 
 
-def post(client: FlaskClient, cid: str, turn_id: str, text: str, **extra: Any
-         ) -> dict[str, Any]:
-    response = client.post(f"/v1/conversations/{cid}/turns",
-                           json={"turn_id": turn_id, "message": {"text": text}, **extra})
-    assert response.status_code == 200, response.data
-    body: dict[str, Any] = response.get_json()
-    return body
-
-
-def rules_folder(tmp_path: Path, text: str) -> Path:
-    folder = tmp_path / "rules"
-    folder.mkdir()
-    (folder / "ruleset.yaml").write_text(text)
-    shutil.copytree(default_rules_dir() / "lexicons", folder / "lexicons")
-    return folder
-
-
 @pytest.fixture
 def small_app(redis_url: str, tmp_path: Path) -> Iterator[Flask]:
     app = create_app(Config(redis_url=redis_url, env="test",
@@ -95,7 +78,7 @@ def small_app(redis_url: str, tmp_path: Path) -> Iterator[Flask]:
 def test_the_most_urgent_matching_rule_sets_the_urgency_the_decisive_one_the_queue(
         small_app: Flask, new_conversation_id: Callable[..., str]) -> None:
     client = small_app.test_client()
-    decided = post(client, new_conversation_id(), "t-1", ANGRY, bot={"fallback": True})
+    decided = say(client, new_conversation_id(), "t-1", ANGRY, bot={"fallback": True})
     assert [r["rule"] for r in decided["reasons"]] == ["conversation-looping",
                                                        "frustration-spike"]
     # Before: {"queue": "loops", "priority": "normal"}.
@@ -108,16 +91,16 @@ def test_during_a_handoff_a_more_urgent_match_raises_the_urgency_and_nothing_low
         small_app: Flask, new_conversation_id: Callable[..., str]) -> None:
     client = small_app.test_client()
     cid = new_conversation_id()
-    first = post(client, cid, "t-1", "Where is my parcel?", bot={"fallback": True})
+    first = say(client, cid, "t-1", "Where is my parcel?", bot={"fallback": True})
     assert (first["handoff"]["queue"], first["handoff"]["urgency"]) == ("loops", "normal")
-    asked = post(client, cid, "t-2", "I want to talk to a person")
+    asked = say(client, cid, "t-2", "I want to talk to a person")
     # Before: still normal.
     assert asked["reasons"][0]["rule"] == "handoff-in-progress"
     assert (asked["handoff"]["queue"], asked["handoff"]["urgency"]) == ("loops", "high")
     assert "explicit-human-request" in asked["reasons"][0]["description"]
-    unsafe = post(client, cid, "t-3", "I can smell gas in my kitchen")
+    unsafe = say(client, cid, "t-3", "I can smell gas in my kitchen")
     assert unsafe["handoff"]["urgency"] == "urgent"
-    calmer = post(client, cid, "t-4", "I want to cancel my subscription")
+    calmer = say(client, cid, "t-4", "I want to cancel my subscription")
     assert "mentions-cancelling" in [r["rule"] for r in calmer["reasons"]]
     assert calmer["handoff"]["urgency"] == "urgent"
     summary = client.get(f"/v1/conversations/{cid}").get_json()
@@ -128,7 +111,7 @@ def test_during_a_handoff_a_more_urgent_match_raises_the_urgency_and_nothing_low
 def test_the_default_policy_hands_over_at_the_most_urgent_matching_rule(
         client: FlaskClient, new_conversation_id: Callable[..., str]) -> None:
     cid = new_conversation_id()
-    decided = post(client, cid, "t-1",
+    decided = say(client, cid, "t-1",
                    "I want to talk to a person, I can smell gas in my kitchen")
     rules = [r["rule"] for r in decided["reasons"]]
     assert rules[0] == "explicit-human-request" and "safety-or-vulnerability" in rules
@@ -155,7 +138,7 @@ def test_the_old_spelling_still_works_with_a_warning(
         app = create_app(Config(redis_url=redis_url, env="test", rules_dir=folder))
     try:
         assert any("old name" in r.getMessage() for r in caplog.records)
-        decided = post(app.test_client(), new_conversation_id(), "t-1", ANGRY,
+        decided = say(app.test_client(), new_conversation_id(), "t-1", ANGRY,
                        bot={"fallback": True})
         assert decided["handoff"]["urgency"] == "high"
     finally:
@@ -204,8 +187,8 @@ def test_the_decision_log_records_the_handoff(
     try:
         client = app.test_client()
         cid = new_conversation_id()
-        post(client, cid, "t-1", "Where is my parcel?")
-        post(client, cid, "t-2", ANGRY, bot={"fallback": True})
+        say(client, cid, "t-1", "Where is my parcel?")
+        say(client, cid, "t-2", ANGRY, bot={"fallback": True})
     finally:
         app.extensions[EXTENSION].close()
     records = [json.loads(line) for line in path.read_text().splitlines()]

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from support.rulesets import copy_rules
 
 from escalator.config import default_rules_dir
 from escalator.errors import PolicyError
@@ -22,12 +23,6 @@ from escalator.ruleset.folder import (
     RulesFolder,
     read_folder,
 )
-
-
-def copy_rules(folder: Path) -> Path:
-    shutil.copytree(default_rules_dir(), folder,
-                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py", "tests"))
-    return folder
 
 
 def refused(folder: Path) -> list[str]:

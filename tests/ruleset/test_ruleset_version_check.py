@@ -4,23 +4,16 @@ with git HEAD, another folder or a running service."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.rulesets import copy_rules
 from support.servers import serve
 
 from escalator.cli import main
-from escalator.config import default_rules_dir
 from escalator.ruleset.previous import next_version
-
-
-def copy_rules(target: Path) -> Path:
-    shutil.copytree(default_rules_dir(), target,
-                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
-    return target
 
 
 def version_of(folder: Path) -> str:
@@ -60,7 +53,7 @@ def git(folder: Path, *args: str) -> None:
 def test_a_change_without_a_new_version_is_warned_against_git_head(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
-    folder = copy_rules(repo / "rules")
+    folder = copy_rules(repo / "rules", with_tests=True)
     git(repo, "init", "-q")
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "rules")
@@ -86,7 +79,8 @@ def test_a_change_without_a_new_version_is_warned_against_git_head(tmp_path: Pat
 
 
 def test_a_lexicon_change_counts_as_a_change(tmp_path: Path) -> None:
-    before, after = copy_rules(tmp_path / "before"), copy_rules(tmp_path / "after")
+    before = copy_rules(tmp_path / "before", with_tests=True)
+    after = copy_rules(tmp_path / "after", with_tests=True)
     topics = after / "lexicons" / "topics.yaml"
     topics.write_text(topics.read_text().replace("lawyer, ", "lawyer, barrister, "))
     code, output = check(str(after), "--against", str(before))
@@ -95,15 +89,15 @@ def test_a_lexicon_change_counts_as_a_change(tmp_path: Path) -> None:
 
 
 def test_a_folder_outside_git_is_not_compared_unless_asked(tmp_path: Path) -> None:
-    folder = copy_rules(tmp_path / "rules")
+    folder = copy_rules(tmp_path / "rules", with_tests=True)
     code, output = check(str(folder))
     assert code == 0 and output.startswith("ok: ") and "since" not in output
 
 
 def test_the_running_service_is_compared_when_given_its_url(tmp_path: Path,
                                                            redis_url: str) -> None:
-    live = copy_rules(tmp_path / "live-rules")
-    mine = copy_rules(tmp_path / "my-rules")
+    live = copy_rules(tmp_path / "live-rules", with_tests=True)
+    mine = copy_rules(tmp_path / "my-rules", with_tests=True)
     with serve(tmp_path / "serve", redis_url, workers=1,
                ESCALATOR_RULES_DIR=str(live)) as base:
         code, output = check(str(mine), "--against", base)
@@ -122,7 +116,7 @@ def test_the_running_service_is_compared_when_given_its_url(tmp_path: Path,
 def test_a_service_that_cannot_be_asked_is_a_clear_error(tmp_path: Path) -> None:
     from support.servers import free_port
 
-    folder = copy_rules(tmp_path / "rules")
+    folder = copy_rules(tmp_path / "rules", with_tests=True)
     code, output = check(str(folder), "--against", f"http://127.0.0.1:{free_port()}")
     assert code != 0
     assert "--against: cannot read http://127.0.0.1:" in output

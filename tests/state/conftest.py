@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 import redis
+from flask import Flask
+from support.servers import RedisServer
 
+from escalator.app import create_app
+from escalator.config import Config
+from escalator.http.services import EXTENSION
 from escalator.state.embedded import EmbeddedRedis, start_embedded
 from escalator.state.store import StateStore
 
@@ -99,3 +104,19 @@ def embedded(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     server = start_embedded(tmp_path / "redis")
     yield server
     server.shutdown()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, which it may kill, pause and start again."""
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_app(own_redis: RedisServer) -> Iterator[Flask]:
+    """The service on own_redis, with a Redis budget of 100 ms."""
+    application = create_app(Config(redis_url=own_redis.url, env="test", redis_timeout_ms=100))
+    yield application
+    application.extensions[EXTENSION].close()

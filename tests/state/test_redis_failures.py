@@ -11,7 +11,6 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,6 @@ from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 from support.servers import RedisServer, http, metric, needs_redis_server, serve, wait_for
 
-from escalator.app import create_app
-from escalator.config import Config
 from escalator.http.services import EXTENSION
 from escalator.state.circuit import CIRCUIT_COOLDOWN_SECONDS
 
@@ -32,21 +29,6 @@ pytestmark = [pytest.mark.slow, needs_redis_server]
 ANSWER_WITHIN_SECONDS = 1.0
 # The cool-down, a probe, and slack for a loaded CI machine.
 RECOVERY_WITHIN_SECONDS = CIRCUIT_COOLDOWN_SECONDS + 3.0
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def app(own_redis: RedisServer) -> Iterator[Flask]:
-    application = create_app(Config(redis_url=own_redis.url, env="test",
-                                    redis_timeout_ms=100))
-    yield application
-    application.extensions[EXTENSION].close()
 
 
 def sample(name: str) -> float:
@@ -102,25 +84,25 @@ def recover(app: Flask, turns: Turns) -> dict[str, Any]:
 
 
 def test_a_killed_redis_degrades_every_turn_quickly_and_a_restart_recovers(
-        app: Flask, own_redis: RedisServer) -> None:
-    turns = Turns(app.test_client(), "c-killed")
+        own_app: Flask, own_redis: RedisServer) -> None:
+    turns = Turns(own_app.test_client(), "c-killed")
     assert turns.send()["degraded"] is False
 
     own_redis.kill()
-    assert_degraded_and_counted(app, turns, 10)
+    assert_degraded_and_counted(own_app, turns, 10)
     before = time.monotonic()
     turns.send()
     assert time.monotonic() - before < 0.05  # open circuit: no wait on Redis at all
 
     own_redis.start()  # same port, empty: the conversation starts over
-    assert recover(app, turns)["turn_index"] == 1
+    assert recover(own_app, turns)["turn_index"] == 1
     second = turns.send()
     assert second["degraded"] is False and second["turn_index"] == 2
 
 
 def test_a_stuck_redis_costs_at_most_the_budget_and_recovers_when_it_resumes(
-        app: Flask, own_redis: RedisServer) -> None:
-    turns = Turns(app.test_client(), "c-stuck")
+        own_app: Flask, own_redis: RedisServer) -> None:
+    turns = Turns(own_app.test_client(), "c-stuck")
     assert turns.send()["turn_index"] == 1
 
     own_redis.pause()
@@ -128,11 +110,11 @@ def test_a_stuck_redis_costs_at_most_the_budget_and_recovers_when_it_resumes(
         started = time.monotonic()
         assert turns.send()["degraded"] is True
         assert 0.09 < time.monotonic() - started < 0.5  # the 100 ms read timeout, once
-        assert_degraded_and_counted(app, turns, 10)
+        assert_degraded_and_counted(own_app, turns, 10)
     finally:
         own_redis.resume()
     # Nothing was lost: the state written before the stall is still there.
-    assert recover(app, turns)["turn_index"] == 2
+    assert recover(own_app, turns)["turn_index"] == 2
 
 
 @dataclass

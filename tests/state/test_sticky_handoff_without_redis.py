@@ -7,20 +7,16 @@ Each test runs its own redis-server, so it may kill it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 from prometheus_client.multiprocess import MultiProcessCollector
 from support.servers import RedisServer, http, needs_redis_server, serve
+from support.turns import say
 
-from escalator.app import create_app
-from escalator.config import Config
-from escalator.http.services import EXTENSION
 from escalator.pipeline import STICKY_RULE
 from escalator.ruleset.messages import BUILTIN_IN_PROGRESS_MESSAGE
 
@@ -28,28 +24,6 @@ pytestmark = [pytest.mark.slow, needs_redis_server]
 
 ASK = "I want to talk to a human"
 CALM = "ok thanks, where is my parcel?"
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def app(own_redis: RedisServer) -> Iterator[Flask]:
-    application = create_app(Config(redis_url=own_redis.url, env="test", redis_timeout_ms=100))
-    yield application
-    application.extensions[EXTENSION].close()
-
-
-def say(client: FlaskClient, cid: str, turn_id: str, text: str, **extra: Any) -> dict[str, Any]:
-    response = client.post(f"/v1/conversations/{cid}/turns",
-                           json={"turn_id": turn_id, "message": {"text": text}, **extra})
-    assert response.status_code == 200, response.data
-    body: dict[str, Any] = response.get_json()
-    return body
 
 
 def assert_with_a_person(body: dict[str, Any]) -> None:
@@ -60,8 +34,8 @@ def assert_with_a_person(body: dict[str, Any]) -> None:
 
 
 def test_a_conversation_with_a_person_stays_there_while_redis_is_down(
-        app: Flask, own_redis: RedisServer) -> None:
-    client = app.test_client()
+        own_app: Flask, own_redis: RedisServer) -> None:
+    client = own_app.test_client()
     handed = say(client, "with-person", "t-1", ASK)
     assert handed["decision"] == "route_to_human" and handed["degraded"] is False
     assert say(client, "with-bot", "t-1", CALM)["decision"] == "keep_with_bot"

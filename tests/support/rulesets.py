@@ -1,0 +1,33 @@
+"""Rule set folders for tests: the packaged default policy copied somewhere writable, its
+version changed, or a rule set of a test's own beside the default lexicons."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from escalator.config import default_rules_dir
+
+
+def copy_rules(folder: Path, *, with_tests: bool = False) -> Path:
+    """A copy of the default policy in `folder` (its rule tests only if asked)."""
+    ignored = ("__pycache__", "__init__.py") + (() if with_tests else ("tests",))
+    shutil.copytree(default_rules_dir(), folder, ignore=shutil.ignore_patterns(*ignored))
+    return folder
+
+
+def set_version(folder: Path, version: str) -> None:
+    """Rewrite the version ruleset.yaml declares."""
+    header = folder / "ruleset.yaml"
+    text = header.read_text()
+    start = text.index('version: "') + len('version: "')
+    header.write_text(text[:start] + version + text[text.index('"', start):])
+
+
+def rules_folder(tmp_path: Path, text: str) -> Path:
+    """A rule set of one file, `text`, with the default lexicons, in tmp_path/rules."""
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "ruleset.yaml").write_text(text, encoding="utf-8")
+    shutil.copytree(default_rules_dir() / "lexicons", folder / "lexicons")
+    return folder
