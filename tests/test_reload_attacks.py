@@ -112,7 +112,21 @@ def workers(server: subprocess.Popen[bytes]) -> list[int]:
 
 
 def threads(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/task"))
+    """How many threads the process runs; 0 once it has exited."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except FileNotFoundError:
+        return 0
+
+
+def catches_sighup(pid: int) -> bool:
+    """True once the process has its own SIGHUP handler (Linux /proc: SigCgt, bit 0)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
 
 
 def test_a_rule_file_written_slowly_is_never_activated_half_written(tmp_path: Path) -> None:
@@ -195,7 +209,12 @@ def test_a_storm_of_sighups_runs_one_reload_thread_per_worker(tmp_path: Path) ->
     rules = copy_rules(tmp_path / "rules")
     with serving(tmp_path, rules, ESCALATOR_RELOAD_SETTLE_SECONDS="0.5") as (
             base, server, canary):
-        wait_for(lambda: len(workers(server)) == 2, 20, "both workers run")
+        # A worker resets SIGHUP to its default (exit) when it starts and installs the
+        # reload handler only once booted: signalled earlier, it would exit and be
+        # replaced. The storm starts when both workers catch it.
+        wait_for(lambda: len(workers(server)) == 2
+                 and all(catches_sighup(pid) for pid in workers(server)), 20,
+                 "both workers run and reload on SIGHUP")
         pids = workers(server)
         before = {pid: threads(pid) for pid in pids}
         most = dict(before)
@@ -211,7 +230,7 @@ def test_a_storm_of_sighups_runs_one_reload_thread_per_worker(tmp_path: Path) ->
             return served_by_every_worker(base, "version", "2027.5.0")
 
         wait_for(settled, 20, "the storm reloads every worker")
-        assert workers(server) == pids
+        assert workers(server) == pids, "a worker exited during the storm: SIGHUP restarted it"
         # Each worker already runs its one reload thread: the storm adds none (one more,
         # at most, is allowed for a thread the service starts for something else).
         assert all(most[pid] <= before[pid] + 1 for pid in pids), (before, most)
