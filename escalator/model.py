@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Generic, Literal, TypeVar, overload
 
 Scalar = str | int | float | bool
 # A fact is a scalar or a tuple of labels (for `contains`); an absent fact is simply missing.
 FactValue = str | int | float | bool | tuple[str, ...]
+
+T = TypeVar("T")
 
 DecisionName = Literal["route_to_human", "keep_with_bot"]
 ROUTE: Final = "route_to_human"
@@ -32,6 +33,41 @@ _URGENCY_RANK = {urgency: rank for rank, urgency in enumerate(HANDOFF_URGENCIES)
 # in UTF-8: it is escaped rather than failing a write), and the answer to a turn, its stored
 # decision and its log line are bytes a byte-oriented tool cannot misread.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+class computed_once(Generic[T]):  # a decorator, named like functools.cached_property
+    """A value computed on first access and kept on the instance (frozen dataclasses too).
+
+    Not functools.cached_property: on Python 3.11 that holds one lock per attribute for
+    every instance of the class while it computes, so a process forked while any thread
+    computes one (a gunicorn worker's reload thread taking a folder's digest, when a
+    request forks an inline evaluation) has that lock held for ever, and its first use of
+    the attribute hangs. Without a lock, two threads may both compute a value; each gets
+    an equal one.
+    """
+
+    def __init__(self, compute: Callable[[Any], T]) -> None:
+        self._compute = compute
+        self._name = compute.__name__
+        self.__doc__ = compute.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type | None = None) -> computed_once[T]: ...
+
+    @overload
+    def __get__(self, instance: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, instance: object | None, owner: type | None = None
+                ) -> T | computed_once[T]:
+        if instance is None:
+            return self
+        value = self._compute(instance)
+        # Not a data descriptor: from now on the instance's own attribute is found first.
+        instance.__dict__[self._name] = value
+        return value
 
 
 def compact_json(value: Any) -> bytes:
@@ -186,7 +222,7 @@ class Decision:
         """
         return self._body
 
-    @functools.cached_property
+    @computed_once
     def _body(self) -> dict[str, Any]:
         # Built by hand: dataclasses.asdict deep-copies every value and was the single
         # largest cost of a decision (measured with bench/decide.py under cProfile).
@@ -217,6 +253,6 @@ class Decision:
         record the state store keeps for retries are the same bytes."""
         return self._json
 
-    @functools.cached_property
+    @computed_once
     def _json(self) -> bytes:
         return compact_json(self._body)

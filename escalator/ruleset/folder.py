@@ -30,10 +30,10 @@ import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 from escalator.errors import Problem
+from escalator.model import computed_once
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_TOTAL_BYTES = 4 * 1024 * 1024
@@ -61,7 +61,7 @@ class RulesFolder:
     refused: Mapping[str, str] = field(default_factory=dict)
     atomic: bool = False
 
-    @cached_property
+    @computed_once
     def digest(self) -> str:
         """sha256 over the sorted names and bytes of the rule files and lexicons read: the
         rule set's public digest, so the same content always has the same digest."""

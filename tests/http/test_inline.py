@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from escalator.http.inline import (
     run_isolated,
 )
 from escalator.http.ratelimit import RateLimiter
+from escalator.ruleset.folder import RulesFolder
 from escalator.state.store import StateStore
 
 LIMITS = InlineLimits(seconds=2.0, memory_mb=64, concurrency=1)
@@ -231,3 +233,28 @@ def test_without_redis_each_worker_counts_alone() -> None:
 def test_zero_per_window_refuses_everything() -> None:
     verdict = RateLimiter("inline", 0, None).check("erin")
     assert not verdict.allowed and verdict.retry_after == 60
+
+
+def test_a_child_forked_while_another_thread_reads_a_rules_folder_finishes(
+        tmp_path: Path) -> None:
+    # The worker's reload thread takes folder digests while a request forks an inline
+    # evaluation; the child must not wait on anything that thread held at the fork
+    # (functools.cached_property's lock did exactly that: the child hung until its limit).
+    big = RulesFolder(tmp_path, {f"r{n}.yaml": b"x" * 4_000_000 for n in range(4)})
+    stop = threading.Event()
+
+    def read_folders() -> None:
+        while not stop.is_set():
+            assert RulesFolder(big.path, big.files).digest.startswith("sha256:")
+
+    reader = threading.Thread(target=read_folders)
+    reader.start()
+    try:
+        for _ in range(20):
+            digest = run_isolated(
+                lambda: RulesFolder(tmp_path, {"rules.yaml": b"ruleset: x\n"}).digest,
+                InlineLimits(seconds=10))
+            assert digest.startswith("sha256:")
+    finally:
+        stop.set()
+        reader.join()
