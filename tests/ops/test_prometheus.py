@@ -20,19 +20,28 @@ def decisions_in_scrape(base: str) -> float:
     return metric(str(http(f"{base}/metrics")[1]), "escalator_decisions_total")
 
 
+def prometheus_answer(prom: str, query: str) -> tuple[int, Any]:
+    """The status and body of a query to Prometheus's HTTP API."""
+    return http(f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": query}))
+
+
 def prometheus_query(prom: str, query: str) -> list[dict[str, Any]]:
-    _, answer = http(f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": query}))
-    assert isinstance(answer, dict)
+    status, answer = prometheus_answer(prom, query)
+    assert status == 200 and isinstance(answer, dict), (status, answer)
     result: list[dict[str, Any]] = answer["data"]["result"]
     return result
 
 
 def prometheus_value(prom: str, query: str) -> float | None:
-    """A query's single value, or None (no data yet, or Prometheus not answering yet)."""
+    """A query's single value, or None: no data yet, or Prometheus not ready yet (not
+    answering, or 503 Service Unavailable while its storage opens)."""
     try:
-        result = prometheus_query(prom, query)
+        status, answer = prometheus_answer(prom, query)
     except OSError:
         return None
+    if status != 200 or not isinstance(answer, dict):
+        return None
+    result = answer["data"]["result"]
     return float(result[0]["value"][1]) if result else None
 
 
