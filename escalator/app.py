@@ -7,7 +7,7 @@ import sqlite3
 
 from flask import Flask
 
-from escalator import logs, metrics
+from escalator import logs, metrics, studio
 from escalator.config import Config, ConfigError
 from escalator.decisionlog import open_decision_log
 from escalator.http import api, auth, errors, requestlog
@@ -82,4 +82,6 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
     errors.register_errors(app)
     requestlog.init_app(app)
     auth.init_app(app, config.api_keys, config.admin_keys)
+    # The policy studio, read-only, for admin keys only (not served without one).
+    studio.init_service(app, policies, config.admin_keys)
     return app

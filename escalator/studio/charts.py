@@ -133,7 +133,7 @@ def columns(title: str, labels: Sequence[str], series: Sequence[Series], *,
             fmt: Callable[[float], str] = lambda v: f"{v:g}", axis_label: str = "",
             chart_id: str = "chart", width: int = 640, height: int = 220) -> Markup:
     """Vertical bars over an ordered axis, one bar per series at each label."""
-    top, bottom, left = 28 if len(series) > 1 else 8, 40, 8
+    top, bottom, left = 40 if len(series) > 1 else 20, 40, 8
     plot_height = height - top - bottom
     maximum = max((v for one in series for v in one.values if v is not None), default=0.0)
     scale = plot_height / maximum if maximum > 0 else 0.0

@@ -325,6 +325,7 @@ def create_rule() -> Response:
 def check_rule() -> Response:
     """The check of the form as typed: problems by row, and the rule as a sentence."""
     ws = studio().workspace
+    _only_local(ws)
     ruleset = _ruleset()
     language = ruleset.language if ruleset else "en"
     form = forms.read_form(request.form)
@@ -347,6 +348,13 @@ def check_rule() -> Response:
         policy.close()
     return jsonify({"ok": check.ok, "rows": placed, "general": general,
                     "sentence": sentence})
+
+
+def _only_local(ws: Workspace) -> None:
+    """Compiling rule sets on request is for the local studio: on the service it would
+    take a worker from the callers."""
+    if not ws.writable:
+        abort(403, "The studio on the service only shows the rules.")
 
 
 def _rule_action(rule_id: str, change: Callable[[str, str], str]) -> Response:
@@ -428,6 +436,7 @@ def update_file(name: str) -> Response:
 @bp.post("/api/check")
 def check_file() -> Response:
     """The check of one file's text as typed, with each problem's line."""
+    _only_local(studio().workspace)
     data = request.get_json(silent=True) or {}
     name, text = str(data.get("file", "")), str(data.get("text", ""))
     check = studio().workspace.try_text(name, text)

@@ -1,4 +1,5 @@
 """Helpers the tests share: real servers to test against (servers.py: a redis-server of a
 test's own, `escalator serve`, HTTP calls, metrics, waiting with a deadline), the
-deployment checks' tools (ops.py) and the platform adapters' fakes and fixtures
-(integrations.py). Imported as `support.<module>` (tests/ is on the import path)."""
+deployment checks' tools (ops.py), the platform adapters' fakes and fixtures
+(integrations.py), and the policy studio's corpus, page tokens and replay waits (studio.py).
+Imported as `support.<module>` (tests/ is on the import path)."""
