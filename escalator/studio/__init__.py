@@ -14,7 +14,8 @@ import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, redirect, url_for
+from werkzeug.wrappers import Response
 
 from escalator.studio.engine import PolicyHolder
 from escalator.studio.security import Guard
@@ -37,9 +38,7 @@ def create_local_app(rules_dir: Path, corpora: Sequence[Path] = ()) -> Flask:
     app.register_blueprint(bp)
 
     @app.get("/")
-    def _home() -> object:
-        from flask import redirect, url_for
-
+    def _home() -> Response:
         return redirect(url_for("studio.policy"))
 
     if studio.corpora and studio.workspace.saved.check.ok:

@@ -107,7 +107,8 @@ def check_folder(folder: RulesFolder, before: Identity | None = None,
 
 def _identity(folder: RulesFolder) -> Identity:
     """The version and digest of a read folder (previous.folder_identity of files in memory)."""
-    version, where = None, (None, None)
+    version: str | None = None
+    where: tuple[str | None, int | None] = (None, None)
     for name in folder.rule_files():
         try:
             document = load_yaml(folder.files[name], name)

@@ -280,4 +280,4 @@ def context_fact(key: str) -> str:
     return CONTEXT_PREFIX + key
 
 
-__all__ = ["KEEP", "OPERATOR_LABELS", "HANDOFF_URGENCIES"]
+__all__ = ["HANDOFF_URGENCIES", "KEEP", "OPERATOR_LABELS"]

@@ -22,8 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, request
+from flask import request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from werkzeug.wrappers import Response
 
 COOKIE = "escalator_studio"
 SESSION_SECONDS = 30 * 60

@@ -11,11 +11,10 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     current_app,
     g,
@@ -27,6 +26,7 @@ from flask import (
     url_for,
 )
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 from escalator.studio import charts, engine, forms, ruleyaml, sentences
 from escalator.studio.jobs import Jobs, Replay
@@ -36,7 +36,6 @@ from escalator.studio.workspace import StudioError, Workspace
 EXTENSION = "escalator.studio"
 bp = Blueprint("studio", __name__, url_prefix="/studio", template_folder="templates",
                static_folder="static")
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass
@@ -298,8 +297,8 @@ def _post_rule(original: str | None) -> Response:
     text, start = _edited_text(file, original, rule_data)
     check = ws.try_text(file, text)
     placed, general = _placed(check, file, start, rule_data, form.id)
-    if request.form.get("action") == "check" or not check.ok and request.form.get(
-            "action") != "apply-anyway":
+    if request.form.get("action") == "check" or (not check.ok and request.form.get(
+            "action") != "apply-anyway"):
         if not check.problems:
             general = ["No problems: the rules pass the check."]
         return _form_page(form, file, original, placed, general,
@@ -367,7 +366,8 @@ def _rule_action(rule_id: str, change: Callable[[str, str], str]) -> Response:
 @bp.post("/rules/<rule_id>/copy")
 def copy_rule(rule_id: str) -> Response:
     """A copy of a rule under a new id, right after it."""
-    ids = {r.id for r in _ruleset().rules} if _ruleset() else set()
+    ruleset = _ruleset()
+    ids = {r.id for r in ruleset.rules} if ruleset else set()
     new_id = next(f"{rule_id}-copy{n if n > 1 else ''}" for n in range(1, 1000)
                   if f"{rule_id}-copy{n if n > 1 else ''}" not in ids)
 
@@ -653,7 +653,7 @@ def audit_charts(result: engine.AuditResult, label: str) -> list[tuple[str, str,
         out.append((comparison.dimension, comparison.band, charts.bars(
             f"{label}: routed to a person by {comparison.dimension}, {comparison.band}",
             names, [charts.Series(label, values, counts)], group=group,
-            maximum=max(compared + [0.05]) * 1.15, chart_id=chart_id.lower())))
+            maximum=max([*compared, 0.05]) * 1.15, chart_id=chart_id.lower())))
     return out
 
 
