@@ -6,10 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from escalator.policy import load_policy
-from escalator.ruleset.catalogue import FACTS
-from escalator.ruleset.conditions import AllOf, AnyOf, Leaf, Not
-from escalator.ruleset.typecheck import OPERATORS_BY_TYPE
+from escalator.studio.engine import (
+    FACTS,
+    OPERATORS_BY_TYPE,
+    AllOf,
+    AnyOf,
+    Leaf,
+    Not,
+    load_policy,
+)
 from escalator.studio.sentences import (
     SUBJECTS,
     condition_sentence,
