@@ -208,6 +208,7 @@ class Jobs:
 
     def __init__(self, keep: int = 10) -> None:
         self._jobs: dict[str, Replay] = {}
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._keep = keep
 
@@ -220,8 +221,11 @@ class Jobs:
             while len(self._jobs) > self._keep:
                 oldest = next(iter(self._jobs))
                 self._jobs.pop(oldest).cancel()
-        threading.Thread(target=run, args=(job, saved, edited), name=f"replay-{job.id}",
-                         daemon=True).start()
+        thread = threading.Thread(target=run, args=(job, saved, edited),
+                                  name=f"replay-{job.id}", daemon=True)
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
         return job
 
     def get(self, job_id: str) -> Replay | None:
@@ -236,3 +240,14 @@ class Jobs:
                 if job.status == "done" or not finished:
                     return job
         return None
+
+    def close(self, seconds: float = 10.0) -> None:
+        """Cancel every replay and wait (up to `seconds` in all) for their threads to stop,
+        so none is still deciding with a rule set the studio is about to free."""
+        with self._lock:
+            jobs, threads = list(self._jobs.values()), list(self._threads)
+        for job in jobs:
+            job.cancel()
+        deadline = time.monotonic() + seconds
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))

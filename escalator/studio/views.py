@@ -48,7 +48,8 @@ class Studio:
     jobs: Jobs = field(default_factory=Jobs)
 
     def close(self) -> None:
-        """Stop what the studio holds (its compiled rule sets)."""
+        """Stop what the studio holds: its replays first, then its compiled rule sets."""
+        self.jobs.close()
         self.workspace.close()
 
 

@@ -212,6 +212,19 @@ def test_a_replay_can_be_cancelled(studio_app: Flask, studio: FlaskClient,
     assert progress["done"] < progress["total"] == 4800
 
 
+def test_closing_the_studio_stops_its_replays_first(studio_app: Flask, studio: FlaskClient,
+                                                   tmp_path: Path) -> None:
+    finished(studio_app)
+    big = tmp_path / "big.jsonl"
+    big.write_text(CORPUS.read_text() * 400)
+    s = studio_app.extensions["escalator.studio"]
+    s.corpora.append(big)
+    response = studio.post("/studio/replay", data={"csrf_token": token(studio), "corpus": "1"})
+    job = s.jobs.get(response.headers["Location"].rsplit("/", 1)[1])
+    s.close()  # as Ctrl-C does, with the replay still deciding
+    assert job.status == "cancelled" and job.done < job.total == 4800
+
+
 def test_the_rule_tests_page_runs_the_folders_tests(studio: FlaskClient) -> None:
     page = _text(studio, "/studio/tests")
     assert re.search(r'id="test-summary">\d+ passed, 0 failed<', page)
