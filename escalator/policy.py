@@ -52,7 +52,8 @@ def load_policy(source: Path | RulesFolder, lexicons: Lexicons | None = None) ->
     warnings: list[Problem] = []
     ruleset: RuleSet | None = None
     if not folder.path.is_dir():
-        raise PolicyError([Problem(str(folder.path), None, "the rules folder does not exist")])
+        raise PolicyError([Problem(str(folder.path), None, "the rules folder does not exist",
+                                   code="file_unreadable")])
     if lexicons is None:
         try:
             lexicons = load_lexicons(folder.sub(LEXICON_FOLDER))
@@ -74,13 +75,14 @@ MAX_INLINE_FILES = 32
 
 def check_inline_files(files: Mapping[str, str]) -> None:
     """PolicyError unless the names and count of files sent inline are acceptable."""
-    problems = [Problem(name, None, "file names are NAME.yaml or lexicons/NAME.yaml")
+    problems = [Problem(name, None, "file names are NAME.yaml or lexicons/NAME.yaml",
+                        code="file_name")
                 for name in files if not INLINE_FILE.fullmatch(name)]
-    problems += [Problem(name, None, "the file is not valid UTF-8 text")
+    problems += [Problem(name, None, "the file is not valid UTF-8 text", code="file_unreadable")
                  for name, text in files.items() if not _encodable(text)]
     if len(files) > MAX_INLINE_FILES:
         problems.append(Problem("ruleset", None, f"at most {MAX_INLINE_FILES} files",
-                                limit="files"))
+                                code="budget", limit="files"))
     if problems:
         raise PolicyError(problems)
 

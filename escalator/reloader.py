@@ -38,7 +38,7 @@ from escalator import metrics
 from escalator.config import Config
 from escalator.errors import PolicyError, Problem
 from escalator.policy import PolicyHolder, load_policy
-from escalator.ruleset.folder import RulesFolder, read_folder
+from escalator.ruleset.folder import FolderKey, RulesFolder, read_folder
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,6 @@ DEFAULT_SETTLE_SECONDS = Config.reload_settle_seconds
 # default rules takes about 130 ms).
 ADMIN_WAIT_SECONDS = 5.0
 THREAD_NAME = "escalator-reload"
-
-FolderKey = tuple[str, tuple[tuple[str, str], ...]]
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ class ReloadResult:
     digest: str
     seconds: float
     problems: tuple[Problem, ...] = field(default=())
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[Problem, ...] = field(default=())
 
 
 class ReloadBusy(Exception):
@@ -290,12 +288,14 @@ class RuleReloader:
                  ruleset.name, ruleset.version, seconds)
         for warning in ruleset.warnings:
             log.warning("rule set %s %s: %s", ruleset.name, ruleset.version, warning)
-        warnings: tuple[str, ...] = ()
+        warnings: tuple[Problem, ...] = ()
         if ruleset.version == current.version:
-            warnings = (f"the rules changed but their version is still {ruleset.version!r}: "
-                        "decisions made before and after the change name the same version "
-                        "(their digests differ); change 'version' with every edit",)
-            log.warning("rules reload (%s): %s", reason, warnings[0])
+            warnings = (Problem(
+                str(folder.path), None, f"the rules changed but their version is still "
+                f"{ruleset.version!r}: decisions made before and after the change name the "
+                "same version (their digests differ); change 'version' with every edit",
+                code="version_unchanged"),)
+            log.warning("rules reload (%s): %s", reason, warnings[0].message)
         return ReloadResult("reloaded", ruleset.version, ruleset.digest, seconds,
                             warnings=warnings)
 

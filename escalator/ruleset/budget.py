@@ -27,4 +27,5 @@ def budget_problems(rules: list[Rule], file: str) -> list[Problem]:
                                 f"in/not_in list, an alias counting as often as it is used); "
                                 f"at most {MAX_CONDITION_PARTS:,} are allowed. The largest is "
                                 f"rule '{rule.id}' ({rule.file} line {rule.line}) with "
-                                f"{parts[largest]:,}", limit="condition_parts")]
+                                f"{parts[largest]:,}", code="budget",
+                    limit="condition_parts")]

@@ -472,7 +472,7 @@ class CompiledRuleSet:
                     rule.file, rule.line,
                     f"this condition has {count:,} combinations of any/in/not alternatives "
                     f"(at most {MAX_ALTERNATIVES}); split it into several rules",
-                    rule=rule.id, limit="alternatives"))
+                    rule=rule.id, code="budget", limit="alternatives"))
                 continue
             if _width(expr) >= STACK_BUDGET:
                 # Checked before expanding: a wide alternative times many is large.
@@ -480,7 +480,7 @@ class CompiledRuleSet:
                     rule.file, rule.line,
                     f"this condition makes up to {_width(expr):,} comparisons at once (at "
                     f"most {STACK_BUDGET - 1}); split it into several rules", rule=rule.id,
-                    limit="comparisons"))
+                    code="budget", limit="comparisons"))
                 continue
             if len(alternatives) + count > MAX_ENGINE_RULES:
                 problems.append(self._over(rule, "engine_rules", len(alternatives) + count,
@@ -504,7 +504,7 @@ class CompiledRuleSet:
                 f"the rules need {len(shards)} engine rulesets (each holds at most "
                 f"{STACK_BUDGET} comparisons, one rule's alternatives never split); at most "
                 f"{MAX_ENGINE_RULESETS}: use fewer comparisons per alternative",
-                limit="engine_rulesets"))
+                code="budget", limit="engine_rulesets"))
         size = keys.count() + len(_RESERVED_KEYS)
         if size > MAX_FACT_PROPERTIES:
             first = self._rules[0]
@@ -512,7 +512,8 @@ class CompiledRuleSet:
                 first.file, None,
                 f"the rules test {size - len(_RESERVED_KEYS)} different facts, labels and "
                 f"context values (counting each context value three times); the engine takes "
-                f"at most {MAX_FACT_PROPERTIES - len(_RESERVED_KEYS)}: test fewer labels"))
+                f"at most {MAX_FACT_PROPERTIES - len(_RESERVED_KEYS)}: test fewer labels",
+                code="budget", limit="fact_properties"))
         if problems:
             raise PolicyError(problems)
         self._encoders = self._make_encoders(keys)
@@ -540,7 +541,7 @@ class CompiledRuleSet:
                        f"the rules so far, this one included, compile into {found:,} {what}; at "
                        f"most {maximum:,} are allowed for the whole rule set: simplify this "
                        "rule or the ones before it (long in/not_in lists and any inside all "
-                       "multiply)", rule=rule.id, limit=limit)
+                       "multiply)", rule=rule.id, code="budget", limit=limit)
 
     def _make_encoders(self, keys: _Keys) -> tuple[tuple[str, _Encoder], ...]:
         encoders: list[tuple[str, _Encoder]] = []
@@ -572,13 +573,13 @@ class CompiledRuleSet:
                 rule = self._rules[index]
                 problems.append(Problem(rule.file, rule.line,
                                         f"the rules engine refused this rule ({exc})",
-                                        rule=rule.id))
+                                        rule=rule.id, code="engine_refused"))
             else:
                 engine.delete_ruleset(handle)
         if not problems:
             first = self._rules[0].file if self._rules else str(self.ruleset.source)
             problems.append(Problem(first, None, f"the rules engine refused the rule set "
-                                                 f"({reason})"))
+                                                 f"({reason})", code="engine_refused"))
         return problems
 
     def _fact_json(self, facts: Mapping[str, FactValue | None]) -> str:

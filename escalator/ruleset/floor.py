@@ -49,7 +49,7 @@ def floor_problems(rules: list[Rule], file: str, unreadable: int = 0) -> list[Pr
         floor = [r for r in rules if r.then.decision == ROUTE and always(r)]
         if not floor:
             problems.append(Problem(file, None, f"the rule set has no rule that {what}; add one "
-                                                f"({FLOOR_DOC}){later}"))
+                                                f"({FLOOR_DOC}){later}", code="floor"))
             continue
         best = max(floor, key=lambda r: r.priority)
         for rule in rules:
@@ -59,5 +59,5 @@ def floor_problems(rules: list[Rule], file: str, unreadable: int = 0) -> list[Pr
                     f"this keep_with_bot rule (priority {rule.priority}) could override "
                     f"'{best.id}' (priority {best.priority}), the rule that {role}; give it a "
                     f"priority of {best.priority} or less, or make it not apply then "
-                    f"({FLOOR_DOC})", rule=rule.id))
+                    f"({FLOOR_DOC})", rule=rule.id, code="floor"))
     return problems

@@ -49,6 +49,24 @@ _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """Why a file (or the folder) was not read: a problem code, and the words for it."""
+
+    code: str
+    why: str
+    # The limit it went over, when the code is "budget".
+    limit: str | None = None
+
+    def problem(self, file: str) -> Problem:
+        """This refusal as a problem of `file`."""
+        return Problem(file, None, self.why, code=self.code, limit=self.limit)
+
+
+# What two reads of a folder share when they read the same content (RulesFolder.key).
+FolderKey = tuple[str, tuple[tuple[str, Refusal], ...]]
+
+
+@dataclass(frozen=True)
 class RulesFolder:
     """The files of a rules folder as read at one moment, and what was refused in it.
 
@@ -58,7 +76,7 @@ class RulesFolder:
 
     path: Path
     files: Mapping[str, bytes] = field(default_factory=dict)
-    refused: Mapping[str, str] = field(default_factory=dict)
+    refused: Mapping[str, Refusal] = field(default_factory=dict)
     atomic: bool = False
 
     @computed_once
@@ -72,7 +90,7 @@ class RulesFolder:
         return "sha256:" + digest.hexdigest()
 
     @property
-    def key(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+    def key(self) -> FolderKey:
         """What two reads must share to be of the same folder content."""
         return self.digest, tuple(sorted(self.refused.items()))
 
@@ -85,7 +103,7 @@ class RulesFolder:
         sub(LEXICON_FOLDER) reports), the folder's own first."""
         own = sorted((name, why) for name, why in self.refused.items()
                      if "/" not in name and name != LEXICON_FOLDER)
-        return [Problem(name or str(self.path), None, why) for name, why in own]
+        return [why.problem(name or str(self.path)) for name, why in own]
 
     def sub(self, folder: str) -> RulesFolder:
         """The part of this read below `folder`, named as if that folder had been read."""
@@ -110,8 +128,9 @@ def read_folder(path: Path) -> RulesFolder:
         if folder is not None:
             return folder
         time.sleep(0.02 * (attempt + 1))  # a writer is busy: give it a moment
-    return RulesFolder(path, refused={FOLDER: "the folder kept changing while it was read; "
-                                              "it is read again at the next reload"})
+    return RulesFolder(path, refused={FOLDER: Refusal(
+        "folder_changing", "the folder kept changing while it was read; it is read again at "
+                           "the next reload")})
 
 
 class _Changed(Exception):
@@ -125,7 +144,7 @@ class _Reader:
         self.path = path
         self.root = ""
         self.files: dict[str, bytes] = {}
-        self.refused: dict[str, str] = {}
+        self.refused: dict[str, Refusal] = {}
         self.total = 0
 
     def read(self) -> RulesFolder | None:
@@ -137,7 +156,8 @@ class _Reader:
 
     def _read(self) -> RulesFolder:
         if not self.path.is_dir():
-            return RulesFolder(self.path, refused={FOLDER: "is not a folder"})
+            return RulesFolder(self.path,
+                               refused={FOLDER: Refusal("file_unreadable", "is not a folder")})
         self.root = os.path.realpath(self.path)
         content, generation = self.root, None
         link = os.path.join(self.root, CONFIGMAP_LINK)
@@ -148,8 +168,9 @@ class _Reader:
             content = generation
         for name in self._list(content):
             if name.endswith(".yml"):
-                self.refused[name] = ("rule files must end in .yaml; rename it (it would "
-                                      "otherwise be ignored)")
+                self.refused[name] = Refusal("file_name", "rule files must end in .yaml; "
+                                                          "rename it (it would otherwise be "
+                                                          "ignored)")
             elif name.endswith(".yaml"):
                 self._read_file(name, os.path.join(content, name))
         lexicons = os.path.join(content, LEXICON_FOLDER)
@@ -172,15 +193,16 @@ class _Reader:
             with os.scandir(folder) as entries:
                 for entry in entries:
                     if len(names) == MAX_ENTRIES:
-                        self.refused[FOLDER] = (f"holds more than {MAX_ENTRIES} names; a "
-                                                "rules folder holds rule files, lexicons/ and "
-                                                "tests/ only")
+                        self.refused[FOLDER] = Refusal(
+                            "budget", f"holds more than {MAX_ENTRIES} names; a rules folder "
+                                      "holds rule files, lexicons/ and tests/ only",
+                            "folder_names")
                         return []
                     names.append(entry.name)
         except FileNotFoundError as exc:
             raise _Changed from exc
         except OSError as exc:
-            self.refused[FOLDER] = f"cannot be listed: {exc.strerror}"
+            self.refused[FOLDER] = _unreadable(f"cannot be listed: {exc.strerror}")
             return []
         return sorted(names)
 
@@ -194,26 +216,27 @@ class _Reader:
             if not os.path.islink(path):
                 raise _Changed from exc  # removed since the folder was listed
             target = os.path.realpath(path)
-            self.refused[name] = (_outside(target) if not _inside(self.root, target) else
-                                  f"is a link to {target}, which does not exist")
+            self.refused[name] = _unreadable(
+                _outside(target) if not _inside(self.root, target) else
+                f"is a link to {target}, which does not exist")
             return None
         except OSError as exc:
-            self.refused[name] = f"cannot be read: {exc.strerror}"
+            self.refused[name] = _unreadable(f"cannot be read: {exc.strerror}")
             return None
         if not _inside(self.root, real):
-            self.refused[name] = _outside(real)
+            self.refused[name] = _unreadable(_outside(real))
             return None
         if not wanted(info.st_mode):
             need = "a folder" if wanted is stat.S_ISDIR else "a plain file"
-            self.refused[name] = (f"is {_kind(info.st_mode)}, not {need}; only plain files "
-                                  "inside the rules folder are read")
+            self.refused[name] = _unreadable(f"is {_kind(info.st_mode)}, not {need}; only "
+                                             "plain files inside the rules folder are read")
             return None
         return real
 
     def _read_file(self, name: str, path: str) -> None:
         if len(self.files) >= MAX_FILES:
-            self.refused[FOLDER] = (f"holds more than {MAX_FILES} rule and lexicon files; "
-                                    "remove some")
+            self.refused[FOLDER] = Refusal("budget", f"holds more than {MAX_FILES} rule and "
+                                                     "lexicon files; remove some", "files")
             return
         real = self._resolve(name, path, stat.S_ISREG)
         if real is None:
@@ -229,7 +252,7 @@ class _Reader:
         except OSError as exc:
             if exc.errno == errno.ELOOP:  # replaced by a link since it was checked
                 raise _Changed from exc
-            self.refused[name] = f"cannot be read: {exc.strerror}"
+            self.refused[name] = _unreadable(f"cannot be read: {exc.strerror}")
             return
         try:
             opened = os.fstat(fd)
@@ -238,7 +261,7 @@ class _Reader:
                 raise _Changed
             data = _read_at_most(fd, MAX_FILE_BYTES + 1)
         except OSError as exc:
-            self.refused[name] = f"cannot be read: {exc.strerror}"
+            self.refused[name] = _unreadable(f"cannot be read: {exc.strerror}")
             return
         finally:
             os.close(fd)
@@ -247,9 +270,10 @@ class _Reader:
             return
         self.total += len(data)
         if self.total > MAX_TOTAL_BYTES:
-            self.refused[FOLDER] = (f"its rule and lexicon files hold more than "
-                                    f"{MAX_TOTAL_BYTES // 1024 // 1024} MiB together; "
-                                    "make them smaller")
+            self.refused[FOLDER] = Refusal(
+                "budget", f"its rule and lexicon files hold more than "
+                          f"{MAX_TOTAL_BYTES // 1024 // 1024} MiB together; make them smaller",
+                "total_bytes")
             return
         self.files[name] = data
 
@@ -275,9 +299,13 @@ def _outside(target: str) -> str:
             "folder are read (copy the file in instead)")
 
 
-def _too_large(size: int) -> str:
-    return (f"is {size} bytes; a rule or lexicon file may be at most "
-            f"{MAX_FILE_BYTES // 1024} KiB")
+def _unreadable(why: str) -> Refusal:
+    return Refusal("file_unreadable", why)
+
+
+def _too_large(size: int) -> Refusal:
+    return Refusal("budget", f"is {size} bytes; a rule or lexicon file may be at most "
+                             f"{MAX_FILE_BYTES // 1024} KiB", "file_bytes")
 
 
 def _kind(mode: int) -> str:

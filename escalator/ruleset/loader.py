@@ -24,7 +24,7 @@ from escalator.ruleset.floor import floor_problems
 from escalator.ruleset.folder import RulesFolder, read_folder
 from escalator.ruleset.messages import BUILTIN_HANDOFF_MESSAGE, FALLBACK_LANGUAGE, Messages
 from escalator.ruleset.model import Outcome, Rule, RuleSet
-from escalator.ruleset.problems import schema_problems
+from escalator.ruleset.problems import validation_problems
 from escalator.ruleset.schema import OLD_URGENCY, RuleFileSchema, RuleSchema
 from escalator.ruleset.typecheck import Where, parse_condition
 from escalator.ruleset.vocabulary import Vocabulary, vocabulary_problems
@@ -47,7 +47,8 @@ class _Header:
             first_file, first_line = self.where[key]
             at = f"{first_file} line {first_line}" if first_line else first_file
             problems.append(Problem(file, line, f"'{key}' is declared differently in {at}; "
-                                                "declare it once for the whole rule set"))
+                                                "declare it once for the whole rule set",
+                                    code="duplicate"))
 
 
 def load_ruleset(source: Path | RulesFolder, vocabulary: Vocabulary | None = None
@@ -61,11 +62,13 @@ def load_ruleset(source: Path | RulesFolder, vocabulary: Vocabulary | None = Non
     directory = folder.path
     if not directory.is_dir():
         raise PolicyError([Problem(str(directory), None,
-                                   "is not a folder of rule files (*.yaml)")])
+                                   "is not a folder of rule files (*.yaml)",
+                                   code="file_unreadable")])
     problems: list[Problem] = folder.problems()
     files = folder.rule_files()
     if not files and not any(p.file == str(directory) for p in problems):
-        problems.append(Problem(str(directory), None, "there are no rule files (*.yaml) here"))
+        problems.append(Problem(str(directory), None, "there are no rule files (*.yaml) here",
+                                code="file_missing"))
     if not files:
         raise PolicyError(problems)
 
@@ -86,18 +89,18 @@ def load_ruleset(source: Path | RulesFolder, vocabulary: Vocabulary | None = Non
             unreadable += 1
             continue
         if document is None:
-            problems.append(Problem(name, None, "the file is empty"))
+            problems.append(Problem(name, None, "the file is empty", code="schema"))
             continue
         if not isinstance(document, dict):
             problems.append(Problem(name, getattr(document, "line", 1),
                                     "a rule file must be a mapping with ruleset, version, "
-                                    "default and rules"))
+                                    "default and rules", code="schema"))
             unreadable += 1
             continue
         try:
             top = RuleFileSchema().load(document)
         except ValidationError as exc:
-            problems.extend(schema_problems(exc, document, name, None, RuleFileSchema))
+            problems.extend(validation_problems(exc, document, name, schema=RuleFileSchema))
             top = _valid_part(document, exc)
             unreadable += 1 if "rules" in exc.messages else 0
         if "default" in top:
@@ -124,7 +127,8 @@ def load_ruleset(source: Path | RulesFolder, vocabulary: Vocabulary | None = Non
                 problems.append(Problem(name, rule.line,
                                         f"the rule id '{rule.id}' is already used in "
                                         f"{earlier.file} line {earlier.line}; ids must be unique "
-                                        "across the rule set", rule=rule.id))
+                                        "across the rule set", rule=rule.id,
+                                        code="duplicate"))
                 continue
             first_use[rule.id] = rule
             rules.append(rule)
@@ -134,7 +138,8 @@ def load_ruleset(source: Path | RulesFolder, vocabulary: Vocabulary | None = Non
                          ("default", "default: {decision: keep_with_bot, queue: support, "
                                      "urgency: normal, customer_message: ...}")):
         if key not in header.values:
-            problems.append(Problem(first, None, f"no file declares '{key}'; add e.g. {example}"))
+            problems.append(Problem(first, None, f"no file declares '{key}'; add e.g. {example}",
+                                    code="schema"))
     # Plain-text messages are in the rule set's language, known only now.
     language: str = header.values.get("default_language", FALLBACK_LANGUAGE)
     rules = [_resolved(rule, language) for rule in rules]
@@ -201,7 +206,7 @@ def _language_coverage(rules: list[Rule], default: Outcome | None, in_progress: 
             file, line, f"'{what}' has no text in {', '.join(missing)}, which other messages "
             "of the rule set have; a customer writing one of them is told another message in "
             "their language (the default's, else a built-in one), or this one only where "
-            "there is none", rule=rule))
+            "there is none", rule=rule, code="missing_language"))
     return warnings
 
 
@@ -222,7 +227,7 @@ def _old_urgency(outcome: Any, where: str, file: str, rule: str | None) -> list[
                     f"'{where}.priority' is the old name of 'urgency' (how urgently a person "
                     f"should take the handoff); write 'urgency: {example}'. A rule's own "
                     "'priority' is something else: its rank among the rules, a number",
-                    rule=rule)]
+                    rule=rule, code="old_name")]
 
 
 def _parse_rule(raw: Any, file: str, document: Any, problems: list[Problem],
@@ -236,14 +241,15 @@ def _parse_rule(raw: Any, file: str, document: Any, problems: list[Problem],
     line = getattr(raw, "line", None) or key_line(document, "rules")
     if not isinstance(raw, dict):
         problems.append(Problem(file, line, "each entry under 'rules' must be a rule "
-                                            "(id, description, priority, when, then)"))
+                                            "(id, description, priority, when, then)",
+                                code="schema"))
         return None
     rule_id = raw.get("id") if isinstance(raw.get("id"), str) else None
     ok = True
     try:
         data = RuleSchema().load(raw)
     except ValidationError as exc:
-        problems.extend(schema_problems(exc, raw, file, rule_id, RuleSchema))
+        problems.extend(validation_problems(exc, raw, file, schema=RuleSchema, rule=rule_id))
         data = exc.valid_data if isinstance(exc.valid_data, dict) else {}
         ok = False
     where = Where(file, rule_id, problems)
@@ -257,7 +263,7 @@ def _parse_rule(raw: Any, file: str, document: Any, problems: list[Problem],
             if key in written:
                 where.add(key_line(raw.get("then"), key),
                           f"a keep_with_bot rule does not hand over, so '{key}' has no effect; "
-                          "remove it")
+                          "remove it", code="no_effect")
                 ok = False
     else:
         deprecated.extend(_old_urgency(written, "then", file, rule_id))

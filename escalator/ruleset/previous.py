@@ -145,5 +145,5 @@ def compare(current: Identity, previous: Identity) -> tuple[str, list[Problem]]:
         current.version_file or current.source, current.version_line,
         f"the rules differ from {previous.source} but the version is still '{version}'; "
         f"raise it (e.g. version: \"{next_version(version)}\"), or decisions, logs and "
-        "GET /v1/ruleset cannot tell the two rule sets apart")
+        "GET /v1/ruleset cannot tell the two rule sets apart", code="version_unchanged")
     return f"changed since {previous.source}, version unchanged ({version})", [warning]

@@ -15,7 +15,6 @@ a rule that never fires, and nothing else would say so. Facts fall in three grou
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from escalator.model import KNOWN_CHANNELS
 from escalator.ruleset.catalogue import CONTEXT_PREFIX
 from escalator.ruleset.conditions import Leaf, leaves
 from escalator.ruleset.messages import LANGUAGE_CODE, LANGUAGE_NAMES
+from escalator.ruleset.problems import did_you_mean
 
 if TYPE_CHECKING:
     from escalator.ruleset.model import Rule
@@ -46,8 +46,8 @@ class Vocabulary:
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word.lower(), sorted(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    """The hint for a label, whatever its case (labels are compared in lower case)."""
+    return did_you_mean(word.lower(), sorted(choices))
 
 
 def _constants(leaf: Leaf) -> Sequence[object]:
@@ -64,11 +64,13 @@ def vocabulary_problems(rules: Sequence[Rule], vocabulary: Vocabulary | None
         for leaf in leaves(rule.when):
             line = leaf.line or rule.line
 
-            def refuse(message: str, line: int | None = line, rule: Rule = rule) -> None:
-                problems.append(Problem(rule.file, line, message, rule=rule.id))
+            def refuse(message: str, code: str = "unknown_label", line: int | None = line,
+                       rule: Rule = rule) -> None:
+                problems.append(Problem(rule.file, line, message, rule=rule.id, code=code))
 
-            def warn(message: str, line: int | None = line, rule: Rule = rule) -> None:
-                warnings.append(Problem(rule.file, line, message, rule=rule.id))
+            def warn(message: str, code: str, line: int | None = line,
+                     rule: Rule = rule) -> None:
+                warnings.append(Problem(rule.file, line, message, rule=rule.id, code=code))
 
             if leaf.fact.startswith(CONTEXT_PREFIX):
                 key = leaf.fact[len(CONTEXT_PREFIX):]
@@ -76,7 +78,7 @@ def vocabulary_problems(rules: Sequence[Rule], vocabulary: Vocabulary | None
                     hint = (f" (did you mean 'context.{key.lower()}'?)"
                             if CONTEXT_KEY.fullmatch(key.lower()) else "")
                     refuse(f"'{leaf.fact}' can never be sent: context keys are 1-40 lower-case "
-                           f"letters, digits and _, starting with a letter{hint}")
+                           f"letters, digits and _, starting with a letter{hint}", "never_true")
                 continue
             for value in _constants(leaf):
                 if not isinstance(value, str):
@@ -85,7 +87,7 @@ def vocabulary_problems(rules: Sequence[Rule], vocabulary: Vocabulary | None
                     warn(f"'{value}' is not a channel escalator knows"
                          f"{_did_you_mean(value, KNOWN_CHANNELS)}; the rule matches only if "
                          f"your platform sends channel '{value}' (known channels: "
-                         f"{', '.join(sorted(KNOWN_CHANNELS))})")
+                         f"{', '.join(sorted(KNOWN_CHANNELS))})", "unknown_channel")
                 if vocabulary is None:
                     continue
                 if leaf.fact == "complexity.topics" and value not in vocabulary.topics:
@@ -105,7 +107,7 @@ def _unknown_label(value: str, what: str, known: frozenset[str], where: str) -> 
 
 
 def _check_language(value: str, vocabulary: Vocabulary, refuse: Callable[[str], None],
-                    warn: Callable[[str], None]) -> None:
+                    warn: Callable[[str, str], None]) -> None:
     known = vocabulary.languages | {UNKNOWN_LANGUAGE}
     if value in known:
         return
@@ -116,7 +118,8 @@ def _check_language(value: str, vocabulary: Vocabulary, refuse: Callable[[str], 
                f"without a region (a caller's pt-BR is read as pt); write '{primary}'")
     elif LANGUAGE_CODE.fullmatch(value):
         warn(f"'{value}' is not among the languages of the lexicons ({listed}): it is never "
-             f"detected, so the rule matches only when the caller sends language '{value}'")
+             f"detected, so the rule matches only when the caller sends language '{value}'",
+             "undetected_language")
     else:
         named = LANGUAGE_NAMES.get(value.lower())
         hint = f" (did you mean '{named}'?)" if named else _did_you_mean(value, known)

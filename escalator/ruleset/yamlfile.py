@@ -213,20 +213,22 @@ def load_yaml(path: Path | bytes, display_name: str | None = None) -> Any:
     try:
         text = (path if isinstance(path, bytes) else path.read_bytes()).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError([Problem(name, None, f"cannot read file: {exc}")]) from exc
+        raise PolicyError([Problem(name, None, f"cannot read file: {exc}",
+                                   code="file_unreadable")]) from exc
     try:
         return _parse(text)
     except YamlLimitError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
-        raise PolicyError([Problem(name, line, exc.problem, limit=exc.limit)]) from None
+        raise PolicyError([Problem(name, line, exc.problem, code="budget",
+                                   limit=exc.limit)]) from None
     except yaml.YAMLError as exc:
         line, message = explain_yaml_error(exc, text)
-        raise PolicyError([Problem(name, line, message)]) from exc
+        raise PolicyError([Problem(name, line, message, code="yaml_syntax")]) from exc
     except (ValueError, OverflowError) as exc:
         # A value PyYAML reads but Python refuses: an integer of 5,000 digits, 2026-13-45.
         reason = str(exc).split(";")[0]
-        raise PolicyError([Problem(name, None, f"a value cannot be read ({reason})")]
-                          ) from None
+        raise PolicyError([Problem(name, None, f"a value cannot be read ({reason})",
+                                   code="yaml_syntax")]) from None
 
 
 def _parse(text: str) -> Any:

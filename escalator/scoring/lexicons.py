@@ -26,6 +26,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from escalator.errors import PolicyError, Problem
 from escalator.ruleset.folder import FOLDER, RulesFolder, read_folder
+from escalator.ruleset.problems import validation_problems
 from escalator.ruleset.yamlfile import line_of, load_yaml
 from escalator.scoring.labels import intent_key, variant_suffix_pattern
 from escalator.scoring.text import (
@@ -61,9 +62,11 @@ FILES = ("scoring.yaml", "languages.yaml", "frustration.yaml", "topics.yaml",
 
 _LABEL = Exactly(
     r"^[a-z][a-z0-9_]*$",
-    error="labels are lower-case letters, digits and '_' (e.g. threat_to_leave)")
+    error="is not a label: labels are lower-case letters, digits and '_' "
+          "(e.g. threat_to_leave)")
 _LANGUAGE = Exactly(r"^[a-z]{2,3}$",
-                            error="language codes are ISO 639-1 codes such as en, es, de")
+                   error="is not a language code: language codes are ISO 639-1 codes such "
+                         "as en, es, de")
 
 
 class _Phrase(fields.String):
@@ -71,10 +74,11 @@ class _Phrase(fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, bool):
-            raise ValidationError(
-                f"YAML read this as {str(value).lower()}: put the word in quotes, e.g. \"no\"")
+            raise ValidationError(f"was read by YAML as {str(value).lower()}: put the word in "
+                                  "quotes, e.g. \"no\"")
         if isinstance(value, int | float):
-            raise ValidationError(f"YAML read this as a number: put it in quotes, e.g. \"{value}\"")
+            raise ValidationError(f"was read by YAML as a number: put it in quotes, "
+                                  f"e.g. \"{value}\"")
         return super()._deserialize(value, attr, data, **kwargs)
 
 
@@ -199,8 +203,8 @@ class _LoopsSchema(Schema):
     prompt_variants = fields.List(
         fields.String(validate=Exactly(
             r"^(?=.)[a-z0-9]*#?$",
-            error="a variant suffix is lower-case letters and digits, optionally ending in "
-                  "'#' (any number), e.g. retry or v#")),
+            error="is not a variant suffix: those are lower-case letters and digits, "
+                  "optionally ending in '#' (any number), e.g. retry or v#")),
         load_default=list)
 
 
@@ -441,49 +445,26 @@ class _Collector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
 
-    def add(self, file: str, node: Any, message: str, fallback: int | None = None) -> None:
-        self.problems.append(Problem(file, line_of(node, fallback), message))
-
-    def from_validation(self, file: str, messages: Any, node: Any, path: str = "",
-                        line: int | None = None) -> None:
-        """Turn marshmallow's nested error messages into located problems."""
-        line = line_of(node, line)
-        if isinstance(messages, Mapping):
-            for key, sub in messages.items():
-                child: Any = node
-                sub_path = path
-                if isinstance(node, Mapping) and key in node:
-                    child = node[key]
-                    sub_path = f"{path}.{key}" if path else str(key)
-                elif isinstance(node, list) and isinstance(key, int) and key < len(node):
-                    child = node[key]
-                    sub_path = f"{path}[{key}]"
-                elif key not in ("key", "value", "_schema"):
-                    sub_path = f"{path}.{key}" if path else str(key)
-                self.from_validation(file, sub, child, sub_path, line)
-        elif isinstance(messages, list):
-            for message in messages:
-                if isinstance(message, str):
-                    where = f"{path}: " if path else ""
-                    self.problems.append(Problem(file, line, f"{where}{message}"))
-                else:
-                    self.from_validation(file, message, node, path, line)
+    def add(self, file: str, node: Any, message: str, *, code: str,
+            fallback: int | None = None) -> None:
+        self.problems.append(Problem(file, line_of(node, fallback), message, code=code))
 
 
 def _load_files(folder: RulesFolder, problems: _Collector) -> dict[str, tuple[Any, Any]]:
     """Each file's (raw YAML, validated data); files with problems are left out."""
     loaded: dict[str, tuple[Any, Any]] = {}
     if FOLDER in folder.refused:  # e.g. lexicons/ links out of the rules folder
-        problems.problems.append(Problem(str(folder.path), None, folder.refused[FOLDER]))
+        problems.problems.append(folder.refused[FOLDER].problem(str(folder.path)))
         return loaded
-    problems.problems.extend(Problem(str(folder.path / name), None, why)
+    problems.problems.extend(why.problem(str(folder.path / name))
                              for name, why in sorted(folder.refused.items())
                              if name.endswith(".yaml"))  # unread; named or not in FILES
     for name in FILES:
         display = str(folder.path / name)
         if name not in folder.files:
             if name not in folder.refused:
-                problems.problems.append(Problem(display, None, "file is missing"))
+                problems.problems.append(Problem(display, None, "file is missing",
+                                                 code="file_missing"))
             continue
         try:
             raw = load_yaml(folder.files[name], display)
@@ -491,12 +472,14 @@ def _load_files(folder: RulesFolder, problems: _Collector) -> dict[str, tuple[An
             problems.problems.extend(exc.problems)
             continue
         if not isinstance(raw, Mapping):
-            problems.add(display, raw, "the file must be a mapping of keys to values", 1)
+            problems.add(display, raw, "the file must be a mapping of keys to values",
+                         code="schema", fallback=1)
             continue
         try:
             data = _SCHEMAS[name]().load(raw)
         except ValidationError as exc:
-            problems.from_validation(display, exc.messages, raw)
+            problems.problems.extend(validation_problems(exc, raw, display,
+                                                         schema=_SCHEMAS[name]))
             continue
         loaded[name] = (raw, data)
     return loaded
@@ -514,7 +497,7 @@ def _check_phrases(file: str, raw: Any, data: Any, problems: _Collector, path: s
             if isinstance(phrase, str):
                 problem = pattern_problem(phrase)
                 if problem:
-                    problems.add(file, raw, f"{path}[{position}]: {problem}")
+                    problems.add(file, raw, f"{path}[{position}]: {problem}", code="phrase")
 
 
 def _words_of(phrases: list[str]) -> list[str]:
@@ -554,7 +537,8 @@ def _cross_check(directory: Path, loaded: dict[str, tuple[Any, Any]],
             for language, node in _language_uses(file, raw, data):
                 if language not in declared:
                     problems.add(name(file), node,
-                                 f"language {language!r} is not declared in languages.yaml")
+                                 f"language {language!r} is not declared in languages.yaml",
+                                 code="lexicon_mismatch")
     if "scoring.yaml" in loaded:
         raw_scoring, scoring = loaded["scoring.yaml"]
         pairs: tuple[tuple[str, str, str, str, frozenset[str]], ...] = (
@@ -570,11 +554,11 @@ def _cross_check(directory: Path, loaded: dict[str, tuple[Any, Any]],
             for label in sorted(labels - weights):
                 problems.add(name(file), raw[key][label],
                              f"{key}.{label}: no weight for this label in scoring.yaml "
-                             f"({section}.{weights_key})")
+                             f"({section}.{weights_key})", code="lexicon_mismatch")
             for label in sorted(weights - labels - measured):
                 problems.add(name("scoring.yaml"), weights_node,
                              f"{section}.{weights_key}.{label}: no phrases for this label in "
-                             f"{file}")
+                             f"{file}", code="lexicon_mismatch")
 
 
 def _language_uses(file: str, raw: Any, data: Any) -> list[tuple[str, Any]]:

@@ -22,7 +22,6 @@ chosen turns:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +32,10 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from escalator.errors import PolicyError, Problem
 from escalator.model import HANDOFF_URGENCIES, KEEP, ROUTE, Decision, FactValue
 from escalator.policy import Policy
+from escalator.ruleset.problems import did_you_mean, validation_problems
 from escalator.ruleset.yamlfile import line_of, load_yaml
 from escalator.tools.transcripts import Transcript, TranscriptError, decide_transcript, parse_turns
+from escalator.turnschema import TurnSchema
 
 TESTS_FOLDER = "tests"
 
@@ -42,6 +43,9 @@ TESTS_FOLDER = "tests"
 class ExpectSchema(Schema):
     class Meta:
         unknown = RAISE
+
+    # Still read, not offered (handoff_priority is urgency's old name).
+    OLD_NAMES = ("handoff_priority",)
 
     turn = fields.Integer(required=True, strict=True, validate=validate.Range(min=1),
                           error_messages={"required": "is missing (the turn number, from 1)",
@@ -66,10 +70,6 @@ class ExpectSchema(Schema):
                                   "handoff_priority")
 
 
-# What an expectation may say, as told to a policy owner (the old name left out).
-_EXPECT_KEYS = sorted(name for name in ExpectSchema().fields if name != "handoff_priority")
-
-
 class CaseSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -84,7 +84,16 @@ class FileSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    tests = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1))
+    tests = fields.List(
+        fields.Dict(), required=True, validate=validate.Length(min=1), error_messages={
+            "required": "is missing: a test file holds its tests in a list under 'tests:'",
+            "invalid": "must be a list of tests, each starting with '- name: ...'"})
+
+
+class _TurnsSchema(Schema):
+    """How a test's turns are read (as the turns API takes them): to name their problems."""
+
+    turns = fields.List(fields.Nested(TurnSchema))
 
 
 @dataclass(frozen=True)
@@ -187,13 +196,17 @@ def load_rule_tests(directory: Path, known_rules: Sequence[str],
         name = f"{TESTS_FOLDER}/{path.name}"
         try:
             document = load_yaml(path, name)
-            FileSchema().load(document if isinstance(document, dict) else {})
         except PolicyError as exc:
             problems.extend(exc.problems)
             continue
+        if not isinstance(document, dict):
+            problems.append(Problem(name, line_of(document, 1), "a test file is a mapping "
+                                    "with its tests in a list under 'tests:'", code="schema"))
+            continue
+        try:
+            FileSchema().load(document)
         except ValidationError as exc:
-            problems.append(Problem(name, line_of(document, 1),
-                                    f"a test file holds a list under 'tests': {exc.messages}"))
+            problems.extend(validation_problems(exc, document, name, schema=FileSchema))
             continue
         for raw in document["tests"]:
             test = _load_case(raw, name, known_rules, known_queues, problems)
@@ -208,15 +221,16 @@ def _load_case(raw: Any, file: str, known_rules: Sequence[str],
                known_queues: Sequence[str] | None, problems: list[Problem]) -> RuleTest | None:
     line = line_of(raw)
     title = raw.get("name") if isinstance(raw.get("name"), str) else None
+    lead = f"test '{title}': " if title else "test (unnamed): "
     try:
         case = CaseSchema().load(raw)
     except ValidationError as exc:
-        problems.append(Problem(file, line, f"test {title or '(unnamed)'}: {exc.messages}"))
+        problems.extend(validation_problems(exc, raw, file, schema=CaseSchema, lead=lead))
         return None
     try:
         turns = parse_turns(case["turns"])
     except TranscriptError as exc:
-        problems.append(Problem(file, line, f"test {title!r}: {exc} {exc.details}"))
+        problems.extend(_turn_problems(exc, raw, file, lead))
         return None
     expectations: list[Expectation] = []
     ok = True
@@ -225,38 +239,39 @@ def _load_case(raw: Any, file: str, known_rules: Sequence[str],
         try:
             data = ExpectSchema().load(raw_expect)
         except ValidationError as exc:
-            problems.extend(Problem(file, where, f"test {title!r}: expect: {message}")
-                            for message in _plain(exc.messages, _EXPECT_KEYS))
+            problems.extend(validation_problems(exc, raw_expect, file, schema=ExpectSchema,
+                                                lead=f"{lead}expect: "))
             ok = False
             continue
         queue = data["queue"]
         if queue is not None and known_queues is not None and queue not in known_queues:
-            close = difflib.get_close_matches(queue, known_queues, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            problems.append(Problem(file, where, f"test {title!r}: no rule or default of the "
+            hint = did_you_mean(queue, known_queues)
+            problems.append(Problem(file, where, f"{lead}no rule or default of the "
                                                  f"rule set sends customers to queue "
                                                  f"'{queue}'{hint}; the queues are: "
-                                                 f"{', '.join(sorted(set(known_queues)))}"))
+                                                 f"{', '.join(sorted(set(known_queues)))}",
+                                    code="unknown_queue"))
             ok = False
         handoff = [key for key in ("queue", "urgency", "handoff_priority", "customer_message")
                    if data[key] is not None]
         if handoff and data["decision"] == KEEP:
-            problems.append(Problem(file, where, f"test {title!r}: a conversation kept with "
+            problems.append(Problem(file, where, f"{lead}a conversation kept with "
                                                  f"the bot has no handoff, so "
                                                  f"{', '.join(handoff)} cannot be checked; "
-                                                 f"expect decision {ROUTE} or remove them"))
+                                                 f"expect decision {ROUTE} or remove them",
+                                    code="no_effect"))
             ok = False
         if data["turn"] > len(turns):
-            problems.append(Problem(file, where, f"test {title!r}: turn {data['turn']} is "
-                                                 f"past the last turn ({len(turns)})"))
+            problems.append(Problem(file, where, f"{lead}turn {data['turn']} is "
+                                                 f"past the last turn ({len(turns)})",
+                                    code="unknown_turn"))
             ok = False
         named = [data["decisive"]] if data["decisive"] else []
         for rule in [*named, *data["rules"], *data["not_rules"]]:
             if rule not in known_rules:
-                close = difflib.get_close_matches(rule, known_rules, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                problems.append(Problem(file, where, f"test {title!r}: no rule '{rule}' in the "
-                                                     f"rule set{hint}"))
+                hint = did_you_mean(rule, known_rules)
+                problems.append(Problem(file, where, f"{lead}no rule '{rule}' in the "
+                                                     f"rule set{hint}", code="unknown_rule"))
                 ok = False
         expectations.append(Expectation(
             turn=data["turn"], line=where, decision=data["decision"],
@@ -306,20 +321,15 @@ def _spaced(text: str) -> str:
     return " ".join(text.split())
 
 
-def _plain(messages: Any, allowed: Sequence[str]) -> list[str]:
-    """marshmallow's messages for an expectation as sentences."""
-    if not isinstance(messages, dict):
-        return [str(messages)]
-    out: list[str] = []
-    for key, texts in messages.items():
-        for text in texts if isinstance(texts, list) else [texts]:
-            if text == "Unknown field.":
-                close = difflib.get_close_matches(str(key), allowed, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                out.append(f"unknown key '{key}'{hint}; allowed: {', '.join(allowed)}")
-            else:
-                out.append(f"'{key}' {text}" if not str(text).startswith("'") else str(text))
-    return out
+def _turn_problems(error: TranscriptError, raw: Any, file: str, lead: str) -> list[Problem]:
+    """A test's turns that cannot be read, each problem at its turn's line."""
+    by_number = error.details.get("turns")
+    if not isinstance(by_number, dict):
+        return [Problem(file, line_of(raw.get("turns"), line_of(raw)), f"{lead}{error}",
+                        code="schema")]
+    # Turns are numbered from 1 in the messages, and located in the list from 0.
+    messages = {"turns": {int(number) - 1: texts for number, texts in by_number.items()}}
+    return validation_problems(messages, raw, file, schema=_TurnsSchema, lead=lead)
 
 
 def run_rule_tests(policy: Policy, tests: Sequence[RuleTest]) -> Report:

@@ -57,7 +57,7 @@ def test_the_child_returns_its_result_and_the_worker_keeps_its_memory() -> None:
 
 
 def test_a_refused_rule_set_comes_back_as_its_problems() -> None:
-    problem = Problem("rules.yaml", 3, "too long", rule="r", limit="list_values")
+    problem = Problem("rules.yaml", 3, "too long", rule="r", code="budget", limit="list_values")
 
     def work() -> None:
         raise PolicyError([problem])

@@ -76,8 +76,9 @@ def test_a_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path: Path) ->
     os.mkfifo(rules / "pipe.yaml")
     os.mkfifo(rules / "lexicons" / "pipe.yaml")
     folder = read_within(rules)
-    assert "named pipe" in folder.refused["pipe.yaml"]
-    assert "named pipe" in folder.refused["lexicons/pipe.yaml"]
+    assert "named pipe" in folder.refused["pipe.yaml"].why
+    assert "named pipe" in folder.refused["lexicons/pipe.yaml"].why
+    assert folder.refused["pipe.yaml"].code == "file_unreadable"
     problems = refused(rules)
     assert any(p.startswith("pipe.yaml:") and "only plain files" in p for p in problems)
     assert any(p.startswith(f"{rules}/lexicons/pipe.yaml:") for p in problems)
@@ -90,9 +91,9 @@ def test_sockets_folders_and_links_to_devices_are_refused(tmp_path: Path) -> Non
     with socket.socket(socket.AF_UNIX) as listening:
         listening.bind(str(rules / "socket.yaml"))
         folder = read_within(rules)
-    assert "is a folder, not a plain file" in folder.refused["folder.yaml"]
-    assert "outside the rules folder" in folder.refused["device.yaml"]
-    assert "is a socket" in folder.refused["socket.yaml"]
+    assert "is a folder, not a plain file" in folder.refused["folder.yaml"].why
+    assert "outside the rules folder" in folder.refused["device.yaml"].why
+    assert "is a socket" in folder.refused["socket.yaml"].why
     assert set(folder.files) == set(read_folder(default_rules_dir()).files)
 
 
@@ -138,15 +139,17 @@ def test_files_and_folders_too_large_are_refused_before_they_are_read(tmp_path: 
         huge.truncate(10 * 1024**3)  # 10 GiB (sparse): refused by its size, never read
     (rules / "big.yaml").write_bytes(b"#" * (MAX_FILE_BYTES + 1))
     folder = read_within(rules)
-    assert folder.refused["huge.yaml"] == ("is 10737418240 bytes; a rule or lexicon file may "
-                                           "be at most 1024 KiB")
-    assert "may be at most 1024 KiB" in folder.refused["big.yaml"]
+    assert folder.refused["huge.yaml"].why == ("is 10737418240 bytes; a rule or lexicon file "
+                                               "may be at most 1024 KiB")
+    assert "may be at most 1024 KiB" in folder.refused["big.yaml"].why
+    assert (folder.refused["big.yaml"].code, folder.refused["big.yaml"].limit) == (
+        "budget", "file_bytes")
     (rules / "huge.yaml").unlink()
     (rules / "big.yaml").unlink()
 
     for n in range(5):
         (rules / f"comments-{n}.yaml").write_bytes(b"#" * MAX_FILE_BYTES)
-    assert "more than 4 MiB together" in read_folder(rules).refused[""]
+    assert "more than 4 MiB together" in read_folder(rules).refused[""].why
     for n in range(5):
         (rules / f"comments-{n}.yaml").unlink()
 
@@ -157,7 +160,7 @@ def test_files_and_folders_too_large_are_refused_before_they_are_read(tmp_path: 
         in problems
     for n in range(MAX_ENTRIES):
         (rules / f"other-{n:04}.txt").touch()
-    assert "holds more than 1000 names" in read_within(rules).refused[""]
+    assert "holds more than 1000 names" in read_within(rules).refused[""].why
 
 
 def test_a_configmap_mount_is_read_from_one_generation(tmp_path: Path) -> None:
@@ -172,4 +175,4 @@ def test_a_configmap_mount_is_read_from_one_generation(tmp_path: Path) -> None:
     (tmp_path / "..outside").mkdir()
     (mount / "..data").unlink()
     (mount / "..data").symlink_to(tmp_path / "..outside")
-    assert "outside the rules folder" in read_folder(mount).refused["..data"]
+    assert "outside the rules folder" in read_folder(mount).refused["..data"].why

@@ -60,8 +60,8 @@ def test_an_unknown_key_is_refused_with_its_line(folder: Path) -> None:
     edit(scoring, "  trend_window: 5\n", "  trend_window: 5\n  trend_windw: 6\n")
     problems = refused(folder)
     assert len(problems) == 1
-    assert "trend_windw: Unknown field" in problems[0]
-    assert problems[0].startswith(f"{scoring}:{line_number(scoring, 'half_life_turns: 3')}:")
+    assert "unknown key 'sentiment.trend_windw' (did you mean 'trend_window'?)" in problems[0]
+    assert problems[0].startswith(f"{scoring}:{line_number(scoring, 'trend_windw: 6')}:")
 
 
 def test_every_problem_of_every_file_is_listed(folder: Path) -> None:

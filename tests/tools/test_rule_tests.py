@@ -202,7 +202,7 @@ tests:
     ("{turn: 1, urgency: high, handoff_priority: high}",
      "expect: 'handoff_priority' is the old name of 'urgency'; write only urgency"),
     ("{turn: 1, queeu: support}",
-     "expect: unknown key 'queeu' (did you mean 'queue'?); allowed: customer_message, "
+     "expect: unknown key 'queeu' (did you mean 'queue'?); allowed here: customer_message, "
      "decision, decisive, not_rules, queue, rules, turn, urgency"),
 ])
 def test_mistakes_in_handoff_expectations_are_refused_in_plain_words(
