@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -69,8 +69,36 @@ def load_policy(source: Path | RulesFolder, lexicons: Lexicons | None = None) ->
     return Policy(ruleset=ruleset, engine=CompiledRuleSet(ruleset), lexicons=lexicons)
 
 
+@dataclass(frozen=True)
+class Check:
+    """What checking a rules folder found: its errors (refused when any) and warnings, and
+    the compiled policy when it loads (the caller closes it)."""
+
+    policy: Policy | None
+    problems: list[Problem]
+    warnings: list[Problem]
+
+    def found(self) -> list[Problem]:
+        """Errors and then warnings, the errors by file and line (those of a whole file or
+        rule set after the located ones), as `escalator rules check` shows them."""
+        errors = sorted(self.problems, key=lambda p: (p.file, p.line is None, p.line or 0))
+        return [*errors, *self.warnings]
+
+
+def check_policy(source: Path | RulesFolder) -> Check:
+    """Load, check and compile a rules folder as the service would, keeping what was
+    found rather than raising."""
+    try:
+        policy = load_policy(source)
+    except PolicyError as exc:
+        return Check(None, list(exc.problems), list(exc.warnings))
+    return Check(policy, [], list(policy.ruleset.warnings))
+
+
 INLINE_FILE = re.compile(r"^(lexicons/)?[A-Za-z0-9_-]{1,64}\.yaml$")
 MAX_INLINE_FILES = 32
+# The file a problem of a rule set sent inline as a whole is named by.
+INLINE_RULESET = "ruleset"
 
 
 def check_inline_files(files: Mapping[str, str]) -> None:
@@ -81,7 +109,7 @@ def check_inline_files(files: Mapping[str, str]) -> None:
     problems += [Problem(name, None, "the file is not valid UTF-8 text", code="file_unreadable")
                  for name, text in files.items() if not _encodable(text)]
     if len(files) > MAX_INLINE_FILES:
-        problems.append(Problem("ruleset", None, f"at most {MAX_INLINE_FILES} files",
+        problems.append(Problem(INLINE_RULESET, None, f"at most {MAX_INLINE_FILES} files",
                                 code="budget", limit="files"))
     if problems:
         raise PolicyError(problems)
@@ -104,9 +132,15 @@ def load_inline_policy(files: Mapping[str, str], where: Path, lexicons_from: Pat
         return load_policy(RulesFolder(where, data), None if sends_lexicons else lexicons)
     except PolicyError as exc:
         # Name files as the caller sent them, not by the folder they were read "from".
-        prefix = f"{where}/"
-        raise PolicyError([replace(p, file=p.file.removeprefix(prefix))
-                           for p in exc.problems]) from None
+        raise PolicyError(named_inside(exc.problems, where)) from None
+
+
+def named_inside(problems: Iterable[Problem], folder: Path) -> list[Problem]:
+    """The problems with each file named by its path inside `folder` ("." for the folder
+    itself): rule files are named so already, lexicons by the folder's path and theirs."""
+    inside = f"{folder}/"
+    return [replace(p, file="." if p.file == str(folder) else p.file.removeprefix(inside))
+            for p in problems]
 
 
 def _encodable(text: str) -> bool:

@@ -14,21 +14,17 @@ import click
 def load_or_exit(folder: Path, extra_warnings: Sequence[Any] = ()) -> Any:
     """The compiled policy of FOLDER (its warnings printed), or every problem and warning
     printed and exit status 1."""
-    from escalator.errors import PolicyError
-    from escalator.policy import load_policy
+    from escalator.policy import check_policy
 
-    try:
-        policy = load_policy(folder)
-    except PolicyError as exc:
-        # By file and line, whatever check found them (what is not at a line comes last).
-        for problem in sorted(exc.problems, key=lambda p: (p.file, p.line is None,
-                                                           p.line or 0)):
-            click.echo(str(problem), err=True)
-        print_warnings([*exc.warnings, *extra_warnings])
-        click.echo(f"{len(exc.problems)} problem(s) in {folder}", err=True)
+    check = check_policy(folder)
+    for problem in check.found():
+        prefix = "warning: " if problem.severity == "warning" else ""
+        click.echo(f"{prefix}{problem}", err=True)
+    print_warnings(extra_warnings)
+    if check.policy is None:
+        click.echo(f"{len(check.problems)} problem(s) in {folder}", err=True)
         sys.exit(1)
-    print_warnings([*policy.ruleset.warnings, *extra_warnings])
-    return policy
+    return check.policy
 
 
 def print_warnings(warnings: Sequence[Any]) -> None:

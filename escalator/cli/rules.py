@@ -3,6 +3,7 @@ would load it, and run against the rule tests beside it."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,16 @@ def rules() -> None:
               help="Key for --against URL when the service requires one "
                    "(or ESCALATOR_API_KEY).")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too (for CI).")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True,
+              help="json: one JSON document on stdout, every problem with its code, "
+                   "severity, file, line and rule (for editors and CI).")
 def rules_check(directory: Path | None, against: str | None, api_key: str | None,
-                strict: bool) -> None:
+                strict: bool, output: str) -> None:
     """Validate a rule set (default: the configured one); exit 0 only when it loads
     (and, with --strict, has no warning). Warns when the rules changed since the set
     they replace but the version did not."""
+    from escalator.policy import check_policy, named_inside
     from escalator.ruleset import previous
 
     folder = rules_folder(directory)
@@ -42,6 +48,15 @@ def rules_check(directory: Path | None, against: str | None, api_key: str | None
     if before is not None:
         comparison, version_warnings = previous.compare(previous.folder_identity(folder),
                                                         before)
+    if output == "json":
+        check = check_policy(folder)
+        found = named_inside([*check.found(), *version_warnings], folder)
+        click.echo(json.dumps(_check_document(folder, check.policy, found, comparison),
+                              indent=2, ensure_ascii=False))
+        if check.policy is not None:
+            check.policy.close()
+        errors = len(check.problems)
+        sys.exit(1 if errors or (strict and len(found) > errors) else 0)
     policy = load_or_exit(folder, version_warnings)
     ruleset = policy.ruleset
     warnings = len(ruleset.warnings) + len(version_warnings)
@@ -52,6 +67,24 @@ def rules_check(directory: Path | None, against: str | None, api_key: str | None
         click.echo(comparison)
     policy.close()
     sys.exit(1 if strict and warnings else 0)
+
+
+def _check_document(folder: Path, policy: Any, found: list[Any], comparison: str
+                    ) -> dict[str, Any]:
+    """What `rules check --format json` prints: whether the rule set loads, which one it
+    is, and every problem (errors first, then warnings)."""
+    ruleset = policy.ruleset if policy is not None else None
+    return {
+        "ok": policy is not None,
+        "folder": str(folder),
+        "ruleset": None if ruleset is None else {
+            "name": ruleset.name, "version": ruleset.version, "digest": ruleset.digest,
+            "rules": len(ruleset.rules)},
+        "comparison": comparison or None,
+        "errors": sum(1 for p in found if p.severity == "error"),
+        "warnings": sum(1 for p in found if p.severity == "warning"),
+        "problems": [p.to_dict() for p in found],
+    }
 
 
 def _previous_ruleset(folder: Path, against: str | None, api_key: str | None) -> Any:

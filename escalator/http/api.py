@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
 from escalator import metrics
-from escalator.errors import PolicyError
+from escalator.errors import PolicyError, Problem
 from escalator.http import openapi
 from escalator.http.auth import caller_identity
 from escalator.http.errors import ApiError
@@ -21,7 +21,7 @@ from escalator.http.inline import InlineLimitExceeded, RateLimited
 from escalator.http.schemas import ReleaseSchema, timestamp_problem
 from escalator.http.services import Services, services
 from escalator.model import ConversationState, Decision
-from escalator.policy import Policy
+from escalator.policy import INLINE_RULESET, Policy, named_inside
 from escalator.reloader import ReloadBusy, notify_other_workers
 from escalator.tools.transcripts import TranscriptError, decide_transcript, parse_transcript
 from escalator.turnschema import turn_schema, valid_id
@@ -195,9 +195,11 @@ def evaluate() -> Response:
                            f"again in {exc.retry_after} s.", {"retry_after": exc.retry_after},
                            headers={"Retry-After": str(exc.retry_after)}) from exc
         except InlineLimitExceeded as exc:
+            stopped = Problem(INLINE_RULESET, None, str(exc), code="budget", limit=exc.limit)
             raise ApiError(422, "ruleset_too_large", f"The inline evaluation was stopped: "
                            f"{exc}. Send a smaller rule set or fewer turns.",
-                           {"limits": [exc.limit], "ruleset": [str(exc)]}) from exc
+                           {"limits": [exc.limit], "ruleset": [str(exc)],
+                            "diagnostics": [stopped.to_dict()]}) from exc
     return Response(body, mimetype="application/json")
 
 
@@ -220,15 +222,17 @@ def _inline_files(inline: Any) -> dict[str, str]:
 
 def _refused(exc: PolicyError) -> ApiError:
     """A rule set sent inline that was refused: 422 ruleset_too_large naming the limits it
-    went over, else 400 invalid_request; every problem in details.ruleset."""
+    went over, else 400 invalid_request; every problem in details.ruleset (as text) and
+    details.diagnostics (with its code)."""
     problems = [str(p) for p in exc.problems]
+    diagnostics = [p.to_dict() for p in exc.problems]
     limits = sorted({p.limit for p in exc.problems if p.limit is not None})
     if limits:
         return ApiError(422, "ruleset_too_large", "The rule set sent is over the limits of "
                         f"a rule set ({', '.join(limits)}).",
-                        {"limits": limits, "ruleset": problems})
+                        {"limits": limits, "ruleset": problems, "diagnostics": diagnostics})
     return ApiError(400, "invalid_request", "The rule set sent is not valid.",
-                    {"ruleset": problems})
+                    {"ruleset": problems, "diagnostics": diagnostics})
 
 
 @bp.get("/v1/ruleset")
@@ -249,12 +253,16 @@ def reload_ruleset() -> Response:
                        headers={"Retry-After": str(exc.retry_after_seconds)}) from exc
     body: dict[str, Any] = {"result": reloaded.result, "version": reloaded.version,
                             "digest": reloaded.digest, "seconds": round(reloaded.seconds, 4)}
+    folder = svc.reloader.directory
     if reloaded.warnings:
-        body["warnings"] = list(reloaded.warnings)
+        body["warnings"] = [p.message for p in reloaded.warnings]
+        body["diagnostics"] = [p.to_dict() for p in named_inside(reloaded.warnings, folder)]
     if reloaded.problems:
-        body["problems"] = [str(p) for p in reloaded.problems]
         raise ApiError(422, "invalid_ruleset", "The rules folder was refused; the running "
-                       "rule set stays.", {"problems": body["problems"]})
+                       "rule set stays.", {
+                           "problems": [str(p) for p in reloaded.problems],
+                           "diagnostics": [p.to_dict()
+                                           for p in named_inside(reloaded.problems, folder)]})
     return jsonify(body)
 
 

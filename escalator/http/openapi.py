@@ -46,7 +46,9 @@ ERRORS: dict[str, tuple[int, str]] = {
     "payload_too_large": (413, "The body is larger than ESCALATOR_MAX_BODY_BYTES."),
     "unsupported_media_type": (415, "The body is not sent as application/json."),
     "invalid_ruleset": (422, "The rules folder was refused; the running rule set stays "
-                             "(`details.problems` lists file, line, rule and problem)."),
+                             "(`details.problems` lists file, line, rule and problem as "
+                             "text, `details.diagnostics` the same as Problem objects, each "
+                             "with its stable `code`)."),
     "internal_error": (500, "A bug: please report it."),
     "reload_in_progress": (409, "No reload result within the wait: a reload is still "
                            "running, or the rules folder changed moments ago and is "
@@ -68,7 +70,9 @@ ERRORS: dict[str, tuple[int, str]] = {
                                "or its evaluation went over its time or memory limit: "
                                "`details.limits` names them (e.g. list_values, "
                                "engine_tests, yaml_nodes, time, memory), `details.ruleset` "
-                               "says where, with file, line and rule."),
+                               "says where, with file, line and rule, and "
+                               "`details.diagnostics` gives the same as Problem objects "
+                               "(code budget)."),
     "rate_limited": (429, "Too many evaluations with a rule set sent inline from this "
                           "caller (ESCALATOR_INLINE_PER_MINUTE), or all of the instance's "
                           "inline evaluation slots are in use; the `Retry-After` header "
@@ -171,7 +175,8 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
     components.schema("Turn", schema=TurnSchema)
     components.schema("Release", schema=ReleaseSchema)
     for schema in (rs.DecisionSchema, rs.EvaluationSchema, rs.ConversationSummarySchema,
-                   rs.RulesetSchema, rs.ReloadSchema, rs.HealthSchema, rs.ReadinessSchema,
+                   rs.RulesetSchema, rs.ProblemSchema, rs.ReloadSchema, rs.HealthSchema,
+                   rs.ReadinessSchema,
                    rs.ErrorSchema):
         components.schema(schema.__name__.removesuffix("Schema"), schema=schema)
     for code, (status, description) in ERRORS.items():

@@ -13,6 +13,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from escalator.errors import PROBLEM_CODES
 from escalator.model import HANDOFF_URGENCIES, KEEP, ROUTE
 from escalator.ruleset.model import MAX_PRIORITY
 from escalator.turnschema import ID_PATTERN
@@ -210,6 +211,29 @@ class RulesetSchema(Schema):
     rules = fields.List(fields.Nested(RuleSchema), required=True)
 
 
+class ProblemSchema(Schema):
+    """One problem of a rule set, its lexicons or its rule tests: the shape `escalator
+    rules check --format json` prints, and the API's `diagnostics`."""
+
+    code = fields.String(required=True, validate=validate.OneOf(sorted(PROBLEM_CODES)),
+                         metadata={"description": "What kind of problem: stable, for "
+                                                  "matching (the policy guide lists them)."})
+    severity = fields.String(required=True, validate=validate.OneOf(("error", "warning")),
+                             metadata={"description": "error: the rule set is refused; "
+                                                      "warning: it loads."})
+    file = fields.String(required=True, metadata={
+        "description": "The file's path inside the rules folder ('.' for the folder itself; "
+                       "'ruleset' for a rule set sent inline as a whole)."})
+    line = fields.Integer(required=True, allow_none=True, validate=validate.Range(min=1),
+                          metadata={"description": "1-based; null when about a whole file."})
+    rule = fields.String(required=True, allow_none=True,
+                         metadata={"description": "The id of the rule it is about, if any."})
+    limit = fields.String(required=True, allow_none=True, metadata={
+        "description": "The limit gone over, exactly when code is budget."})
+    message = fields.String(required=True, metadata={
+        "description": "In plain words, for a policy owner (may change; match on code)."})
+
+
 class ReloadSchema(Schema):
     """200 of POST /v1/ruleset/reload."""
 
@@ -220,6 +244,8 @@ class ReloadSchema(Schema):
     warnings = fields.List(fields.String(), metadata={
         "description": "Reloaded, but something a policy owner should know, e.g. the "
                        "content changed and the version did not."})
+    diagnostics = fields.List(fields.Nested(ProblemSchema), metadata={
+        "description": "The same warnings, each a Problem with its code, file and line."})
 
 
 class HealthSchema(Schema):
@@ -248,8 +274,11 @@ class ErrorBodySchema(Schema):
     message = fields.String(required=True)
     details = fields.Dict(keys=fields.String(), metadata={
         "description": "invalid_request: one entry per field (nested like the body); "
-                       "invalid_ruleset: problems; ruleset_too_large: limits and ruleset "
-                       "(the problems); rate_limited: retry_after (seconds). Left out when "
+                       "invalid_ruleset: problems (as text) and diagnostics (the same, "
+                       "each a Problem: code, severity, file, line, rule, limit, message); "
+                       "ruleset_too_large: limits, ruleset (the problems as text) and "
+                       "diagnostics; invalid_request for a rule set sent inline: ruleset "
+                       "and diagnostics; rate_limited: retry_after (seconds). Left out when "
                        "there is nothing to add."})
 
 
