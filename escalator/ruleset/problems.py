@@ -27,26 +27,31 @@ _PLAIN: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), words) for pattern, words in (
         (r"Missing data for required field\.", "is missing"),
         (r"Field may not be null\.", "is empty"),
-        (r"Invalid input type\.|Not a valid mapping type\.",
+        (r"Invalid input type\.|Not a valid mapping type\.|Invalid type\.",
          "must be a mapping (key: value lines)"),
         (r"Not a valid string\.", "must be text (put it in quotes)"),
+        (r"Not a valid utf-8 string\.", "must be UTF-8 text"),
         (r"Not a valid integer\.", "must be a whole number"),
         (r"Not a valid number\.", "must be a number"),
+        (r"Special numeric values \(nan or infinity\) are not permitted\.",
+         "must be a finite number"),
         (r"Not a valid boolean\.", "must be true or false"),
         (r"Not a valid list\.", "must be a list (one '- ' line per item)"),
         (r"Not a valid datetime\.", "must be a date and time such as 2026-11-04T10:00:00Z"),
-        (r"Shorter than minimum length (\d+)\.", r"must have at least \1 (character or item)"),
+        (r"String does not match expected pattern\.|Invalid value\.", "is not valid here"),
+        (r"Shorter than minimum length (\d+)\.", r"must have at least \1 (characters or items)"),
         (r"Longer than maximum length (\d+)\.", r"must have at most \1 (characters or items)"),
+        (r"Length must be (\d+)\.", r"must have exactly \1 (characters or items)"),
         (r"Length must be between (\d+) and (\d+)\.",
          r"must have from \1 to \2 (characters or items)"),
         (r"Must be greater than or equal to (\S+) and less than or equal to (\S+)\.",
          r"must be from \1 to \2"),
-        (r"Must be greater than or equal to (\S+)\.", r"must be at least \1"),
-        (r"Must be less than or equal to (\S+)\.", r"must be at most \1"),
-        (r"Must be greater than (\S+)\.", r"must be more than \1"),
-        (r"Must be less than (\S+)\.", r"must be less than \1"),
         (r"Must be one of: (.*)\.", r"must be one of: \1"),
     ))
+# Range's bounds, alone or together ("Must be greater than 0 and less than or equal to 1.").
+_BOUND = re.compile(r"(greater|less) than( or equal to)? (\S+?)\.?$")
+_BOUNDS = {("greater", False): "more than", ("greater", True): "at least",
+           ("less", False): "less than", ("less", True): "at most"}
 
 
 def validation_problems(error: ValidationError | Mapping[Any, Any] | list[Any], data: Any,
@@ -143,9 +148,16 @@ def _allowed(shape: Any) -> list[str]:
 
 
 def _plain(text: str) -> str:
+    """marshmallow's own message in plain words; any other as it is."""
     for pattern, words in _PLAIN:
         if pattern.fullmatch(text):
             return pattern.sub(words, text)
+    if text.startswith("Must be ") and (" than " in text):
+        bounds = [_BOUND.search(part) for part in text[len("Must be "):].split(" and ")]
+        if all(bounds):
+            return "must be " + " and ".join(
+                f"{_BOUNDS[(b.group(1), bool(b.group(2)))]} {b.group(3)}"
+                for b in bounds if b is not None)
     return text
 
 
