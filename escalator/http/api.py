@@ -214,9 +214,10 @@ def _inline_files(inline: Any) -> dict[str, str]:
     files = inline.get("files") if isinstance(inline, dict) else None
     if (not isinstance(files, dict) or not files or set(inline) != {"files"}
             or not all(isinstance(v, str) for v in files.values())):
+        shape = Problem(INLINE_RULESET, None, "must be an object with 'files'", code="schema")
         raise ApiError(400, "invalid_request", "A rule set sent inline is "
                        '{"files": {"NAME.yaml": "<the file\'s text>", ...}}.',
-                       {"ruleset": ["must be an object with 'files'"]})
+                       {"ruleset": [shape.message], "diagnostics": [shape.to_dict()]})
     return files
 
 

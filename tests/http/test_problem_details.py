@@ -104,3 +104,11 @@ def test_a_reload_under_the_same_version_has_a_warning_diagnostic(
     (item,) = diagnostics(body, "warnings")
     assert (item["code"], item["severity"], item["file"]) == (
         "version_unchanged", "warning", ".")
+
+
+def test_a_rule_set_sent_inline_in_the_wrong_shape_has_a_diagnostic(
+        client: FlaskClient) -> None:
+    response = client.post("/v1/evaluate", json={"turns": TURNS, "ruleset": {"file": {}}})
+    assert response.status_code == 400
+    (item,) = diagnostics(response.get_json()["error"]["details"], "ruleset")
+    assert (item["code"], item["file"], item["line"]) == ("schema", "ruleset", None)
