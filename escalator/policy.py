@@ -71,28 +71,33 @@ def load_policy(source: Path | RulesFolder, lexicons: Lexicons | None = None) ->
 
 @dataclass(frozen=True)
 class Check:
-    """What checking a rules folder found: its errors (refused when any) and warnings, and
-    the compiled policy when it loads (the caller closes it)."""
+    """What checking a rules folder found: its errors (refused when any; by file and line,
+    those of a whole file or rule set after the located ones) and warnings, and the
+    compiled policy when it loads (the caller closes it)."""
 
-    policy: Policy | None
     problems: list[Problem]
     warnings: list[Problem]
+    policy: Policy | None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the rule set would be accepted."""
+        return self.policy is not None
 
     def found(self) -> list[Problem]:
-        """Errors and then warnings, the errors by file and line (those of a whole file or
-        rule set after the located ones), as `escalator rules check` shows them."""
-        errors = sorted(self.problems, key=lambda p: (p.file, p.line is None, p.line or 0))
-        return [*errors, *self.warnings]
+        """Errors and then warnings, as `escalator rules check` shows them."""
+        return [*self.problems, *self.warnings]
 
 
-def check_policy(source: Path | RulesFolder) -> Check:
-    """Load, check and compile a rules folder as the service would, keeping what was
-    found rather than raising."""
+def check_policy(source: Path | RulesFolder, lexicons: Lexicons | None = None) -> Check:
+    """Load, check and compile a rules folder (or a read of one) as the service would,
+    keeping what was found rather than raising; `lexicons` as for load_policy."""
     try:
-        policy = load_policy(source)
+        policy = load_policy(source, lexicons)
     except PolicyError as exc:
-        return Check(None, list(exc.problems), list(exc.warnings))
-    return Check(policy, [], list(policy.ruleset.warnings))
+        errors = sorted(exc.problems, key=lambda p: (p.file, p.line is None, p.line or 0))
+        return Check(errors, list(exc.warnings), None)
+    return Check([], list(policy.ruleset.warnings), policy)
 
 
 INLINE_FILE = re.compile(r"^(lexicons/)?[A-Za-z0-9_-]{1,64}\.yaml$")

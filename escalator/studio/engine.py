@@ -10,13 +10,13 @@ the import lines here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 from escalator.decisionlog import log_record
 from escalator.errors import PolicyError, Problem
 from escalator.model import HANDOFF_URGENCIES, KEEP, KNOWN_CHANNELS, ROUTE, Decision, Turn
-from escalator.policy import Policy, PolicyHolder, load_policy, vocabulary_of
+from escalator.policy import Check, Policy, PolicyHolder, check_policy, load_policy, vocabulary_of
 from escalator.ruleset.catalogue import CONTEXT_PREFIX, FACTS, FactSpec, lookup
 from escalator.ruleset.conditions import (
     AllOf,
@@ -72,21 +72,6 @@ __all__ = [
 ]
 
 
-@dataclass
-class Check:
-    """What `escalator rules check` says of a folder: the problems (refused when any),
-    the warnings, and the compiled policy when it loads (the caller closes it)."""
-
-    problems: list[Problem]
-    warnings: list[Problem]
-    policy: Policy | None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the rule set would be accepted."""
-        return self.policy is not None
-
-
 def check_folder(folder: RulesFolder, before: Identity | None = None,
                  lexicons_from: Policy | None = None) -> Check:
     """Check a read of a rules folder exactly as `escalator rules check` does, with the
@@ -97,12 +82,8 @@ def check_folder(folder: RulesFolder, before: Identity | None = None,
     extra: list[Problem] = []
     if before is not None:
         _, extra = compare(_identity(folder), before)
-    try:
-        policy = load_policy(folder, lexicons_from.lexicons if lexicons_from else None)
-    except PolicyError as exc:
-        ordered = sorted(exc.problems, key=lambda p: (p.file, p.line is None, p.line or 0))
-        return Check(ordered, [*exc.warnings, *extra], None)
-    return Check([], [*policy.ruleset.warnings, *extra], policy)
+    check = check_policy(folder, lexicons_from.lexicons if lexicons_from else None)
+    return replace(check, warnings=[*check.warnings, *extra])
 
 
 def _identity(folder: RulesFolder) -> Identity:

@@ -66,9 +66,11 @@ def test_an_impossible_threshold_is_shown_on_its_row_and_not_applied(
     csrf = token(studio)
     answer = studio.post("/studio/api/check-rule", data=_spike_form(csrf, "4")).get_json()
     assert answer["ok"] is False
-    assert answer["rows"] == [{"row": 0, "message": "'frustration.score' is between 0 and 1, "
-                                                    "so 'gte 4' can never be true; check the "
-                                                    "threshold"}]
+    (row,) = answer["rows"]
+    assert (row["row"], row["code"], row["message"]) == (
+        0, "never_true", "'frustration.score' is between 0 and 1, so 'gte 4' can never be "
+                         "true; check the threshold")
+    assert [p["code"] for p in answer["problems"]] == ["never_true"]
     response = studio.post("/studio/rules/frustration-spike", data=_spike_form(csrf, "4"))
     assert response.status_code == 422
     assert "can never be true" in response.get_data(as_text=True)
@@ -119,7 +121,8 @@ def test_the_yaml_check_names_the_line(studio: FlaskClient) -> None:
     answer = studio.post("/studio/api/check", json={"file": "extra.yaml", "text": text},
                          headers={"X-CSRF-Token": csrf}).get_json()
     assert answer["ok"] is False
-    assert any(p["file"] == "extra.yaml" and p["line"] == 3 for p in answer["problems"])
+    assert any(p["file"] == "extra.yaml" and p["line"] == 3 and p["code"] == "yaml_syntax"
+               and p["severity"] == "error" for p in answer["problems"])
     assert "codemirror-5.65.21/lib/codemirror.js" in _text(studio, "/studio/files/loops.yaml")
 
 

@@ -93,11 +93,9 @@ def check_file() -> Response:
     data = request.get_json(silent=True) or {}
     name, text = str(data.get("file", "")), str(data.get("text", ""))
     check = studio().workspace.try_text(name, text)
-    return jsonify({"ok": check.ok,
-                    "problems": [{"line": p.line, "message": p.message, "file": p.file,
-                                  "rule": p.rule} for p in check.problems],
-                    "warnings": [{"line": p.line, "message": p.message, "file": p.file}
-                                 for p in check.warnings]})
+    # Each problem as `escalator rules check --format json` prints it (code, severity, ...).
+    return jsonify({"ok": check.ok, "problems": [p.to_dict() for p in check.problems],
+                    "warnings": [p.to_dict() for p in check.warnings]})
 
 
 # ------------------------------------------------------------------ saving

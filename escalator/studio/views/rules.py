@@ -80,7 +80,7 @@ def _placed(check: engine.Check, file: str, start: int, rule: dict[str, Any],
             else None
         text = problem.message if problem.file == file else str(problem)
         if row is not None:
-            placed.append({"row": row, "message": text})
+            placed.append({**problem.to_dict(), "row": row, "message": text})
         elif problem.rule in (rule_id, None) or problem.file != file:
             general.append(str(problem) if problem.rule != rule_id else
                            f"line {problem.line}: {problem.message}" if problem.line
@@ -141,7 +141,8 @@ def check_rule() -> Response:
     try:
         text, start = _edited_text(file, original, rule_data)
     except ruleyaml.RuleTextError as exc:
-        return jsonify({"ok": False, "rows": [], "general": [str(exc)], "sentence": ""})
+        return jsonify({"ok": False, "rows": [], "general": [str(exc)], "sentence": "",
+                        "problems": []})
     check = ws.try_text(file, text)
     placed, general = _placed(check, file, start, rule_data, form.id)
     sentence = ""
@@ -152,7 +153,7 @@ def check_rule() -> Response:
         sentence = str(sentences.rule_sentence(found, policy.ruleset)) if found else ""
         policy.close()
     return jsonify({"ok": check.ok, "rows": placed, "general": general,
-                    "sentence": sentence})
+                    "sentence": sentence, "problems": [p.to_dict() for p in check.problems]})
 
 
 def _rule_action(rule_id: str, change: Callable[[str, str], str]) -> Response:
