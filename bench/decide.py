@@ -4,8 +4,10 @@
 
 Runs the service's own Pipeline (scoring, durable-rules, the Redis state store) on
 20-turn conversations and prints the median cost per turn of each stage, measured in the
-same run, plus `MEMORY USAGE` of one conversation's keys. Without --redis-url an
-embedded Redis is started. Keys it writes are deleted at the end.
+same run, plus `MEMORY USAGE` of one conversation's keys, and what the handoff brief costs:
+its memory on every turn, building it on every routed turn (15 of the 20 here) and the
+bytes it adds to a routed answer. Without --redis-url an embedded Redis is started. Keys
+it writes are deleted at the end.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from pathlib import Path
 
 import redis
 
+from escalator import brief
 from escalator.config import default_rules_dir
-from escalator.model import ConversationState
+from escalator.model import ROUTE, ConversationState, Turn, compact_json
 from escalator.pipeline import Pipeline
-from escalator.policy import PolicyHolder, load_policy
+from escalator.policy import Policy, PolicyHolder, load_policy
 from escalator.scoring import score_turn
 from escalator.state.embedded import start_embedded
 from escalator.state.store import StateStore, conversation_key
@@ -49,6 +52,36 @@ def turns(n: int) -> list[dict[str, object]]:
              "bot": {"prompt_id": f"p{i % 4}", "fallback": i % 7 == 3},
              "customer": {"tier": "gold"}, "channel": "web",
              "context": {"agents_available": 2}} for i in range(1, n + 1)]
+
+
+def brief_cost(pipeline: Pipeline, policy: Policy, conversation: list[Turn],
+               rounds: int = 200) -> tuple[list[float], list[float], float]:
+    """Seconds brief.remember takes per turn and brief.build per routed turn (each over
+    `rounds` repeats of the conversation's turns), and the median bytes the brief adds
+    to a routed answer's JSON."""
+    state = ConversationState()
+    routed = []
+    for turn in conversation:
+        before = state
+        result = pipeline.evaluate("bench-brief", turn, state, policy)
+        state = result.state
+        routed.append((before, turn, result))
+    params = policy.lexicons.params
+    remembering, building, added = [], [], []
+    for before, turn, result in routed:
+        facts, decision = result.decision.facts, result.decision
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            brief.remember(before.seen, turn, facts, decision.turn_index, params)
+            remembering.append(time.perf_counter() - t0)
+        if decision.decision != ROUTE or decision.handoff is None:
+            continue
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            brief.build(decision.reasons, facts, result.state.seen, turn)
+            building.append(time.perf_counter() - t0)
+        added.append(len(compact_json({"brief": decision.handoff.brief})) - 2 + 1)
+    return remembering, building, statistics.median(added)
 
 
 def main() -> None:
@@ -88,6 +121,8 @@ def main() -> None:
             rules.append(t2 - t1)
             decide.append(t3 - t2)
 
+    remembering, building, added = brief_cost(pipeline, policy, conversation)
+
     raw = redis.Redis.from_url(url)
     pings = []
     for _ in range(2000):
@@ -110,6 +145,9 @@ def main() -> None:
     print(f"Redis PING            {us(pings)}   (one round trip, for scale)")
     print(f"decide / PING         {statistics.median(decide) / statistics.median(pings):8.1f} x")
     print(f"Redis MEMORY USAGE    {memory} bytes for one 20-turn conversation (all keys)")
+    print(f"brief memory          {us(remembering)}   (brief.remember, every turn)")
+    print(f"brief                 {us(building)}   (brief.build, every routed turn)")
+    print(f"brief bytes           {added:8.0f}      (median JSON a routed answer gains)")
     store.close()
     policy.close()
     if embedded is not None:

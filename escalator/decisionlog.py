@@ -18,15 +18,15 @@ import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from escalator.model import Decision, Turn, compact_json
+from escalator.model import Decision, Handoff, Turn, compact_json
 
 STREAM_KEY = "escalator:decisions"
 DEFAULT_STREAM_LENGTH = 100_000
 
 
 def log_record(decision: Decision, turn: Turn, at: float | None = None) -> dict[str, Any]:
-    """The record of one decision: ids, outcome, handoff, rules, rule set, facts and
-    segment labels."""
+    """The record of one decision: ids, outcome, handoff (with its brief), rules, rule set,
+    facts and segment labels."""
     facts = decision.to_dict()["facts"]
     handoff = decision.handoff
     return {
@@ -36,9 +36,9 @@ def log_record(decision: Decision, turn: Turn, at: float | None = None) -> dict[
         "turn_id": decision.turn_id,
         "turn_index": decision.turn_index,
         "decision": decision.decision,
-        # Where and how urgently, not what the customer was told (the rule set says that).
-        "handoff": None if handoff is None else {"queue": handoff.queue,
-                                                 "urgency": handoff.urgency},
+        # Where and how urgently, and what the person taking over was told (the brief:
+        # labels and numbers); not what the customer was told (the rule set says that).
+        "handoff": None if handoff is None else _handoff(handoff),
         "rules": [r.rule for r in decision.reasons],
         "ruleset": {"name": decision.ruleset.name, "version": decision.ruleset.version,
                     "digest": decision.ruleset.digest},
@@ -51,6 +51,13 @@ def log_record(decision: Decision, turn: Turn, at: float | None = None) -> dict[
         },
         "facts": facts,
     }
+
+
+def _handoff(handoff: Handoff) -> dict[str, Any]:
+    record: dict[str, Any] = {"queue": handoff.queue, "urgency": handoff.urgency}
+    if handoff.brief is not None:
+        record["brief"] = handoff.brief
+    return record
 
 
 class DecisionLog(Protocol):

@@ -162,6 +162,10 @@ class ConversationState:
     # Opaque to everything but escalator.scoring: decayed means, recent signatures,
     # prompt ids and intents (see scoring.memory). JSON-serialisable, never text.
     scoring: Mapping[str, Any] = field(default_factory=dict)
+    # What the handoff brief needs to remember: recent intent and topic labels, recent
+    # frustration scores, the last request for a person (see escalator.brief). Labels
+    # and numbers, never text; a release keeps it.
+    seen: Mapping[str, Any] = field(default_factory=dict)
 
     def evolve(self, **changes: Any) -> ConversationState:
         """A copy with some fields changed."""
@@ -180,11 +184,13 @@ class Reason:
 
 @dataclass(frozen=True)
 class Handoff:
-    """Where and how urgently to hand over, and what the bot can say while it does."""
+    """Where and how urgently to hand over, what the bot can say while it does, and the
+    brief for the person taking over (labels and numbers: see escalator.brief)."""
 
     queue: str
     urgency: str
     customer_message: str
+    brief: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -234,9 +240,7 @@ class Decision:
             "turn_id": self.turn_id,
             "turn_index": self.turn_index,
             # "priority" is the deprecated name of "urgency", kept for existing callers.
-            "handoff": None if handoff is None else {
-                "queue": handoff.queue, "urgency": handoff.urgency,
-                "customer_message": handoff.customer_message, "priority": handoff.urgency},
+            "handoff": None if handoff is None else _handoff_body(handoff),
             "reasons": [{"rule": r.rule, "priority": r.priority, "decision": r.decision,
                          "description": r.description} for r in self.reasons],
             "scores": {"sentiment": self.scores.sentiment, "frustration": self.scores.frustration,
@@ -256,3 +260,14 @@ class Decision:
     @computed_once
     def _json(self) -> bytes:
         return compact_json(self._body)
+
+
+def _handoff_body(handoff: Handoff) -> dict[str, Any]:
+    """The handoff as the API answers it ("brief" only when there is one: a decision stored
+    before briefs existed, answered again to a retry, has none)."""
+    body: dict[str, Any] = {"queue": handoff.queue, "urgency": handoff.urgency,
+                            "customer_message": handoff.customer_message,
+                            "priority": handoff.urgency}
+    if handoff.brief is not None:
+        body["brief"] = handoff.brief
+    return body

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from escalator import metrics
+from escalator import brief, metrics
 from escalator.config import Config
 from escalator.decisionlog import DecisionLog, log_record
 from escalator.errors import StateUnavailable, StateUnreadable, TurnIdReused, TurnSuperseded
@@ -259,6 +259,7 @@ class Pipeline:
             facts["channel"] = turn.channel
         for key, value in turn.context.items():
             facts[f"context.{key}"] = value
+        seen = brief.remember(state.seen, turn, facts, turn_index, policy.lexicons.params)
 
         evaluation = policy.engine.evaluate(facts)
         reasons = [
@@ -299,6 +300,10 @@ class Pipeline:
         elif decision_name == ROUTE:
             escalated_turn = turn_index
             escalations += 1
+        if decision_name == ROUTE and handoff is not None:
+            # Every route_to_human answer briefs the person taking over, the turns of a
+            # conversation already with one too (updated).
+            handoff = replace(handoff, brief=brief.build(reasons, facts, seen, turn))
 
         decision = Decision(
             decision=decision_name,
@@ -322,6 +327,7 @@ class Pipeline:
             handoff_urgency=handoff.urgency if handoff is not None else None,
             escalations=escalations,
             scoring=scored.memory,
+            seen=seen,
         )
         return TurnResult(decision, new_state)
 
@@ -383,7 +389,8 @@ def retried(body: Mapping[str, Any]) -> Decision:
         # Stored before urgency had its name, a record has only "priority".
         handoff=Handoff(queue=handoff["queue"],
                         urgency=handoff.get("urgency") or handoff["priority"],
-                        customer_message=handoff["customer_message"]) if handoff else None,
+                        customer_message=handoff["customer_message"],
+                        brief=handoff.get("brief")) if handoff else None,
         reasons=tuple(Reason(**r) for r in body["reasons"]),
         scores=Scores(**body["scores"]),
         facts={k: tuple(v) if isinstance(v, list) else v for k, v in body["facts"].items()},

@@ -85,8 +85,9 @@ def checked_id(conversation_id: str) -> str:
 def state_summary(conversation_id: str, state: ConversationState, version: int) -> dict[str, Any]:
     """What GET /v1/conversations/{id} shows: numbers and labels, never text."""
     body = asdict(state)
-    # The scorers' memory (signatures, hashed ids) means nothing outside the scorers.
-    del body["scoring"]
+    # The scorers' memory (signatures, hashed ids) means nothing outside the scorers, and
+    # the brief's memory is shown where it is meant to be read: in the handoff brief.
+    del body["scoring"], body["seen"]
     body["handoff_priority"] = state.handoff_urgency  # the deprecated name, for old callers
     body.update(conversation_id=conversation_id, version=version)
     return body

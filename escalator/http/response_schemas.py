@@ -54,6 +54,74 @@ class RulesetRefSchema(Schema):
     digest = fields.String(required=True)
 
 
+class BriefWhySchema(Schema):
+    """Why the conversation goes to a person, in the rules' own words."""
+
+    decisive = fields.String(required=True, allow_none=True, metadata={
+        "description": "The decisive reason: the description of the rule that decided "
+                       "(handoff-in-progress on the turns of a conversation already with "
+                       "a person)."})
+    rule = fields.String(required=True, allow_none=True, metadata={
+        "description": "The id of that rule."})
+    others = fields.List(fields.String(), required=True, metadata={
+        "description": "The descriptions of the other matching route_to_human rules."})
+
+
+class BriefFrustrationSchema(Schema):
+    """How frustrated the customer has been, as a few numbers (0..1, 2 decimals)."""
+
+    now = fields.Float(required=True, validate=validate.Range(0, 1), metadata={
+        "description": "This message's frustration.score (0 for a message without text)."})
+    mean = fields.Float(required=True, validate=validate.Range(0, 1), metadata={
+        "description": "frustration.mean: the conversation so far, recent turns weighing "
+                       "more."})
+    trend = fields.Float(required=True, validate=validate.Range(-1, 1), metadata={
+        "description": "Change per turn over the recent scores (least-squares slope): "
+                       "positive when the customer is getting more frustrated."})
+    recent = fields.List(fields.Float(validate=validate.Range(0, 1)), required=True,
+                         validate=validate.Length(max=5), metadata={
+                             "description": "The scores of the last 5 messages with text, "
+                                            "most recent first."})
+
+
+class BriefConversationSchema(Schema):
+    """How the conversation went."""
+
+    turns = fields.Integer(required=True, validate=validate.Range(min=1), metadata={
+        "description": "Customer turns so far (turn_index)."})
+    minutes = fields.Float(required=True, validate=validate.Range(min=0), metadata={
+        "description": "Since the first turn (conversation.minutes)."})
+    fallbacks = fields.Integer(required=True, validate=validate.Range(min=0), metadata={
+        "description": "Bot fallbacks (loop.fallbacks; since a release, if any)."})
+    repeats = fields.Integer(required=True, validate=validate.Range(min=0), metadata={
+        "description": "Customer turns that repeated an earlier one (loop.repeats)."})
+    frustration = fields.Nested(BriefFrustrationSchema, required=True)
+
+
+class BriefSchema(Schema):
+    """The handoff brief for the person taking over: labels and numbers, never what the
+    customer wrote."""
+
+    why = fields.Nested(BriefWhySchema, required=True)
+    language = fields.String(required=True, metadata={
+        "description": "The turn's language (message.language; und when unknown)."})
+    intents = fields.List(fields.String(), required=True, validate=validate.Length(max=5),
+                          metadata={"description": "Intent labels the bot's NLU gave, most "
+                                    "recent first (requests only: not understood, confirm "
+                                    "or deny are left out)."})
+    topics = fields.List(fields.String(), required=True, validate=validate.Length(max=5),
+                         metadata={"description": "Topic labels escalator found "
+                                   "(complexity.topics), most recent first."})
+    conversation = fields.Nested(BriefConversationSchema, required=True)
+    asked_for_person = fields.Boolean(required=True, metadata={
+        "description": "The customer explicitly asked for a person, in this turn or "
+                       "earlier in the conversation."})
+    tier = fields.String(required=True, allow_none=True, metadata={
+        "description": "customer.tier as sent (lower case)."})
+    channel = fields.String(required=True, allow_none=True, metadata={
+        "description": "The channel as sent (lower case)."})
+
+
 class HandoffSchema(Schema):
     """Where and how urgently to hand over, and what the bot can say meanwhile."""
 
@@ -68,6 +136,12 @@ class HandoffSchema(Schema):
     priority = fields.String(required=True, validate=validate.OneOf(HANDOFF_URGENCIES),
                              metadata={"deprecated": True, "description": "The old name "
                                        "of urgency, with the same value; read urgency."})
+    brief = fields.Nested(BriefSchema, metadata={
+        "description": "For the person taking over: why, the language, what the customer "
+                       "wanted, how the conversation went, whether they asked for a "
+                       "person, tier and channel. In every route_to_human decision (a "
+                       "retry of a turn decided before briefs existed gets its stored "
+                       "decision, without one)."})
 
 
 class ReasonSchema(Schema):

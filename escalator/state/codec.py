@@ -164,6 +164,7 @@ _FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
     "handoff_urgency": _label_or_none,
     "escalations": lambda value: type(value) is int and value >= 0,
     "scoring": lambda value: isinstance(value, dict),
+    "seen": lambda value: isinstance(value, dict),
 }
 
 

@@ -192,7 +192,11 @@ def test_the_decision_log_records_the_handoff(
     finally:
         app.extensions[EXTENSION].close()
     records = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [r["handoff"] for r in records] == [None, {"queue": "loops", "urgency": "high"}]
+    handoffs = [r["handoff"] for r in records]
+    assert handoffs[0] is None
+    assert {k: handoffs[1][k] for k in ("queue", "urgency")} == {"queue": "loops",
+                                                                  "urgency": "high"}
+    assert handoffs[1]["brief"]["why"]["rule"] == "conversation-looping"
 
 
 def test_openapi_marks_the_old_name_deprecated(client: FlaskClient) -> None:
