@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 from support.integrations import (
-    BRIEF,
     Front,
+    brief_of,
     conversation_state,
     fixture_json,
     require_extra,
-    with_brief,
 )
 
 from escalator.integrations.client import EscalatorClient, Turn
@@ -157,12 +156,12 @@ def test_the_handoff_brief_is_in_the_event_value(escalator_url: str,
     turn = middleware.turn(TurnContext(TestAdapter(), customer))
     assert turn is not None
     real = middleware.client.decide(turn)
-    with Front(None, ["canned"], canned=with_brief(real.body())) as front:
+    with Front(None, ["canned"], canned=real.body()) as front:
         adapter = adapter_for(customer, EscalatorClient(front.url, ids=IDS))
         values: list[dict[str, Any]] = []
         run(lambda: TestFlow(adapter, bot).send(customer).assert_reply(lambda reply: None)
             .assert_reply(lambda reply: values.append(check_handoff_event(reply, customer))))
-    assert values[0]["brief"] == BRIEF
+    assert values[0]["brief"] == brief_of(real.body())
 
 
 def test_activities_that_are_not_customer_messages_pass_through(escalator_url: str) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from support.integrations import BRIEF, Front, fixture_json, require_extra, unique, with_brief
+from support.integrations import BRIEF, Front, brief_of, fixture_json, require_extra, unique
 
 from escalator.integrations import lex
 from escalator.integrations.client import EscalatorClient
@@ -191,11 +191,11 @@ def test_the_handoff_brief_reaches_a_session_attribute(escalator_url: str,
     platform_ids(asked["sessionId"])
     real = EscalatorClient(escalator_url).decide(LexHook(EscalatorClient(escalator_url))
                                                  .turn(asked))  # type: ignore[arg-type]
-    with Front(None, ["canned"], canned=with_brief(real.body())) as front:
+    with Front(None, ["canned"], canned=real.body()) as front:
         answer = LexHook(EscalatorClient(front.url))(asked, None)
     check_answer(answer)
     brief = json.loads(answer["sessionState"]["sessionAttributes"]["escalator_brief"])
-    assert brief == BRIEF
+    assert brief == brief_of(real.body())
     assert len(answer["sessionState"]["sessionAttributes"]["escalator_brief"]) <= 1024
 
 

@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 from support.integrations import (
-    BRIEF,
     Front,
+    brief_of,
     conversation_state,
     fixture_json,
     require_extra,
     unique,
-    with_brief,
 )
 
 from escalator.integrations.client import EscalatorClient
@@ -139,7 +138,7 @@ def test_the_handoff_brief_reaches_the_connector(
     platform_ids(escalator_id(call["sender_id"]))
     action = EscalatorAction(client=EscalatorClient(escalator_url))
     real = action.client.decide(action.turn(Tracker.from_dict(call["tracker"])))  # type: ignore[arg-type]
-    with Front(None, ["canned"], canned=with_brief(real.body())) as front:
+    with Front(None, ["canned"], canned=real.body()) as front:
         _, response = action_server(EscalatorClient(front.url)).post("/webhook", json=call)
-    assert response.json["responses"][0]["custom"]["handoff"]["brief"] == BRIEF
+    assert response.json["responses"][0]["custom"]["handoff"]["brief"] == brief_of(real.body())
     assert [e["event"] for e in response.json["events"]] == ["pause"]

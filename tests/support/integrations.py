@@ -44,28 +44,31 @@ def fixture_json(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
-def with_brief(decision: dict[str, Any]) -> dict[str, Any]:
-    """A real route_to_human answer of escalator with a handoff brief added in the shape the
-    issue gives it (why, language, intents and topics, how it went, asked for a person,
-    tier, channel: labels and numbers only), as the service will send it."""
-    assert decision["decision"] == "route_to_human", decision
-    answer = json.loads(json.dumps(decision))
-    answer["handoff"]["brief"] = BRIEF
-    return answer
-
-
+# A handoff brief in the shape escalator sends (escalator.brief), for tests of how an
+# adapter fits one into its platform's limits; the adapters' end-to-end tests use the
+# briefs the running service sends.
 BRIEF: dict[str, Any] = {
     "why": {"decisive": "The customer asked to speak to a person.",
-            "others": ["The customer is getting frustrated."]},
+            "rule": "explicit-human-request",
+            "others": ["The customer has been frustrated for several turns."]},
     "language": "en",
-    "intents": ["order_status", "cancel_order"],
-    "topics": ["delivery", "refund"],
+    "intents": ["cancel_order", "order_status"],
+    "topics": ["cancellation", "complaint"],
     "conversation": {"turns": 4, "minutes": 3.5, "fallbacks": 2, "repeats": 1,
-                     "frustration_trend": [0.12, 0.35, 0.61]},
+                     "frustration": {"now": 0.61, "mean": 0.41, "trend": 0.245,
+                                     "recent": [0.61, 0.35, 0.12]}},
     "asked_for_person": True,
     "tier": "gold",
     "channel": "web",
 }
+
+
+def brief_of(answer: dict[str, Any]) -> dict[str, Any]:
+    """The handoff brief of one of escalator's route_to_human answers (it must have one)."""
+    assert answer["decision"] == "route_to_human", answer
+    brief: dict[str, Any] = answer["handoff"]["brief"]
+    assert brief["why"]["decisive"], brief
+    return brief
 
 
 def unique(prefix: str) -> str:
