@@ -10,7 +10,7 @@ from flask import Flask
 from escalator import logs, metrics, studio
 from escalator.config import Config, ConfigError
 from escalator.decisionlog import open_decision_log
-from escalator.http import api, auth, errors, requestlog
+from escalator.http import api, auth, errors, integrations, requestlog
 from escalator.http.inline import InlineEvaluator, InlineLimits
 from escalator.http.ratelimit import RateLimiter
 from escalator.http.services import EXTENSION, Services
@@ -79,6 +79,7 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
     if start_reloader:
         reloader.start()
     app.register_blueprint(api.bp)
+    app.register_blueprint(integrations.bp)
     errors.register_errors(app)
     requestlog.init_app(app)
     auth.init_app(app, config.api_keys, config.admin_keys)

@@ -24,7 +24,7 @@ from marshmallow import fields
 from escalator.http import response_schemas as rs
 from escalator.http.schemas import ReleaseSchema
 from escalator.http.services import EXTENSION, Services
-from escalator.model import compact_json
+from escalator.model import HANDOFF_URGENCIES, compact_json
 from escalator.policy import INLINE_FILE, MAX_INLINE_FILES
 from escalator.tools.transcripts import MAX_TURNS
 from escalator.turnschema import CONTEXT_KEY, ID_PATTERN, MAX_TEXT_CHARS, ContextField, TurnSchema
@@ -252,6 +252,25 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
                     "of every rule set and evaluated in a child process with time and "
                     "memory limits (422 ruleset_too_large); such evaluations are limited "
                     "per caller and per instance (429 rate_limited).")})
+    spec.path("/v1/integrations/dialogflow-cx", operations={"post": _operation(
+        "Dialogflow CX webhook: decide the customer turn of a WebhookRequest", {
+            "200": _json(_ref("schemas", "DialogflowCxWebhookResponse"),
+                         "A WebhookResponse: on route_to_human the customer's sentence "
+                         "and a liveAgentHandoff message (queue, urgency, reasons, brief "
+                         "in its metadata); on keep_with_bot only session parameters; {} "
+                         "for a request with neither text nor a matched intent, or a "
+                         "second call within one customer turn."),
+            **_errors("invalid_request", "unauthorized", "request_timeout",
+                      "payload_too_large", "unsupported_media_type", "internal_error",
+                      "state_unavailable"),
+        }, security=CALLER, body=_ref("schemas", "DialogflowCxWebhookRequest"),
+        description="Set it as the webhook of the CX fulfillments to judge (routes, and "
+                    "no-match event handlers with a tag ending in `no-match`), with the "
+                    "request header `Authorization: Bearer <caller key>`. The session is "
+                    "the conversation and detectIntentResponseId the turn id; fields CX "
+                    "adds that are not read are ignored. The decision is also in the "
+                    "session parameters escalator_decision, escalator_decision_id, "
+                    "escalator_rule, escalator_queue and escalator_urgency.")})
     spec.path("/v1/ruleset", operations={"get": _operation(
         "The active rule set", {
             "200": _json(_ref("schemas", "Ruleset"), "Name, version, digest, rules."),
@@ -286,6 +305,8 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
     schemas = document["components"]["schemas"]
     _tighten_turn(schemas)
     schemas["EvaluateRequest"] = _evaluate_request()
+    schemas["DialogflowCxWebhookRequest"] = _cx_request()
+    schemas["DialogflowCxWebhookResponse"] = _cx_response()
     return document
 
 
@@ -331,6 +352,75 @@ def _evaluate_request() -> dict[str, Any]:
                                              "description": "The file's text (YAML)."},
                 }},
             }]},
+        },
+    }
+
+
+_TEXT = {"type": "string"}
+_NULLABLE_TEXT = {"type": ["string", "null"]}
+
+
+def _cx_request() -> dict[str, Any]:
+    """What the Dialogflow CX webhook reads of a WebhookRequest (CX's own reference has the
+    rest: every other field is accepted and ignored)."""
+    present = {"type": "string", "pattern": r"\S"}
+    return {
+        "type": "object",
+        "description": "A Dialogflow CX WebhookRequest (v3), as CX sends it.",
+        "required": ["detectIntentResponseId", "sessionInfo"],
+        "properties": {
+            "detectIntentResponseId": {**present, "description": "The turn id."},
+            "sessionInfo": {"type": "object", "required": ["session"], "properties": {
+                "session": {**present, "description": "The conversation (a session path, "
+                            "hashed to a conversation id)."},
+                "parameters": {"type": "object", "description": "escalator_tier, "
+                               "escalator_segment, escalator_channel and "
+                               "escalator_store_state are read."}}},
+            "text": {**_TEXT, "description": "What the customer typed (scored, not kept)."},
+            "transcript": {**_TEXT, "description": "What the customer said, for voice."},
+            "languageCode": _TEXT,
+            "intentInfo": {"type": "object", "properties": {
+                "displayName": _TEXT, "confidence": {"type": "number"}}},
+            "pageInfo": {"type": "object", "properties": {
+                "displayName": _TEXT, "currentPage": _TEXT}},
+            "fulfillmentInfo": {"type": "object", "properties": {"tag": {
+                **_TEXT, "description": "A tag ending in no-match marks a bot fallback."}}},
+            "sentimentAnalysisResult": {"type": "object", "properties": {
+                "score": {"type": "number"}, "magnitude": {"type": "number"}}},
+        },
+    }
+
+
+def _cx_response() -> dict[str, Any]:
+    """What the Dialogflow CX webhook answers: a WebhookResponse (v3)."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "sessionInfo": {"type": "object", "required": ["parameters"], "properties": {
+                "parameters": {"type": "object", "required": [
+                    "escalator_decision", "escalator_decision_id", "escalator_rule",
+                    "escalator_queue", "escalator_urgency"], "properties": {
+                        "escalator_decision": {"enum": ["route_to_human", "keep_with_bot"]},
+                        "escalator_decision_id": _TEXT,
+                        "escalator_rule": _NULLABLE_TEXT,
+                        "escalator_queue": _NULLABLE_TEXT,
+                        "escalator_urgency": {"enum": [*HANDOFF_URGENCIES, None]}}}}},
+            "fulfillmentResponse": {
+                "type": "object", "required": ["messages", "mergeBehavior"],
+                "properties": {
+                    "mergeBehavior": {"enum": ["REPLACE"]},
+                    "messages": {"type": "array", "items": {"anyOf": [
+                        {"type": "object", "required": ["text"], "properties": {
+                            "text": {"type": "object", "properties": {
+                                "text": {"type": "array", "items": _TEXT}}}}},
+                        {"type": "object", "required": ["liveAgentHandoff"], "properties": {
+                            "liveAgentHandoff": {"type": "object", "properties": {
+                                "metadata": {"type": "object", "properties": {
+                                    "queue": _TEXT, "urgency": _TEXT,
+                                    "reasons": {"type": "array", "items": _TEXT},
+                                    "brief": _ref("schemas", "Brief")}}}}}},
+                    ]}}}},
         },
     }
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -44,7 +43,7 @@ from typing import Any
 
 import urllib3
 
-from escalator.integrations.ids import IdMapper
+from escalator.integrations.ids import IdMapper, label, language_tag
 
 log = logging.getLogger("escalator.client")
 
@@ -52,8 +51,6 @@ ROUTE_TO_HUMAN = "route_to_human"
 KEEP_WITH_BOT = "keep_with_bot"
 MAX_TEXT_CHARS = 8000
 MAX_RESPONSE_BYTES = 1_000_000
-_LABEL_CHARS = re.compile(r"[^A-Za-z0-9._:@-]+")
-_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 # Statuses worth another attempt with the same turn id: the service was restarting,
 # overloaded or behind a proxy that gave up; the turn may or may not have been decided.
 _RETRYABLE = frozenset({429, 500, 502, 503, 504})
@@ -175,25 +172,6 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return tuple(_freeze(v) for v in value)
     return value
-
-
-def label(value: str | None) -> str | None:
-    """A platform label (intent, tier, channel) in the form escalator accepts, or None.
-
-    Characters escalator refuses become "_" (intents are compared with separators
-    read as "_" anyway), and the label is cut to 64 characters."""
-    if value is None:
-        return None
-    cleaned = _LABEL_CHARS.sub("_", str(value).strip())[:64]
-    return cleaned if cleaned.strip("_") else None
-
-
-def language_tag(value: str | None) -> str | None:
-    """A platform locale ("en_US", "pt-BR") as a language tag, or None when it is not one."""
-    if not value:
-        return None
-    tag = value.strip().replace("_", "-")
-    return tag if _LANGUAGE.match(tag) else None
 
 
 def load_request_detector(lexicons_folder: Path | None = None) -> Callable[[str | None, str | None],

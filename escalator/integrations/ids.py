@@ -1,4 +1,5 @@
-"""Platform ids as escalator ids: the same platform id always maps to the same valid id.
+"""Platform ids and labels as escalator takes them: the same platform id always maps to
+the same valid id, and a platform's labels and locales are made to fit.
 
 escalator accepts ids of 1-128 characters of `A-Z a-z 0-9 . _ : @ -`. Platforms send
 ids outside that: Bot Framework's `a:1AbC|livechat`, messaging's `+14155550100` and
@@ -25,6 +26,8 @@ MAX_ID_CHARS = 128
 VALID_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 _PREFIX = re.compile(r"^[a-z0-9-]{1,32}$")
 _HASHED = re.compile(r"^[a-z0-9-]{1,32}:h:[0-9a-f]{32}$")
+_LABEL_CHARS = re.compile(r"[^A-Za-z0-9._:@-]+")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 
 @dataclass(frozen=True)
@@ -57,3 +60,22 @@ class IdMapper:
 def escalator_id(platform_id: str, prefix: str = "id", key: bytes | None = None) -> str:
     """The escalator id of a platform id: itself when valid, else `<prefix>:h:<hash>`."""
     return IdMapper(prefix, key)(platform_id)
+
+
+def label(value: str | None) -> str | None:
+    """A platform label (intent, tier, channel) in the form escalator accepts, or None.
+
+    Characters escalator refuses become "_" (intents are compared with separators
+    read as "_" anyway), and the label is cut to 64 characters."""
+    if value is None:
+        return None
+    cleaned = _LABEL_CHARS.sub("_", str(value).strip())[:64]
+    return cleaned if cleaned.strip("_") else None
+
+
+def language_tag(value: str | None) -> str | None:
+    """A platform locale ("en_US", "pt-BR") as a language tag, or None when it is not one."""
+    if not value:
+        return None
+    tag = value.strip().replace("_", "-")
+    return tag if _LANGUAGE.match(tag) else None

@@ -31,6 +31,7 @@ from escalator.app import create_app
 from escalator.config import Config
 from escalator.http.openapi import ERRORS
 from escalator.http.services import EXTENSION
+from escalator.integrations import dialogflow_cx
 from escalator.state.store import conversation_key
 
 pytestmark = pytest.mark.slow
@@ -89,9 +90,11 @@ OPERATIONS = [
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
+    ("POST", "/v1/integrations/dialogflow-cx"),
 ]
 # Operations that take input, so that invalid requests can be generated for them.
-TAKES_INPUT = {op for op in OPERATIONS if "{" in op[1] or op == ("POST", "/v1/evaluate")}
+TAKES_INPUT = {op for op in OPERATIONS if "{" in op[1] or op in (
+    ("POST", "/v1/evaluate"), ("POST", "/v1/integrations/dialogflow-cx"))}
 CASES = [pytest.param(method, path, mode, id=f"{mode.value}-{method} {path}")
          for method, path in OPERATIONS
          for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
@@ -149,6 +152,10 @@ def test_operation_answers_as_documented(api_schema: BaseSchema, fuzzed_ids: set
         if isinstance(conversation_id, str):
             # Some phases hand over the id already percent-encoded; the app decodes it.
             fuzzed_ids.update({conversation_id, urllib.parse.unquote(conversation_id)})
+        session = case.body.get("sessionInfo") if isinstance(case.body, dict) else None
+        if isinstance(session, dict) and isinstance(session.get("session"), str) \
+                and session["session"]:
+            fuzzed_ids.add(dialogflow_cx.CONVERSATIONS(session["session"]))
         case.call_and_validate(headers={"Authorization": f"Bearer {ADMIN_KEY}"},
                                checks=CHECKS)
 
@@ -201,13 +208,18 @@ HOSTILE = [
                  id="inline file name with a trailing newline"),
     pytest.param("/v1/evaluate", '{"turns":' + "[" * 5000 + "]" * 5000 + "}",
                  id="nesting deeper than the parser"),
+    pytest.param("/v1/integrations/dialogflow-cx",
+                 '{"detectIntentResponseId":"r\\ud800","sessionInfo":{"session":"s/\\udfff"},'
+                 '"text":"hi \\ud800","intentInfo":{"displayName":"\\ud800","confidence":1e999},'
+                 '"pageInfo":{"displayName":"p\\udc00"},"languageCode":"en\\n"}',
+                 id="lone surrogates and an infinite number in a CX webhook request"),
 ]
 
 
 @pytest.mark.parametrize(("path", "raw"), HOSTILE)
 def test_hostile_json_gets_an_error_or_a_decision_never_a_500(
         fuzz_app: Flask, fuzzed_ids: set[str], path: str, raw: str) -> None:
-    fuzzed_ids.add("hostile-1")
+    fuzzed_ids.update({"hostile-1", dialogflow_cx.CONVERSATIONS("s/\udfff")})
     response = fuzz_app.test_client().post(
         path, data=raw, content_type="application/json",
         headers={"Authorization": f"Bearer {ADMIN_KEY}"})
