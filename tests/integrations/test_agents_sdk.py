@@ -15,6 +15,7 @@ from support.integrations import (
     fixture_json,
     require_extra,
 )
+from support.turns import SENT_TEXTS, sent_words_in
 
 from escalator.integrations.client import EscalatorClient, Turn
 from escalator.integrations.ids import IdMapper
@@ -169,3 +170,26 @@ def test_activities_that_are_not_customer_messages_pass_through(escalator_url: s
     adapter.use(EscalatorMiddleware(EscalatorClient(escalator_url)))
     typing = Activity(type=ActivityTypes.typing)
     run(lambda: TestFlow(adapter, bot).send(typing).assert_reply(BOT_REPLY))
+
+
+def test_no_brief_the_agent_hub_gets_holds_a_word_the_customer_wrote(
+        escalator_url: str, platform_ids: Callable[[str], str]) -> None:
+    conversation = "words-" + "z" * 8 + "|livechat"
+    platform_ids(IDS(conversation))
+    first = incoming("webchat_message.json", conversation=conversation)
+    # One adapter for the conversation: it numbers the activities, which are the turn ids.
+    adapter = adapter_for(first, EscalatorClient(escalator_url, ids=IDS))
+    replies: list[Activity] = []
+    for text in SENT_TEXTS:
+        customer = incoming("webchat_message.json", conversation=conversation)
+        customer.text = text
+        run(lambda customer=customer: TestFlow(adapter, bot).send(customer)
+            .assert_reply(lambda reply: replies.append(reply)))
+        while (more := adapter.get_next_reply()) is not None:  # a handoff's second reply
+            replies.append(more)
+    handoffs = [r for r in replies if r.type == ActivityTypes.event]
+    assert handoffs, replies
+    value = handoffs[-1].value
+    assert value["source"] == "escalator" and value["brief"]["why"]["decisive"], value
+    dumped = [r.model_dump(by_alias=True, exclude_unset=True, mode="json") for r in replies]
+    assert sent_words_in(dumped) == []

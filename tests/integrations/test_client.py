@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from support.integrations import Front, closed_port_url, conversation_state, elapsed, unique
 from support.servers import serve
+from support.turns import SENT_TEXTS, sent_words_in
 
 from escalator.integrations.client import (
     FAIL_POLICY_RULE,
@@ -19,6 +20,7 @@ from escalator.integrations.client import (
     EscalatorClient,
     FailPolicy,
     Turn,
+    thaw,
 )
 from escalator.integrations.ids import escalator_id
 
@@ -191,3 +193,14 @@ def test_platform_ids_reach_the_same_conversation_every_time(
 def test_a_turn_without_text_or_intent_is_a_caller_error() -> None:
     with pytest.raises(ValueError):
         EscalatorClient(closed_port_url()).decide(Turn("c", "t", text="  "))
+
+
+def test_no_brief_the_client_gets_holds_a_word_the_customer_wrote(
+        escalator_url: str, conversation: str) -> None:
+    client = EscalatorClient(escalator_url)
+    decisions = [client.decide(Turn(conversation, f"t-{n}", text=text, channel="web"))
+                 for n, text in enumerate(SENT_TEXTS, 1)]
+    assert decisions[-1].route_to_human and decisions[-1].handoff is not None
+    assert decisions[-1].handoff.brief is not None
+    assert sent_words_in([d.body() for d in decisions]) == []
+    assert sent_words_in(thaw(decisions[-1].handoff.brief)) == []

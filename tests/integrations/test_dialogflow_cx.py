@@ -15,6 +15,7 @@ import pytest
 import urllib3
 from flask.testing import FlaskClient
 from support.integrations import brief_of, conversation_state, fixture_json, require_extra
+from support.turns import SENT_TEXTS, sent_words_in
 
 from escalator.app import create_app
 from escalator.config import Config
@@ -222,3 +223,15 @@ def test_end_to_end_on_escalator_serve(escalator_url: str,
     assert handoff["brief"]["conversation"]["turns"] == 2
     stored = conversation_state(escalator_url, conversation_of(calm))
     assert stored is not None and stored["escalated"] and stored["turn_index"] == 2
+
+
+def test_no_brief_cx_gets_holds_a_word_the_customer_wrote(
+        client: FlaskClient, platform_ids: Callable[[str], str]) -> None:
+    first = webhook_request("text_order_status.json")
+    session = first["sessionInfo"]["session"]
+    answers = [call(client, {**webhook_request("text_order_status.json", session=session),
+                             "text": text}, platform_ids) for text in SENT_TEXTS]
+    assert parameters(answers[-1])["escalator_decision"] == "route_to_human"
+    metadata = answers[-1]["fulfillmentResponse"]["messages"][-1]["liveAgentHandoff"]["metadata"]
+    assert metadata["brief"]["why"]["decisive"]
+    assert sent_words_in(answers) == []

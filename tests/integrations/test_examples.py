@@ -13,6 +13,7 @@ from pathlib import Path
 from support.integrations import require_extra, unique
 from support.servers import free_port, http, wait_for
 
+from escalator.integrations import dialogflow_cx
 from escalator.integrations.ids import IdMapper, escalator_id
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -87,3 +88,28 @@ def test_the_agents_sdk_example(escalator_url: str, platform_ids: Callable[[str]
     assert lines[1].startswith("message ") and "Tuesday" not in lines[1]
     assert lines[2].startswith("event handoff.initiate ")
     assert len(lines) == 3
+
+
+def test_the_dialogflow_cx_example(escalator_url: str,
+                                   platform_ids: Callable[[str], str]) -> None:
+    types = require_extra("google.cloud.dialogflowcx_v3.types", "dialogflow")
+    session = unique("cx-example-")
+    platform_ids(dialogflow_cx.CONVERSATIONS(
+        "projects/acme-support/locations/global/agents/6b21725c-c625-42dc-ad10-2ffe08a4f769"
+        f"/sessions/{session}"))
+    calm, routed = (json.loads(line) for line in run_example(
+        "dialogflow_cx/conversation.py", escalator_url, "--session", session))
+    assert calm == {"decision": "keep_with_bot", "messages": [], "queue": None,
+                    "urgency": None, "said": None, "brief": None}
+    assert routed["decision"] == "route_to_human"
+    assert routed["messages"] == ["text", "liveAgentHandoff"]
+    assert routed["queue"] and routed["urgency"] and routed["said"] and routed["brief"]
+    # The agent's configuration the docs walk through, read by CX's own types.
+    agent = json.loads((EXAMPLES / "dialogflow_cx" / "agent.json").read_text())
+    types.Webhook.from_json(json.dumps(agent["webhook"]))
+    for route in ("orderStatusRoute", "handoffRoute"):
+        types.TransitionRoute.from_json(json.dumps(agent[route]))
+    handler = types.EventHandler.from_json(json.dumps(agent["noMatchHandler"]))
+    assert dialogflow_cx.is_no_match(handler.trigger_fulfillment.tag)
+    assert agent["webhook"]["genericWebService"]["uri"].endswith(
+        "/v1/integrations/dialogflow-cx")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from support.integrations import BRIEF, Front, brief_of, fixture_json, require_extra, unique
+from support.turns import SENT_TEXTS, sent_words_in
 
 from escalator.integrations import lex
 from escalator.integrations.client import EscalatorClient
@@ -241,3 +242,22 @@ def test_the_lambda_entry_point_reads_its_settings_from_the_environment(
     check_answer(answer)
     assert answer["sessionState"]["dialogAction"]["type"] == "Delegate"
     assert lex._hook is not None and lex._hook.client.ids.prefix == "lex"
+
+
+def test_no_brief_lex_gets_holds_a_word_the_customer_wrote(
+        escalator_url: str, platform_ids: Callable[[str], str]) -> None:
+    hook = LexHook(EscalatorClient(escalator_url, ids=IdMapper(prefix="lex")))
+    session = unique("lex-")
+    platform_ids(IdMapper(prefix="lex")(session))
+    attributes: dict[str, str] = {}
+    answers = []
+    for text in SENT_TEXTS:
+        asked = event("request_for_agent.json", session=session)
+        asked["inputTranscript"] = text
+        asked["sessionState"]["sessionAttributes"] = attributes
+        answers.append(hook(asked, None))
+        attributes = answers[-1]["sessionState"]["sessionAttributes"]
+    check_answer(answers[-1])
+    assert answers[-1]["sessionState"]["dialogAction"]["type"] == "Close"
+    assert json.loads(attributes["escalator_brief"])["why"]["decisive"]
+    assert sent_words_in(answers) == []

@@ -17,6 +17,7 @@ from support.integrations import (
     require_extra,
     unique,
 )
+from support.turns import SENT_IN_ONE, sent_words_in
 
 from escalator.integrations.client import EscalatorClient
 from escalator.integrations.ids import escalator_id
@@ -142,3 +143,14 @@ def test_the_handoff_brief_reaches_the_connector(
         _, response = action_server(EscalatorClient(front.url)).post("/webhook", json=call)
     assert response.json["responses"][0]["custom"]["handoff"]["brief"] == brief_of(real.body())
     assert [e["event"] for e in response.json["events"]] == ["pause"]
+
+
+def test_no_brief_rasa_gets_holds_a_word_the_customer_wrote(
+        webhook: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    call = action_call("request_for_person.json")
+    latest = [e for e in call["tracker"]["events"] if e.get("event") == "user"][-1]
+    latest["text"] = latest["parse_data"]["text"] = SENT_IN_ONE
+    call["tracker"]["latest_message"] = latest["parse_data"]
+    response = webhook(call)
+    assert response["responses"][0]["custom"]["handoff"]["brief"]["why"]["decisive"]
+    assert sent_words_in(response) == []

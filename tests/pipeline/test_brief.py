@@ -10,15 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
-from support.turns import say
+from support.turns import SENT_TEXTS, SENT_WORDS, say, sent_words_in
 
 from escalator.app import create_app
 from escalator.config import Config, default_rules_dir
 from escalator.http.services import EXTENSION
-
-# Words a customer might type that are in no lexicon, rule or message of the default policy
-# (checked below): if one turns up in a brief, it came from what the customer wrote.
-SENT_WORDS = ("zorblaxian", "quiffleworth", "snargleblat", "vexdrumple", "plonquist")
 
 
 def descriptions(client: FlaskClient) -> dict[str, str]:
@@ -144,10 +140,7 @@ def test_no_brief_holds_a_word_the_customer_wrote(
     try:
         client = app.test_client()
         cid = new_conversation_id()
-        texts = [f"My {SENT_WORDS[0]} from {SENT_WORDS[1]} never arrived",
-                 f"I want to cancel the {SENT_WORDS[2]} subscription, this is a scam!!",
-                 f"{SENT_WORDS[3].upper()} {SENT_WORDS[4]}: let me talk to a human now",
-                 f"Still waiting about my {SENT_WORDS[0]}, {SENT_WORDS[2]} and {SENT_WORDS[4]}"]
+        texts = [*SENT_TEXTS, f"Still waiting: {SENT_WORDS[0]}, {SENT_WORDS[2]}, {SENT_WORDS[4]}"]
         for n, text in enumerate(texts, 1):
             answers.append(client.post(f"/v1/conversations/{cid}/turns", json={
                 "turn_id": f"t-{n}", "message": {"text": text, "intent": "order_issue"},
@@ -161,7 +154,6 @@ def test_no_brief_holds_a_word_the_customer_wrote(
     records = [json.loads(line) for line in log.read_text().splitlines()]
     briefs += [r["handoff"]["brief"] for r in records if r["handoff"]]
     assert len(briefs) >= 6
-    seen = json.dumps([answers, records, briefs]).casefold()
-    assert [word for word in SENT_WORDS if word in seen] == []
+    assert sent_words_in([answers, records, briefs]) == []
     # What the briefs do say: labels (ours and the caller's) and numbers.
     assert {"order_issue"} == {i for b in briefs for i in b["intents"]}
