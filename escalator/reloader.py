@@ -112,11 +112,14 @@ class RuleReloader:
     def reload(self, reason: str = "request", timeout: float | None = None) -> ReloadResult:
         """Have the folder read now and activated once complete; the result, or ReloadBusy
         when there is none within `timeout` (default: settle time + admin_wait_seconds)."""
-        self.start()
         wait = self.settle_seconds + self.admin_wait_seconds if timeout is None else timeout
         with self._cond:
             self._asked += 1
             ticket = self._asked
+        # Asked before the thread starts, so that its first read (the catch-up at worker
+        # start) answers this ask; otherwise that read could take the change and leave
+        # this ask an 'unchanged' that hides the change's warnings.
+        self.start()
         log.info("rules reload asked (%s)", reason)
         self._wake()
         with self._cond:
