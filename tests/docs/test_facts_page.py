@@ -3,6 +3,7 @@ of facts can never drift from what the loader accepts."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -30,3 +31,10 @@ def test_the_command_prints_the_page() -> None:
     result = CliRunner().invoke(main, ["rules", "facts"])
     assert result.exit_code == 0
     assert result.output == facts_markdown()
+
+
+def test_the_floor_problem_names_a_heading_that_exists() -> None:
+    from escalator.ruleset.floor import FLOOR_DOC
+
+    heading, page = re.fullmatch(r"see '(.+)' in (\S+)", FLOOR_DOC).groups()  # type: ignore[union-attr]
+    assert f"\n## {heading}\n" in (PAGE.parents[2] / page).read_text(encoding="utf-8")

@@ -1,6 +1,7 @@
-"""The README's policy-owner walkthrough can be followed from a clone: it starts the
-service it reloads, raises the version it relies on, says how to reach the commands, and
-replays a corpus shipped in the repository, with the changes a replay really shows."""
+"""The policy owner's walkthrough (docs/policy/guide.md, "Change a rule safely") can be
+followed from a clone: it starts the service it reloads, raises the version it relies on,
+says how to reach the commands, and replays a corpus shipped in the repository, with the
+changes a replay really shows."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ from click.testing import CliRunner
 from escalator.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+GUIDE = (ROOT / "docs" / "policy" / "guide.md").read_text(encoding="utf-8")
 
 
 def walkthrough() -> list[str]:
     """The command lines ($ ...) of the walkthrough, in order."""
-    section = README[README.index("## For policy owners: change a rule safely"):]
+    section = GUIDE[GUIDE.index("## Change a rule safely"):]
     block = section[section.index("```text"):]
     block = block[:block.index("\n```\n")]
     return [line[2:] for line in block.splitlines() if line.startswith("$ ")]
@@ -67,6 +68,6 @@ def test_the_replay_shown_is_what_the_example_corpus_gives(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     real = [line for line in result.output.splitlines()
             if line.startswith(("  ex-", "decisions changed in"))]
-    shown = [line for line in README.splitlines()
+    shown = [line for line in GUIDE.splitlines()
              if line.startswith(("  ex-", "decisions changed in"))]
     assert len(real) > 1 and shown == real
