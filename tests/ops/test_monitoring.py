@@ -111,16 +111,32 @@ def runbook_document(url: str) -> Path:
     return ROOT / (hosted.group(1) if hosted else path)
 
 
-def test_every_runbook_url_points_at_a_heading_that_names_its_alert() -> None:
+RUNBOOKS = ROOT / "docs" / "operations"
+
+
+def test_every_runbook_url_points_at_its_alerts_own_heading_in_a_runbook() -> None:
     for rule in alert_rules():
         url = rule["annotations"]["runbook_url"]
         document = runbook_document(url)
         assert document.is_file(), f"{rule['alert']}: {url}: no such file in the repository"
+        assert document.parent == RUNBOOKS and document.name.startswith("runbook"), \
+            f"{rule['alert']}: {url}: not a runbook page of docs/operations"
         anchor = urllib.parse.urlsplit(url).fragment
         sections = markdown_sections(document.read_text(encoding="utf-8"))
         assert anchor in sections, f"{rule['alert']}: {url}: no such heading " \
                                    f"(there are: {', '.join(sections)})"
+        # One heading per alert: the alert's name is the heading, so the anchor is its name.
+        assert anchor == rule["alert"].lower(), f"{rule['alert']}: {url}: another heading"
         assert rule["alert"] in sections[anchor], f"{rule['alert']}: not named at {url}"
+
+
+def test_every_alert_heading_of_the_runbooks_is_an_alert() -> None:
+    alerts = {rule["alert"] for rule in alert_rules()}
+    for page in sorted(RUNBOOKS.glob("runbook*.md")):
+        headings = re.findall(r"^## (Escalator\w+)$", page.read_text(encoding="utf-8"), re.M)
+        assert set(headings) <= alerts, f"{page.name}: {sorted(set(headings) - alerts)}"
+    main_page = (RUNBOOKS / "runbook.md").read_text(encoding="utf-8")
+    assert re.findall(r"^## (\w+)$", main_page, re.M), "runbook.md has no alert heading"
 
 
 def test_runbook_urls_resolve_like_github_anchors() -> None:
@@ -132,7 +148,8 @@ def test_runbook_urls_resolve_like_github_anchors() -> None:
                                                                   "x"]
     assert runbook_document("https://git.example.com/o/escalator/blob/main/docs/ops.md#a") \
         == ROOT / "docs" / "ops.md"
-    assert runbook_document("README.md#alerts-and-what-to-do") == ROOT / "README.md"
+    assert runbook_document("docs/operations/runbook.md#escalatortargetdown") \
+        == RUNBOOKS / "runbook.md"
 
 
 def test_every_alert_has_a_firing_and_a_silent_promtool_case() -> None:

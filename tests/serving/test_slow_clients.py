@@ -5,7 +5,7 @@ Each attack is bench/slow_clients.py's: slow clients that send their headers a b
 time, their body a byte at a time (Content-Length, or chunked), or nothing at all, each
 reconnecting as soon as it is let go, while a canary caller sends turns and asks /healthz
 one after the other. The bounds are generous for a shared machine; what they measure is in
-the README ("Slow clients").
+docs/operations/resilience.md ("Slow clients").
 """
 
 from __future__ import annotations
