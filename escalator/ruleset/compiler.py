@@ -449,7 +449,7 @@ class CompiledRuleSet:
 
     The C extension is not thread-safe and never releases the GIL: one lock per compiled
     set serialises assert/drain/retract (8 threads without it segfaulted every time; see
-    the durable-rules notes). Scale with worker processes, not threads.
+    docs/design/rule-compiler.md). Scale with worker processes, not threads.
     """
 
     def __init__(self, ruleset: RuleSet) -> None:
