@@ -1,5 +1,5 @@
-"""ESCALATOR_EMBEDDED_REDIS_DIR holds what the settings table (and the README) says it
-holds, and the socket is where they say it is."""
+"""ESCALATOR_EMBEDDED_REDIS_DIR holds what the settings table (in the code, and in
+docs/operations/deploy.md) says it holds, and the socket is where they say it is."""
 
 from __future__ import annotations
 
