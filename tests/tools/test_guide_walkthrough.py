@@ -71,3 +71,23 @@ def test_the_replay_shown_is_what_the_example_corpus_gives(tmp_path: Path) -> No
     shown = [line for line in GUIDE.splitlines()
              if line.startswith(("  ex-", "decisions changed in"))]
     assert len(real) > 1 and shown == real
+
+
+def test_the_rule_tests_shown_are_what_the_edited_rules_give(tmp_path: Path) -> None:
+    mine = tmp_path / "my-rules"
+    shutil.copytree(ROOT / "rules", mine,
+                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    commands = walkthrough()
+    threshold = next(c for c in commands if "gte: 0.8/" in c)
+    old, new = re.search(r'"s/(.+?)/(.+?)/"', threshold).groups()  # type: ignore[union-attr]
+    frustration = mine / "frustration.yaml"
+    frustration.write_text(frustration.read_text().replace(old, new))
+    assert "escalator rules test /tmp/my-rules" in commands
+    # What the guide shows after that command, up to the next command.
+    lines = GUIDE.splitlines()
+    start = lines.index("$ escalator rules test /tmp/my-rules") + 1
+    shown = lines[start:next(i for i in range(start, len(lines))
+                             if lines[i].startswith("$ "))]
+    result = CliRunner().invoke(main, ["rules", "test", str(mine)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == shown
