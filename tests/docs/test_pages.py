@@ -8,28 +8,12 @@ import re
 import urllib.parse
 from pathlib import Path
 
+from support.markdown import markdown_sections
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", ROOT / "CHANGES.md", *sorted(DOCS.rglob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
-
-
-def anchors(text: str) -> set[str]:
-    """A page's heading anchors as GitHub makes them (lower case, punctuation dropped,
-    spaces to hyphens, -1, -2... for repeats), outside code blocks."""
-    found: set[str] = set()
-    seen: dict[str, int] = {}
-    fenced = False
-    for line in text.splitlines():
-        if line.startswith("```"):
-            fenced = not fenced
-        match = None if fenced else re.match(r"(#{1,6}) +(.+?) *#*$", line)
-        if match:
-            slug = re.sub(r"[^\w\- ]", "", match.group(2).strip().lower()).replace(" ", "-")
-            repeat = seen.get(slug, 0)
-            seen[slug] = repeat + 1
-            found.add(f"{slug}-{repeat}" if repeat else slug)
-    return found
 
 
 def test_the_readme_is_a_front_page() -> None:
@@ -54,7 +38,7 @@ def test_every_relative_link_leads_to_a_file_and_heading() -> None:
             if not linked.exists():
                 broken.append(f"{page.relative_to(ROOT)}: {target}: no such file")
             elif fragment and linked.suffix == ".md" and \
-                    fragment not in anchors(linked.read_text(encoding="utf-8")):
+                    fragment not in markdown_sections(linked.read_text(encoding="utf-8")):
                 broken.append(f"{page.relative_to(ROOT)}: {target}: no such heading")
     assert broken == []
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from prometheusrule import PROMETHEUS_RULE_FILE, RULES_FILE
 from prometheusrule import render as render_prometheus_rule
+from support.markdown import markdown_sections
 from support.ops import K8S, ROOT, only, render, require_tool, run
 
 MONITORING = K8S / "monitoring"
@@ -76,31 +77,6 @@ def test_every_alert_says_what_happened_what_to_do_and_how_bad() -> None:
         annotations = rule["annotations"]
         assert {"summary", "description", "runbook", "runbook_url"} <= set(annotations), \
             rule["alert"]
-
-
-def markdown_sections(text: str) -> dict[str, str]:
-    """A markdown file's sections by their headings' anchors, as GitHub makes them
-    (lower case, punctuation dropped, spaces to hyphens, -1, -2... for repeats); a
-    section runs to the next heading of the same or a higher level."""
-    headings: list[tuple[int, str, int]] = []  # level, anchor, where its section starts
-    seen: dict[str, int] = {}
-    fenced = False
-    lines = text.splitlines()
-    for number, line in enumerate(lines):
-        if line.startswith("```"):
-            fenced = not fenced
-        match = None if fenced else re.match(r"(#{1,6}) +(.+?) *#*$", line)
-        if match:
-            slug = re.sub(r"[^\w\- ]", "", match.group(2).strip().lower()).replace(" ", "-")
-            repeat = seen.get(slug, 0)
-            seen[slug] = repeat + 1
-            headings.append((len(match.group(1)), f"{slug}-{repeat}" if repeat else slug,
-                             number))
-    sections = {}
-    for i, (level, anchor, start) in enumerate(headings):
-        end = next((s for lv, _, s in headings[i + 1:] if lv <= level), len(lines))
-        sections[anchor] = "\n".join(lines[start:end])
-    return sections
 
 
 def runbook_document(url: str) -> Path:

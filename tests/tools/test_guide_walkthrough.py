@@ -46,12 +46,13 @@ def test_the_walkthrough_reads_only_files_a_clone_has() -> None:
         assert (ROOT / path).exists(), path
 
 
-def test_the_replay_shown_is_what_the_example_corpus_gives(tmp_path: Path) -> None:
+def copies_as_the_walkthrough_makes_them(tmp_path: Path) -> tuple[Path, Path]:
+    """The live rules and the policy owner's copy with the walkthrough's two edits, as its
+    sed commands make them."""
     live, mine = tmp_path / "live-rules", tmp_path / "my-rules"
     for folder in (live, mine):
         shutil.copytree(ROOT / "rules", folder,
                         ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
-    # The walkthrough's two edits, as its sed commands make them.
     commands = walkthrough()
     threshold = next(c for c in commands if "gte: 0.8/" in c)
     old, new = re.search(r'"s/(.+?)/(.+?)/"', threshold).groups()  # type: ignore[union-attr]
@@ -62,7 +63,11 @@ def test_the_replay_shown_is_what_the_example_corpus_gives(tmp_path: Path) -> No
                         next(c for c in commands if "s/^version: .*/" in c)).group(1)
     ruleset = mine / "ruleset.yaml"
     ruleset.write_text(re.sub(r"^version: .*$", version, ruleset.read_text(), flags=re.M))
+    return live, mine
 
+
+def test_the_replay_shown_is_what_the_example_corpus_gives(tmp_path: Path) -> None:
+    live, mine = copies_as_the_walkthrough_makes_them(tmp_path)
     result = CliRunner().invoke(main, ["replay", str(ROOT / "examples/corpus/support.jsonl"),
                                        "--rules", str(mine), "--against", str(live)])
     assert result.exit_code == 0, result.output
@@ -74,15 +79,8 @@ def test_the_replay_shown_is_what_the_example_corpus_gives(tmp_path: Path) -> No
 
 
 def test_the_rule_tests_shown_are_what_the_edited_rules_give(tmp_path: Path) -> None:
-    mine = tmp_path / "my-rules"
-    shutil.copytree(ROOT / "rules", mine,
-                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
-    commands = walkthrough()
-    threshold = next(c for c in commands if "gte: 0.8/" in c)
-    old, new = re.search(r'"s/(.+?)/(.+?)/"', threshold).groups()  # type: ignore[union-attr]
-    frustration = mine / "frustration.yaml"
-    frustration.write_text(frustration.read_text().replace(old, new))
-    assert "escalator rules test /tmp/my-rules" in commands
+    _, mine = copies_as_the_walkthrough_makes_them(tmp_path)
+    assert "escalator rules test /tmp/my-rules" in walkthrough()
     # What the guide shows after that command, up to the next command.
     lines = GUIDE.splitlines()
     start = lines.index("$ escalator rules test /tmp/my-rules") + 1
