@@ -119,50 +119,40 @@ def traffic_texts(conversation: dict[str, Any]) -> list[str]:
 # ------------------------------------------------------------------ the formats' shapes
 
 
-class _TwccMessage(Schema):
+class _Record(Schema):
+    """What a conversation of a format must hold; keys the converter does not read are
+    let through unchecked (data sets carry labels and metadata)."""
+
     class Meta:
         unknown = EXCLUDE
 
+
+class _TwccMessage(_Record):
     message = fields.String(required=True)
 
 
-class _TwccConversation(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
+class _TwccConversation(_Record):
     # The format's own (camelCase) names.
     dialogHeader = fields.Dict(load_default=dict)
     dialogContent = fields.List(fields.Nested(_TwccMessage), required=True)
 
 
-class _Stc3Turn(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
+class _Stc3Turn(_Record):
     sender = fields.String(required=True)
     utterances = fields.List(fields.String(), required=True)
 
 
-class _Stc3Dialogue(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
+class _Stc3Dialogue(_Record):
     id = fields.Raw(required=True)
     turns = fields.List(fields.Nested(_Stc3Turn), required=True)
 
 
-class _BetoldUtterance(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
+class _BetoldUtterance(_Record):
     caller_name = fields.String(required=True)
     intent = fields.String(required=True)
 
 
-class _BetoldDialogue(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
+class _BetoldDialogue(_Record):
     utterances_annotations = fields.List(fields.Nested(_BetoldUtterance), required=True)
 
 
