@@ -1,6 +1,6 @@
 """How well the scores agree with people, measured on real public conversations.
 
-    python bench/quality.py ../shared/data [--rules rules] [--json]
+    python -m bench.quality.quality ../shared/data [--rules rules] [--json]
 
 Every conversation is replayed turn by turn through the service's own decision pipeline
 (`Pipeline.evaluate`: the same scoring and the same compiled rules, state carried from
@@ -30,7 +30,8 @@ human labels of each set:
 
 Breakdown and decisions are also given on each half of the set: the even-numbered
 conversations (the loop weights and the loop rules' thresholds were tuned on them with
-bench/fit_loops.py and bench/fit_routing.py) and the odd-numbered ones, held out.
+bench/quality/fit_loops.py and bench/quality/fit_routing.py) and the odd-numbered ones,
+held out.
 
 The labels are read only to compare, never to score. Plain VADER (`compound`) is shown
 beside the frustration and satisfaction numbers as the baseline to beat.
@@ -41,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import statistics
 import sys
 import time
@@ -53,10 +53,17 @@ from typing import Any
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from bench.common.stats import pearson, roc_auc, spearman
 from escalator.config import default_rules_dir
 from escalator.model import ROUTE, BotReply, Message, Turn
 from escalator.policy import Policy, load_policy
 from escalator.scoring import score_turn
+from escalator.tools.corpus import (
+    breakdown_turns,
+    customer_texts,
+    dfrustration_dialogues,
+    traffic_texts,
+)
 from escalator.tools.transcripts import decide_turns
 
 FRUSTRATION = "frustration/dfrustration_dev.txt"
@@ -66,47 +73,6 @@ TRAFFIC = "traffic/twcc_dev.json"
 
 # Even-numbered conversations: the half every fit and threshold was tuned on; odd: held out.
 HALVES = {"all": slice(None), "even": slice(0, None, 2), "odd": slice(1, None, 2)}
-
-# ------------------------------------------------------------------------------ statistics
-
-
-def pearson(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Pearson's r (nan when either side is constant)."""
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-    sxx = sum((x - mx) ** 2 for x in xs)
-    syy = sum((y - my) ** 2 for y in ys)
-    return sxy / math.sqrt(sxx * syy) if sxx and syy else math.nan
-
-
-def ranks(values: Sequence[float]) -> list[float]:
-    """1-based ranks, ties sharing their mean rank."""
-    order = sorted(range(len(values)), key=values.__getitem__)
-    result = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            result[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return result
-
-
-def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Spearman's rho: Pearson's r of the ranks."""
-    return pearson(ranks(xs), ranks(ys))
-
-
-def roc_auc(scores: Sequence[float], positive: Sequence[bool]) -> float:
-    """Area under the ROC curve (Mann-Whitney U, ties counted half)."""
-    r = ranks(scores)
-    n_pos = sum(positive)
-    n_neg = len(positive) - n_pos
-    rank_sum = sum(rank for rank, p in zip(r, positive, strict=True) if p)
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-
 
 # ------------------------------------------------------------------------------ replaying
 
@@ -129,55 +95,10 @@ def text_turn(index: int, text: str, prompt_id: str | None = None) -> Turn:
 
 # ------------------------------------------------------------------------------ data sets
 
-_RATINGS = re.compile(r"\{([^{}]*)\}\s*$")
-
-
 def frustration_dialogues(path: Path) -> list[list[tuple[str, float | None]]]:
     """Dialogues of (customer text, mean rating or None); support turns only separate them."""
-    dialogues: list[list[tuple[str, float | None]]] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("----"):
-            dialogues.append([])
-        elif line.startswith("USER:") and dialogues:
-            found = _RATINGS.search(line)
-            text = line[5:found.start()] if found else line[5:]
-            ratings = [float(v) for v in (found.group(1).split(",") if found else [])
-                       if v.strip() not in ("", "n")]
-            mean = statistics.fmean(ratings) if ratings else None
-            dialogues[-1].append((text.strip(), mean))
-    return [d for d in dialogues if d]
-
-
-def breakdown_turns(dialogue: dict[str, Any]) -> list[Turn]:
-    """A BETOLD dialogue as the turns a bot platform would send: intents and prompt ids."""
-    turns: list[Turn] = []
-    prompt: str | None = None
-    fallback = False
-    for utterance in dialogue["utterances_annotations"]:
-        if utterance["caller_name"] == "nlg":
-            prompt = utterance["intent"]
-            # The bot often says "did not understand" and then asks again in a second
-            # message: the reply the caller answers was still a fallback.
-            fallback = fallback or prompt == "did_not_understand"
-            continue
-        turns.append(Turn(
-            turn_id=f"t-{len(turns) + 1}",
-            message=Message(intent=utterance["intent"]),
-            bot=BotReply(prompt_id=prompt, fallback=fallback),
-        ))
-        fallback = False
-    return turns
-
-
-def customer_texts(dialogue: dict[str, Any]) -> list[str]:
-    """The customer's messages of an STC-3 dialogue."""
-    return [" ".join(turn["utterances"]) for turn in dialogue["turns"]
-            if turn["sender"] == "customer"]
-
-
-def traffic_texts(conversation: dict[str, Any]) -> list[str]:
-    """The customer's messages of a twcc conversation (agents' replies left out)."""
-    return [m["message"] for m in conversation["dialogContent"] if "agent" not in m]
+    with path.open(encoding="utf-8") as lines:
+        return list(dfrustration_dialogues(lines))
 
 
 # ------------------------------------------------------------------------------ decisions

@@ -1,6 +1,6 @@
 """Reload latency: from the end of a rule change to every worker deciding with it.
 
-    python bench/reload.py [--interval 1] [--settle 2] [--changes 5] [--workers 2]
+    python -m bench.perf.reload [--interval 1] [--settle 2] [--changes 5] [--workers 2]
 
 Starts `escalator serve` (embedded Redis, a copy of the default rules in a temporary
 folder) and changes the rule set's version `--changes` times in each of three ways:
@@ -15,7 +15,7 @@ For each it prints the median and the largest time from the end of the write unt
 first worker, and then every worker, decides with the new version ("every worker": 8
 answers of `GET /v1/ruleset` in a row show it), and for `admin` how long the reload
 request took. `--settle` is passed as ESCALATOR_RELOAD_SETTLE_SECONDS (a version of the
-service without it ignores it: `PYTHONPATH=/path/to/older/checkout python bench/reload.py`
+service without it ignores it: `PYTHONPATH=/path/to/older/checkout python -m bench.perf.reload`
 measures an older version with the same script).
 
 Everything runs on loopback and stops by itself; the folder is removed at the end.
@@ -28,10 +28,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -39,17 +37,10 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.common.servers import start_serve
 from escalator.config import default_rules_dir
 
 ALL_WORKERS = 8  # answers in a row that must show the new version
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def get(url: str, method: str = "GET") -> tuple[int, dict[str, object]]:
@@ -76,26 +67,8 @@ def with_version(text: str, version: str) -> str:
 def serve(folder: Path, rules: Path, workers: int, **settings: str
           ) -> tuple[str, subprocess.Popen[bytes]]:
     """`escalator serve` on a free port; its base URL and process once /healthz answers."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ESCALATOR_", "PROMETHEUS_"))}
-    env.update(ESCALATOR_RULES_DIR=str(rules), ESCALATOR_LOG_LEVEL="WARNING", **settings)
-    with (folder / "serve.log").open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "escalator", "serve", "--port", str(port),
-             "--workers", str(workers)], cwd=folder, env=env, stdout=log,
-            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if get(f"{base}/healthz")[0] == 200:
-                return base, process
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("serve did not start: " + (folder / "serve.log").read_text())
-        time.sleep(0.05)
+    return start_serve(folder, workers, ESCALATOR_RULES_DIR=str(rules),
+                       ESCALATOR_LOG_LEVEL="WARNING", **settings)
 
 
 def until_served(base: str, version: str, started: float) -> tuple[float, float]:

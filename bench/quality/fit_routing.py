@@ -1,16 +1,16 @@
 """Tune the default loop rules' thresholds on BETOLD: calls that ended well vs badly routed.
 
-    python bench/fit_routing.py ../shared/data [--rules rules]
+    python -m bench.quality.fit_routing ../shared/data [--rules rules]
 
 Run by hand when the loop score or the loop rules change, never by the service. The
 thresholds it chooses go into rules/loops.yaml by hand (then bump the version, rerun
-bench/quality.py, and copy the rules to k8s/base/rules).
+bench.quality.quality, and copy the rules to k8s/base/rules).
 
 What is measured: a contact centre pays for a person on every call the rules route, so
 the cost is the share of calls that *ended well* (the caller booked) that are routed at
 some turn, and the gain is the share of calls that ended badly (late hang-up or forward,
 BETOLD's LUHF label) routed. Every dialogue is replayed once through the service's own
-pipeline (bench/quality.py's mapping: intents and prompt ids only) to get each turn's
+pipeline (bench/quality/quality.py's mapping: intents and prompt ids only) to get each turn's
 facts; each candidate rule set is the rules folder with two numbers replaced, compiled
 by the service's own compiler, and evaluated on those facts turn by turn up to its first
 handoff (facts do not depend on the rules until a handoff).
@@ -47,11 +47,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from quality import BREAKDOWN, HALVES, Replayer, breakdown_turns, in_half
-
+from bench.common.stats import wilson_upper
+from bench.quality.quality import BREAKDOWN, HALVES, Replayer, in_half
 from escalator.config import default_rules_dir
 from escalator.model import ROUTE, FactValue
 from escalator.policy import load_policy
+from escalator.tools.corpus import breakdown_turns
 
 TARGET = 0.10  # at most this share of the calls that ended well may be routed
 RATIO = 2.5  # the bad calls' routed share must be at least this many times the good's
@@ -80,18 +81,8 @@ class Point:
     def acceptable(self, half: str = "even") -> bool:
         """At most TARGET of the good calls with 95% confidence, RATIO times that of the bad."""
         routed, total = self.good_counts[half]
-        return (wilson_upper(routed, total) <= TARGET
+        return (wilson_upper(routed, total, Z) <= TARGET
                 and self.bad[half] >= RATIO * self.good[half])
-
-
-def wilson_upper(successes: int, total: int, z: float = Z) -> float:
-    """The upper end of the Wilson score interval of a proportion."""
-    if total == 0:
-        return 1.0
-    p = successes / total
-    centre = p + z * z / (2 * total)
-    spread = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
-    return (centre + spread) / (1 + z * z / total)
 
 
 def replayed_facts(rules: Path, data: Path) -> tuple[list[Turns], list[bool]]:
@@ -181,7 +172,7 @@ def line(point: Point) -> str:
     parts += [f"{point.good[h]:5.1%} {point.bad[h]:6.1%} {_ratio(point, h):>5}" for h in HALVES]
     routed, total = point.good_counts["even"]
     left = "-" if math.isnan(point.left["all"]) else f"{point.left['all']:g}"
-    parts.append(f"{wilson_upper(routed, total):7.1%}  {left:>4}")
+    parts.append(f"{wilson_upper(routed, total, Z):7.1%}  {left:>4}")
     return "   ".join(parts) + ("  ok" if point.acceptable() else "")
 
 

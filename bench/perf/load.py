@@ -1,20 +1,20 @@
 """Load benchmark: `escalator serve` driven over HTTP by wrk, against its own /healthz.
 
-    python bench/load.py [--duration 20] [--connections 8] [--workers 2]
-    python bench/load.py --soak 10          # half of the capacity for 10 minutes: RSS
+    python -m bench.perf.load [--duration 20] [--connections 8] [--workers 2]
+    python -m bench.perf.load --soak 10          # half of the capacity for 10 minutes: RSS
 
 Starts a private redis-server on a free loopback port (`--save "" --appendonly no`; or
 uses --redis-url, deleting only the keys it wrote) and the service under gunicorn on
 another, then, one after the other on the same server:
 
-1. warm-up: realistic turns (bench/load.lua) for a few seconds;
+1. warm-up: realistic turns (bench/perf/load.lua) for a few seconds;
 2. `GET /healthz` as fast as the server answers: the framework's floor (Flask, gunicorn,
    a new TCP connection per request since sync workers do not keep connections alive);
 3. `POST /v1/conversations/{id}/turns` as fast as the server answers: capacity, latency
    at full load, Redis round trips per decision (INFO commandstats delta over the
    decisions the service counted in /metrics);
 4. turns at a fixed rate of half that capacity (wrk with a per-request delay() schedule;
-   see bench/load.lua): latency at half load;
+   see bench/perf/load.lua): latency at half load;
 5. `MEMORY USAGE` of conversations that reached 20 turns.
 
 Each phase also reports the service's own p50/p99 (its escalator_http_request_duration
@@ -41,22 +41,21 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 import redis
 
+from bench.common.servers import RedisServer, free_port, http_get, service_env, wait_until
 from escalator.state.codec import unpack_conversation
 
 LUA = Path(__file__).with_name("load.lua")
@@ -110,31 +109,6 @@ class Memory:
         except psutil.NoSuchProcess:
             return
         self.samples.append((at, info.rss, info.uss))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_until(check: Any, what: str, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (OSError, redis.RedisError):
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"load: {what} did not come up within {seconds:.0f} s")
-
-
-def http_get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=5) as answer:  # only ever loopback
-        body: bytes = answer.read()
-        return body
 
 
 def metric_total(base_url: str, name: str) -> float:
@@ -202,6 +176,7 @@ class Bench:
         self.args = args
         self.folder = Path(tempfile.mkdtemp(prefix="escalator-load-"))
         self.prefix = f"load-{uuid.uuid4().hex[:8]}"
+        self.redis_server: RedisServer | None = None
         self.redis_process: subprocess.Popen[bytes] | None = None
         self.server: subprocess.Popen[bytes] | None = None
         self.wrk: subprocess.Popen[str] | None = None
@@ -213,20 +188,15 @@ class Bench:
 
     def start_redis(self) -> None:
         if self.redis_url is None:
-            port = free_port()
-            self.redis_process = subprocess.Popen(
-                ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                 "--appendonly", "no", "--dir", str(self.folder),
-                 "--logfile", str(self.folder / "redis.log")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            self.redis_url = f"redis://127.0.0.1:{port}/0"
+            self.redis_server = RedisServer(self.folder).start()
+            self.redis_process = self.redis_server.process
+            self.redis_url = self.redis_server.url
         self.client = redis.Redis.from_url(self.redis_url)
         wait_until(self.client.ping, "redis-server")
 
     def start_server(self) -> None:
         port = free_port()
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("ESCALATOR_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+        env = service_env(("ESCALATOR_", "PROMETHEUS_MULTIPROC_DIR"))
         env.update(ESCALATOR_REDIS_URL=self.redis_url or "",
                    ESCALATOR_LOG_LEVEL=self.args.log_level,
                    PROMETHEUS_MULTIPROC_DIR=str(self.folder / "metrics"))
@@ -285,8 +255,8 @@ class Bench:
         self.wrk = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True)
         output: list[str] = []
-        reader = threading.Thread(target=lambda: output.extend(self.wrk.stdout or []),
-                                  daemon=True)
+        stdout = self.wrk.stdout
+        reader = threading.Thread(target=lambda: output.extend(stdout or []), daemon=True)
         reader.start()
         started = time.monotonic()
         # wrk stops by itself after `seconds`; the margin only guards against a hang.
@@ -338,12 +308,8 @@ class Bench:
             if self.redis_process is None:
                 self.delete_keys()
             self.client.close()
-        if self.redis_process is not None and self.redis_process.poll() is None:
-            self.redis_process.terminate()  # no persistence configured: nothing to save
-            try:
-                self.redis_process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.redis_process.kill()
+        if self.redis_server is not None:
+            self.redis_server.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     # -- measurements --------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """CPU cost of a turn and of /healthz in instructions: repeatable on a noisy machine.
 
-    python bench/instructions.py [--requests 400]
+    python -m bench.perf.instructions [--requests 400]
 
 Seconds of CPU drift by a fifth from run to run on a shared virtual machine, far more than
 most changes to the hot path; instructions do not. This runs the service's WSGI app in
@@ -10,7 +10,7 @@ every time:
 
 - once with no measured requests (start-up and a 20-turn warm-up),
 - once with --requests realistic turns (60 conversations of 20 turns, texts and prompt ids
-  varied as in bench/decide.py) through POST /v1/conversations/{id}/turns,
+  varied as in bench/perf/decide.py) through POST /v1/conversations/{id}/turns,
 - once with as many GET /healthz,
 
 and prints the difference per request. Each run gets a fresh private redis-server on a
@@ -23,14 +23,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -95,35 +92,18 @@ def child(count: int, kind: str) -> None:
 
 def measured(count: int, kind: str, folder: Path) -> int:
     """Instructions callgrind counted for one child run with a fresh Redis."""
-    # The sibling script's helper (this script's folder is first on sys.path); imported
-    # here, not at the top, so the measured child does not load it.
-    from load import free_port
+    # Imported here, not at the top, so the measured child does not load it.
+    from bench.common.servers import RedisServer, service_env
 
-    port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-         "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("instructions: redis-server did not start") from None
-                time.sleep(0.05)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ESCALATOR_")}
-        env.update(PYTHONHASHSEED="0", ESCALATOR_REDIS_URL=f"redis://127.0.0.1:{port}/0",
+    with RedisServer(folder) as server:
+        env = service_env(("ESCALATOR_",))
+        env.update(PYTHONHASHSEED="0", ESCALATOR_REDIS_URL=server.url,
                    ESCALATOR_LOG_LEVEL="WARNING")
+        # The child runs this file as a script: it needs nothing of the bench package.
         run = subprocess.run(
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
              sys.executable, __file__, "--child", kind, "--requests", str(count)],
             env=env, capture_output=True, text=True, check=False)
-    finally:
-        server.terminate()
-        server.wait(10)
     found = re.search(r"Collected : (\d+)", run.stderr)
     if run.returncode != 0 or found is None:
         raise SystemExit(f"instructions: the measured run failed:\n{run.stderr[-3000:]}")

@@ -1,12 +1,13 @@
 """Fit the loop weights of scoring.yaml on BETOLD; prints the values and how well they do.
 
-    python bench/fit_loops.py ../shared/data [--rules rules] [--reading last|largest] [--ideas]
+    python -m bench.quality.fit_loops ../shared/data [--rules rules] \
+        [--reading last|largest] [--ideas]
 
 Run by hand when the loop events change, never by the service. The weights it prints go
 into rules/lexicons/scoring.yaml (loops.half_life_turns and loops.weights) by hand.
 
 How: every BETOLD dialogue is turned into the turns a bot platform would send (the same
-mapping as bench/quality.py) and scored by the service's own score_turn with the shipped
+mapping as bench/quality/quality.py) and scored by the service's own score_turn with the shipped
 vocabularies, so the loop *events* of each turn (fallback, bot repeat, oscillation, intent
 repeat, not understood, rejection again, answer) are exactly the service's. Only the
 recursion that turns events into loop.score is redone here, with candidate weights:
@@ -44,13 +45,14 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from quality import BREAKDOWN, breakdown_turns, roc_auc
-
+from bench.common.stats import roc_auc
+from bench.quality.quality import BREAKDOWN
 from escalator.config import default_rules_dir
 from escalator.scoring import load_lexicons, score_turn
 from escalator.scoring.labels import intent_key, prompt_key
+from escalator.tools.corpus import breakdown_turns
 
 # The loop events fitted here, as the counter fact each one increments. "rejection" pushes
 # only from the second rejection of a conversation on (loops.py), so its event is an
@@ -98,7 +100,8 @@ def dialogue_events(dialogue: dict[str, Any], lexicons: Any) -> Events:
     for turn in breakdown_turns(dialogue):
         scored = score_turn(turn, memory, lexicons)
         memory = scored.memory
-        now = {name: int(scored.facts[COUNTERS[name]]) for name in EVENTS}
+        # The loop counters are whole numbers (FactValue is the union of every fact's type).
+        now = {name: int(cast(int, scored.facts[COUNTERS[name]])) for name in EVENTS}
         happened = {name: now[name] - before[name] for name in EVENTS}
         happened["rejection"] *= before["rejection"] > 0
         events.append(tuple(happened[name] for name in EVENTS))

@@ -1,8 +1,8 @@
 """The floor under the decisions/healthz ratio: a do-nothing app with a decision's I/O.
 
-    python bench/floor.py [--duration 20] [--connections 8]
+    python -m bench.perf.floor [--duration 20] [--connections 8]
 
-bench/load.py compares decisions with the service's own `GET /healthz`. This asks how
+bench/perf/load.py compares decisions with the service's own `GET /healthz`. This asks how
 close *any* decision service on the same stack could come to that ratio. It serves, under
 gunicorn with escalator's settings (2 sync workers), a Flask app (FloorApp below) that
 does only what a decision cannot skip and nothing that escalator adds:
@@ -14,8 +14,8 @@ does only what a decision cannot skip and nothing that escalator adds:
   a decision's. No validation, scoring, rules, logging or metrics.
 
 It also starts `escalator serve` beside it, with the same number of workers, on the same
-private redis-server (another database). wrk drives each with bench/load.lua as
-bench/load.py does (same turns, same conversations), one server and one phase at a time at
+private redis-server (another database). wrk drives each with bench/perf/load.lua
+as bench/perf/load.py does (same turns, same conversations), one server and one phase at a time at
 full load, twice over, and prints each run's rate, latency and CPU per request (workers,
 Redis), then the ratios: each server's turns over its own /healthz, and escalator's turns
 over the floor app's, all from the same run. Everything is stopped and removed at the end.
@@ -24,6 +24,7 @@ over the floor app's, all from the same run. Everything is stopped and removed a
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -36,9 +37,17 @@ from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
 
-# Importable by gunicorn as bench.floor:app only with the repository root on sys.path;
-# this script runs gunicorn with --chdir there.
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common.servers import (
+    ROOT,
+    RedisServer,
+    free_port,
+    http_get,
+    service_env,
+    wait_until,
+)
+
+# Importable by gunicorn as bench.perf.floor:create_app only with the repository root on
+# sys.path; this script runs gunicorn with --chdir there (ROOT).
 LUA = Path(__file__).with_name("load.lua")
 # What a decision answers, in size and shape (no customer text, as in the service).
 DECISION = json.dumps({
@@ -122,22 +131,16 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    # The sibling script's helpers (this script's folder is first on sys.path).
-    from load import free_port, http_get, wait_until
-
     for tool in ("wrk", "redis-server", "gunicorn"):
         if shutil.which(tool) is None and not (Path(sys.executable).parent / tool).exists():
             raise SystemExit(f"floor: {tool} is not installed")
 
     folder = Path(tempfile.mkdtemp(prefix="escalator-floor-"))
-    redis_port, floor_port, service_port = free_port(), free_port(), free_port()
-    redis_server = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port), "--save", "",
-         "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    floor_port, service_port = free_port(), free_port()
+    redis_server = RedisServer(folder).start()
+    redis_port = redis_server.port
     gunicorn = Path(sys.executable).parent / "gunicorn"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("ESCALATOR_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+    env = service_env(("ESCALATOR_", "PROMETHEUS_MULTIPROC_DIR"))
     servers: dict[str, subprocess.Popen[bytes]] = {}
     with (folder / "floor.log").open("wb") as log:
         servers["floor app"] = subprocess.Popen(
@@ -145,7 +148,7 @@ def main() -> None:
             [str(gunicorn) if gunicorn.exists() else "gunicorn", "-c", "/dev/null",
              "--chdir", str(ROOT),
              "--workers", str(args.workers), "--worker-class", "sync", "--preload",
-             "--bind", f"127.0.0.1:{floor_port}", "bench.floor:create_app()"],
+             "--bind", f"127.0.0.1:{floor_port}", "bench.perf.floor:create_app()"],
             env=dict(env, FLOOR_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0"),
             stdout=log, stderr=log, start_new_session=True)
     # Escalator itself, on the same Redis (another database: the floor's values are not
@@ -160,7 +163,7 @@ def main() -> None:
              "escalator": f"http://127.0.0.1:{service_port}"}
     try:
         for name, base in bases.items():
-            wait_until(lambda base=base: http_get(f"{base}/healthz"), name, 60)
+            wait_until(functools.partial(http_get, f"{base}/healthz"), name, 60)
         time.sleep(1.0)
         print(f"the floor app and escalator, {args.workers} sync workers each; wrk 1 thread, "
               f"{args.connections} connections, {args.duration} s per run, one server at a "
@@ -189,10 +192,9 @@ def main() -> None:
     finally:
         for server in servers.values():
             server.terminate()
-        redis_server.terminate()
         for server in servers.values():
             server.wait(30)
-        redis_server.wait(20)
+        redis_server.stop()
         shutil.rmtree(folder, ignore_errors=True)
 
 

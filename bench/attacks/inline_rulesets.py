@@ -1,8 +1,8 @@
 """Hostile inline rule sets against `escalator serve`, with a canary caller beside them.
 
-    python bench/attacks.py                   # every attack, then the cost of valid ones
-    python bench/attacks.py --only bomb,deep  # some of them
-    python bench/attacks.py --source ../main  # another checkout (e.g. before a change)
+    python -m bench.attacks.inline_rulesets                   # every attack, then the cost
+    python -m bench.attacks.inline_rulesets --only bomb,deep  # some of them
+    python -m bench.attacks.inline_rulesets --source ../main  # another checkout
 
 Starts `escalator serve` with 2 workers, auth on (an attacker key and a canary key) and
 the embedded Redis in a temporary folder, on a free loopback port. For each attack it
@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common.servers import ROOT, free_port, service_env
+
 ATTACKER_KEY = "attacker-key-0123456789"
 CANARY_KEY = "canary-key-0123456789"
 
@@ -146,13 +146,6 @@ ATTACKS = [
 
 # ---------------------------------------------------------------------------- the server
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def post(url: str, body: dict[str, Any], key: str,
          timeout: float = 120) -> tuple[int, dict[str, Any] | str, dict[str, str]]:
     """POST JSON with a key: status, parsed body (text if not JSON, '' if no answer) and
@@ -215,8 +208,7 @@ class Server:
 
     def start(self) -> None:
         port = free_port()
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("ESCALATOR_", "PROMETHEUS_"))}
+        env = service_env()
         env.update(ESCALATOR_API_KEYS=f"{ATTACKER_KEY},{CANARY_KEY}",
                    ESCALATOR_INLINE_PER_MINUTE="1000")
         if self.source is not None:

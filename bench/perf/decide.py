@@ -1,6 +1,6 @@
 """Quick in-process cost of one decision, and Redis memory of a 20-turn conversation.
 
-    python bench/decide.py [--redis-url redis://127.0.0.1:6379/15] [--conversations 200]
+    python -m bench.perf.decide [--redis-url redis://127.0.0.1:6379/15] [--conversations 200]
 
 Runs the service's own Pipeline (scoring, durable-rules, the Redis state store) on
 20-turn conversations and prints the median cost per turn of each stage, measured in the

@@ -1,9 +1,9 @@
 """How the scores hold up outside English: frustration across translations, requests per language.
 
-    python bench/multilingual.py [--rules rules/lexicons] [--json]
+    python -m bench.quality.multilingual [--rules rules/lexicons] [--json]
 
-- frustration: every message of bench/data/bilingual_frustration.yaml (English messages
-  with a rater's 0-4 label and casual es/de/fr/pt translations) is scored on its own
+- frustration: every message of bench/quality/data/bilingual_frustration.yaml (English
+  messages with a rater's 0-4 label and casual es/de/fr/pt translations) is scored on its own
   (a first turn, fresh memory) through `score_turn`. Per language: Pearson r of
   `frustration.score` against the label, and the mean absolute gap between each
   translation's score and its English original's (0 means translation does not matter).
@@ -20,18 +20,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bench.common.stats import pearson
 from escalator.model import BotReply, Message, Turn
 from escalator.scoring import Lexicons, load_lexicons, score_turn
 
-ROOT = Path(__file__).resolve().parents[1]
-FRUSTRATION_SET = ROOT / "bench" / "data" / "bilingual_frustration.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+FRUSTRATION_SET = Path(__file__).with_name("data") / "bilingual_frustration.yaml"
 REQUEST_SETS = {"tuned": ROOT / "tests" / "scoring" / "request_cases.yaml",
                 "held_out": ROOT / "tests" / "scoring" / "request_cases_heldout.yaml"}
 LANGUAGES = ("en", "es", "de", "fr", "pt")
@@ -43,14 +43,6 @@ def _facts(text: str, lexicons: Lexicons, language: str | None = None) -> dict[s
     return score_turn(turn, {}, lexicons).facts
 
 
-def _pearson(xs: list[float], ys: list[float]) -> float:
-    """Pearson's r, nan when either side is constant (e.g. every score 0)."""
-    try:
-        return statistics.correlation(xs, ys)
-    except statistics.StatisticsError:
-        return math.nan
-
-
 def frustration_by_language(lexicons: Lexicons, path: Path = FRUSTRATION_SET) -> dict[str, Any]:
     """Per language: r of frustration.score vs the label, and the mean gap to English."""
     messages = yaml.safe_load(path.read_text(encoding="utf-8"))["messages"]
@@ -60,7 +52,7 @@ def frustration_by_language(lexicons: Lexicons, path: Path = FRUSTRATION_SET) ->
     result: dict[str, Any] = {}
     for lang in LANGUAGES:
         gaps = [abs(a - b) for a, b in zip(scores[lang], scores["en"], strict=True)]
-        result[lang] = {"pearson_r": round(_pearson(scores[lang], labels), 3),
+        result[lang] = {"pearson_r": round(pearson(scores[lang], labels), 3),
                         "mean_abs_gap_to_en": round(statistics.fmean(gaps), 3),
                         "mean_score": round(statistics.fmean(scores[lang]), 3)}
     return result
@@ -98,7 +90,7 @@ def measure(lexicons_dir: Path | str) -> dict[str, Any]:
 
 
 def _print(result: dict[str, Any]) -> None:
-    print("frustration (bench/data/bilingual_frustration.yaml)")
+    print("frustration (bench/quality/data/bilingual_frustration.yaml)")
     print("lang  r vs label  mean |score - en|  mean score")
     for lang, row in result["frustration"].items():
         print(f"{lang:5s} {row['pearson_r']:10.3f} {row['mean_abs_gap_to_en']:18.3f} "

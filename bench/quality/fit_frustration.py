@@ -1,6 +1,6 @@
 """Fit the frustration weights of scoring.yaml to people's ratings; offline, never at run time.
 
-    python bench/fit_frustration.py ../shared/data [--rules rules] [--ridge 1.0]
+    python -m bench.quality.fit_frustration ../shared/data [--rules rules] [--ridge 1.0]
 
 Each customer turn of dfrustration_dev.txt is turned into the evidence the service itself
 sees (the same code: VADER compound through sentiment.compound, cue labels through the
@@ -21,7 +21,7 @@ Python: a dozen parameters need no numerical library). To guard against overfitt
   the weights move with the data.
 
 It prints the weights as YAML to paste into scoring.yaml (with how and when they were
-fitted); it writes nothing. Then run bench/quality.py, which also checks satisfaction on
+fitted); it writes nothing. Then run bench.quality.quality, which also checks satisfaction on
 STC-3, a data set the fit never saw.
 """
 
@@ -36,13 +36,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.common.stats import pearson, spearman
+from bench.quality import quality
 from escalator.config import default_rules_dir
 from escalator.scoring import frustration, sentiment
 from escalator.scoring.lexicons import Lexicons, load_lexicons
 from escalator.scoring.text import fold, split_words
-
-sys.path.insert(0, str(Path(__file__).parent))
-import quality  # bench/ is not a package
 
 BASE = ("baseline", "negative_sentiment", "positive_sentiment")
 
@@ -155,8 +154,8 @@ def fit(data: Sequence[Example], prior: Sequence[float], ridge: float,
 def agreement(weights: Sequence[float], data: Sequence[Example]) -> str:
     ours = [predict(weights, e) for e in data]
     people = [e.target for e in data]
-    return (f"Pearson {quality.pearson(ours, people):.3f}  "
-            f"Spearman {quality.spearman(ours, people):.3f}  ({len(data)} turns)")
+    return (f"Pearson {pearson(ours, people):.3f}  "
+            f"Spearman {spearman(ours, people):.3f}  ({len(data)} turns)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -196,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rated = statistics.fmean(e.target for e in data)
     print(f"\n# mean rating / 4 on the whole set: {rated:.3f}")
-    print(f"# Fitted {datetime.date.today().isoformat()} by bench/fit_frustration.py "
+    print(f"# Fitted {datetime.date.today().isoformat()} by bench/quality/fit_frustration.py "
           f"(ridge {args.ridge:g}) on the even-numbered dialogues of dfrustration_dev")
     for name, w in zip(names, weights, strict=True):
         print(f"{name}: {w:.2f}")

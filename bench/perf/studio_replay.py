@@ -1,8 +1,8 @@
 """How long the studio's replay view of a corpus takes to load, and the replay itself.
 
-    python bench/studio_replay.py ../shared/data
+    python -m bench.perf.studio_replay ../shared/data
 
-Converts the twcc traffic (bench/convert.py) into a corpus in a temporary folder, starts
+Converts the twcc traffic (`escalator corpus convert`) into a corpus in a temporary folder, starts
 `escalator studio` on a copy of the default rules with the frustration-spike threshold
 lowered in the draft (so both rule sets are replayed and compared), runs the replay from
 the page as an owner would, then loads the replay view: through HTTP (the server's time,
@@ -26,7 +26,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.common.servers import ROOT
 
 
 def main() -> int:
@@ -36,9 +36,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="studio-bench-"))
     try:
         corpus = work / "twcc.jsonl"
-        with corpus.open("w") as out:
-            subprocess.run([sys.executable, str(ROOT / "bench" / "convert.py"),
-                            str(args.data), "twcc"], stdout=out, check=True)
+        subprocess.run([sys.executable, "-m", "escalator", "corpus", "convert", "--from", "twcc",
+                        str(args.data / "traffic" / "twcc_dev.json"), "-o", str(corpus)],
+                       check=True)
         rules = work / "rules"
         shutil.copytree(ROOT / "rules", rules)
         server = subprocess.Popen([sys.executable, "-m", "escalator", "studio", str(rules),

@@ -1,18 +1,18 @@
 """Per-turn cost of score_turn; a timing script, not a test.
 
-Run: python bench/score_turn.py
+Run: python -m bench.perf.score_turn
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from pathlib import Path
 
+from bench.common.servers import ROOT
 from escalator.model import BotReply, Message, Turn
 from escalator.scoring import load_lexicons, score_turn
 
-LEXICONS = Path(__file__).resolve().parents[1] / "rules" / "lexicons"
+LEXICONS = ROOT / "rules" / "lexicons"
 MESSAGES = {
     "20 words, no VADER word": "I already told you twice, the parcel never came and nobody "
                                "answers my emails so where is my refund now?",

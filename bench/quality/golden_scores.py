@@ -1,6 +1,7 @@
 """Every fact and memory score_turn produces on the data sets, as one digest.
 
-    python bench/golden_scores.py ../shared/data [--lexicons rules/lexicons] [--json out.json]
+    python -m bench.quality.golden_scores ../shared/data [--lexicons rules/lexicons] \
+        [--json out.json]
 
 A check for changes that must not change results (speed-ups, refactors): run it before
 and after, and the digests must be equal. Every customer message of the four data sets
@@ -21,29 +22,28 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
-import quality  # bench/ is not a package
-
+from bench.quality import quality
 from escalator.config import default_rules_dir
 from escalator.model import Turn
 from escalator.scoring import Lexicons, load_lexicons, score_turn, sentiment
+from escalator.tools.corpus import breakdown_turns, customer_texts, traffic_texts
 
 
 def conversations(data: Path) -> Iterator[tuple[str, list[Turn]]]:
-    """(name, turns) of every conversation of the four data sets, parsed as bench/quality.py."""
+    """(name, turns) of every conversation of the four data sets, parsed as quality.py does."""
     for n, dialogue in enumerate(quality.frustration_dialogues(data / quality.FRUSTRATION)):
         yield f"f{n}", [quality.text_turn(i, t) for i, (t, _) in enumerate(dialogue, 1)]
     for n, conversation in enumerate(
             json.loads((data / quality.TRAFFIC).read_text(encoding="utf-8"))):
-        texts = quality.traffic_texts(conversation)
+        texts = traffic_texts(conversation)
         yield f"w{n}", [quality.text_turn(i, t) for i, t in enumerate(texts, 1)]
     for n, dialogue in enumerate(
             json.loads((data / quality.SATISFACTION).read_text(encoding="utf-8"))):
-        texts = quality.customer_texts(dialogue)
+        texts = customer_texts(dialogue)
         yield f"s{n}", [quality.text_turn(i, t) for i, t in enumerate(texts, 1)]
     for n, dialogue in enumerate(
             json.loads((data / quality.BREAKDOWN).read_text(encoding="utf-8"))):
-        yield f"b{n}", quality.breakdown_turns(dialogue)
+        yield f"b{n}", breakdown_turns(dialogue)
 
 
 def records(data: Path, lexicons: Lexicons) -> Iterator[dict[str, Any]]:

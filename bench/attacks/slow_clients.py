@@ -1,8 +1,8 @@
 """Slow clients against `escalator serve`: what they cost every other caller.
 
-    python bench/slow_clients.py [--seconds 30] [--workers 2] [--proxy]
-                                 [--slow headers,body,silent] [--every 1.0]
-                                 [--read-timeout SECONDS]
+    python -m bench.attacks.slow_clients [--seconds 30] [--workers 2] [--proxy]
+                                         [--slow headers,body,silent] [--every 1.0]
+                                         [--read-timeout SECONDS]
 
 Starts `escalator serve` (sync workers, embedded Redis) in a temporary folder and, with
 --proxy, nginx in front of it on k8s/base/nginx.conf, the deployment's own file with only
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import re
 import select
 import shutil
@@ -47,20 +46,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common.servers import ROOT, free_port, start_serve
+
 NGINX_CONF = ROOT / "k8s" / "base" / "nginx.conf"
 KINDS = ("headers", "body", "chunked", "silent")
 # What the deployment's nginx.conf listens on and proxies to; proxy_config changes these.
 PROXY_LISTEN = "listen 8080;"
 PROXY_UPSTREAM = "server 127.0.0.1:8081;"
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for(condition: Any, seconds: float, what: str) -> None:
@@ -96,33 +88,6 @@ def request(base_url: str, method: str, path: str, body: dict[str, Any] | None,
 
 
 # -- the servers ---------------------------------------------------------------------------
-
-
-def start_serve(folder: Path, workers: int = 2,
-                **settings: str) -> tuple[str, subprocess.Popen[bytes]]:
-    """`escalator serve` in FOLDER (embedded Redis) on a free port with these ESCALATOR_
-    settings; its base URL and process once /healthz answers. The caller stops it."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ESCALATOR_", "PROMETHEUS_"))}
-    env.update(settings)
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "serve.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "escalator", "serve", "--port", str(port),
-             "--workers", str(workers)],
-            cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: process.poll() is not None or get(base, "/healthz") == 200, 60,
-                 "escalator serve answers /healthz")
-        if process.poll() is not None:
-            raise AssertionError(f"serve exited: {(folder / 'serve.log').read_text()[-2000:]}")
-    except AssertionError:
-        process.kill()
-        process.wait(timeout=10)
-        raise
-    return base, process
 
 
 def proxy_config(listen_port: int, upstream_port: int) -> str:
