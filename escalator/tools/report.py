@@ -140,8 +140,9 @@ class Threshold:
         shown = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}[self.op]
         return f"{'not ' if self.negated else ''}{self.fact} {shown} {self.value:g}"
 
-    def holds(self, value: float) -> bool:
-        return compare(Leaf(self.fact, self.op, self.value), value)  # type: ignore[arg-type]
+    def leaf(self) -> Leaf:
+        """The comparison as the rule set's own condition (its meaning defined there)."""
+        return Leaf(self.fact, self.op, self.value)  # type: ignore[arg-type]
 
 
 def _negated_leaves(condition: Condition, negated: bool = False) -> Iterator[tuple[Leaf, bool]]:
@@ -284,8 +285,11 @@ class Report:
 
     def __init__(self, ruleset: RuleSet | None = None, *, since: float | None = None,
                  until: float | None = None, join_window: int = DEFAULT_JOIN_WINDOW,
-                 examples: int = DEFAULT_EXAMPLES, skip_bad: bool = False) -> None:
+                 examples: int = DEFAULT_EXAMPLES, skip_bad: bool = False,
+                 loads: Callable[[bytes], Any] | None = None) -> None:
         self.ruleset = ruleset
+        self._loads = loads or _loads
+        self.parser = PARSER if loads is None else getattr(loads, "__module__", "custom")
         self.since = since
         self.until = until
         self.join_window = max(1, join_window)
@@ -302,7 +306,7 @@ class Report:
             else (lambda facts: [facts[name] for name in self.tracked]))
         self._since = -math.inf if since is None else since
         self._until = math.inf if until is None else until
-        self._threshold_index = [(t, numeric.index(t.fact)) for t in self.thresholds]
+        self._threshold_index = [(t.leaf(), numeric.index(t.fact)) for t in self.thresholds]
         self.files: list[str] = []
         self.lines = 0
         self.bad = Bad()
@@ -353,7 +357,7 @@ class Report:
     def read(self, stream: IO[bytes], source: str) -> None:
         """Every record of one JSON-lines stream (bytes)."""
         self.files.append(source)
-        loads = _loads
+        loads = self._loads
         decision = self._decision
         feedback = self._feedback
         number = 0
@@ -543,9 +547,9 @@ class Report:
                 counts = self.booleans[fact][label]
                 counts[0] += value == 1.0
                 counts[1] += 1
-        for sides, (threshold, index) in zip(self.sides, self._threshold_index, strict=True):
+        for sides, (leaf, index) in zip(self.sides, self._threshold_index, strict=True):
             value = values[index]
-            sides[label][2 if value != value else 0 if threshold.holds(value) else 1] += 1
+            sides[label][2 if value != value else 0 if compare(leaf, value) else 1] += 1
         if label in (MISSED, RESOLVED):
             self.kept_by_rule[label][deciding] += 1
             for dimension, value in zip(DIMENSIONS, segments, strict=True):
@@ -565,7 +569,7 @@ class Report:
             "format": FORMAT,
             "range": self._range(),
             "input": {
-                "files": self.files, "lines": self.lines, "parser": PARSER,
+                "files": self.files, "lines": self.lines, "parser": self.parser,
                 "decisions": self.decisions_read,
                 "decisions_out_of_range": self.decisions_out_of_range,
                 "feedback": self.feedback_read,
