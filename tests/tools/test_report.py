@@ -239,7 +239,7 @@ def test_json_and_orjson_give_the_same_report(log: Path, ruleset: Any) -> None:
 
 def test_a_bad_line_stops_the_report_with_its_code_and_line(tmp_path: Path,
                                                             ruleset: Any) -> None:
-    rows: list[Any] = records()[:2] + ["", "{not json"] + records()[2:]
+    rows: list[Any] = [*records()[:2], "", "{not json", *records()[2:]]
     path = write(tmp_path / "bad.jsonl", rows)
     with pytest.raises(reporting.ReportError) as caught:
         run(path, ruleset)
@@ -252,14 +252,14 @@ def test_a_bad_line_stops_the_report_with_its_code_and_line(tmp_path: Path,
                                                     r"'facts' is missing"):
         run(missing, ruleset)
     label = write(tmp_path / "label.jsonl", [feedback("d1", T0, "great", [])])
-    with pytest.raises(reporting.ReportError, match="log_not_record: .*:1: 'label' is 'great'"):
+    with pytest.raises(reporting.ReportError, match=r"log_not_record: .*:1: 'label' is 'great'"):
         run(label, ruleset)
-    with pytest.raises(reporting.ReportError, match="log_not_record: .*:1: not a JSON object"):
+    with pytest.raises(reporting.ReportError, match=r"log_not_record: .*:1: not a JSON object"):
         run(write(tmp_path / "list.jsonl", [[1, 2]]), ruleset)
 
 
 def test_skip_bad_counts_the_lines_it_skips(tmp_path: Path, ruleset: Any) -> None:
-    rows: list[Any] = ["{not json"] + records() + ["[]", '{"kind": "audit"}']
+    rows: list[Any] = ["{not json", *records(), "[]", '{"kind": "audit"}']
     result = run(write(tmp_path / "bad.jsonl", rows), ruleset, skip_bad=True)
     assert result["input"]["skipped"] == {"log_not_json": 1, "log_not_record": 1}
     assert [(x["line"], x["code"]) for x in result["input"]["skipped_lines"]] == [
