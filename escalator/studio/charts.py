@@ -77,10 +77,12 @@ def _text(x: float, y: float, text: str, *, anchor: str = "start", color: str = 
 
 def bars(title: str, categories: Sequence[str], series: Sequence[Series], *,
          maximum: float = 1.0, fmt: Callable[[float], str] = percent,
-         group: Group | None = None, chart_id: str = "chart", width: int = 640) -> Markup:
-    """Horizontal bars: each category a row group with one bar per series."""
+         group: Group | None = None, chart_id: str = "chart", width: int = 640,
+         label_width: int = 150, value_width: int = 130) -> Markup:
+    """Horizontal bars: each category a row group with one bar per series (room on the
+    left for the category names, on the right for the values written after the bars)."""
     group = group or Group()
-    label_width, value_width, bar_height, gap = 150, 130, 16, 10
+    bar_height, gap = 16, 10
     plot = width - label_width - value_width
     rows = max(len(series), 1)
     legend = 24 if len(series) > 1 or group.reference_label else 0

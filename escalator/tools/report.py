@@ -799,9 +799,10 @@ def _display_bins(threshold: Threshold, hists: Sequence[Histogram], *, integer: 
     high = max([t, *(r[1] for r in ranges)])
     width = max((high - low) / target, 1.0 if integer else 1e-9)
     width = float(math.ceil(width)) if integer else _nice(width)
+    high = max(high, t + width)  # a bin on the far side of the threshold, even if empty
     first = t - math.ceil((t - low) / width - 1e-9) * width
     count = max(1, math.ceil((high - first) / width - 1e-9))
-    edges = [round(first + i * width, 6) for i in range(count + 1)]
+    edges = [round(first + i * width, 6) + 0.0 for i in range(count + 1)]  # never -0.0
     counts = []
     for hist in hists:
         binned = [0] * count

@@ -18,6 +18,7 @@ from markupsafe import Markup
 from escalator.studio import charts
 from escalator.tools.report import DIMENSIONS, LABELS, MISSED, NEEDED, NOT_NEEDED, RESOLVED
 
+LABEL_WIDTH = 230  # room for rule names such as valued-customer-frustrated
 SERIES_NAMES = {NEEDED: "handoff needed", NOT_NEEDED: "not needed",
                 MISSED: "missed (kept, should have escalated)",
                 RESOLVED: "kept, resolved by the bot"}
@@ -50,7 +51,7 @@ def report_charts(result: dict[str, Any]) -> dict[str, Any]:
         [charts.Series("share of decisions", [x["share"] for x in rules],
                        [f"{x['decided']} decisions, {x['outcome'] or '?'}" for x in rules])],
         maximum=max([x["share"] or 0 for x in rules] + [0.05]) * 1.15,
-        chart_id="by-rule", width=900)
+        chart_id="by-rule", width=900, label_width=LABEL_WIDTH, value_width=260)
     for dimension in DIMENSIONS:
         rows = e[f"by_{dimension}"]
         made[f"by_{dimension}"] = charts.bars(
@@ -58,7 +59,7 @@ def report_charts(result: dict[str, Any]) -> dict[str, Any]:
             [charts.Series("handoff rate", [x["rate"] for x in rows],
                            [f"{x['handoffs']} of {x['decisions']}" for x in rows])],
             maximum=max([x["rate"] or 0 for x in rows] + [0.05]) * 1.15,
-            chart_id=f"by-{dimension}")
+            chart_id=f"by-{dimension}", width=900, label_width=LABEL_WIDTH)
     judged = [x for x in result["precision"] if x["precision"] is not None]
     made["precision"] = charts.bars(
         "Precision in production: share of handoffs labelled needed, with 95% interval",
@@ -68,7 +69,8 @@ def report_charts(result: dict[str, Any]) -> dict[str, Any]:
                         f"{charts.percent(x['precision_low'])}-"
                         f"{charts.percent(x['precision_high'])}" for x in judged],
                        [(x["precision_low"], x["precision_high"]) for x in judged])],
-        chart_id="precision", width=900) if judged else None
+        chart_id="precision", width=900, label_width=LABEL_WIDTH,
+        value_width=280) if judged else None
     made["missed_facts"] = [
         (fact["fact"], _histogram(fact["fact"], fact["histogram"], (MISSED, RESOLVED),
                                   f"missed-{n}", share=True))
