@@ -1,7 +1,7 @@
 """How fast `escalator report` reads a large decision log, and how much memory it takes.
 
     python bench/report_scale.py generate --decisions 1000000 --out /tmp/report-1m.jsonl
-    python bench/report_scale.py measure /tmp/report-1m.jsonl [--format json]
+    python bench/report_scale.py measure /tmp/report-1m.jsonl [--format json] [--parser json]
 
 `generate` writes a month of synthetic decision records shaped as the service writes them
 (ids, outcome, handoff with its brief, rules, rule set, segment, 32 facts, and a shadow
@@ -147,11 +147,24 @@ def generate(decisions: int, feedback_share: float, out: Path, seed: int) -> Non
             stream.write(line + "\n")
 
 
-def measure(path: Path, fmt: str, rules: Path | None) -> dict[str, Any]:
-    command = [sys.executable, "-m", "escalator", "report", str(path), "--format", fmt,
-               "--out", os.devnull]
-    if rules is not None:
-        command += ["--rules", str(rules)]
+# The report with the standard library's json, whatever is installed (for the ratio).
+WITH_JSON = """import json, sys
+from pathlib import Path
+from escalator.config import default_rules_dir
+from escalator.tools import report
+rules = Path(sys.argv[2]) if len(sys.argv) > 2 else default_rules_dir()
+report.build([sys.argv[1]], report.load_rules(rules), loads=json.loads).result()
+"""
+
+
+def measure(path: Path, fmt: str, rules: Path | None, parser: str) -> dict[str, Any]:
+    if parser == "json":
+        command = [sys.executable, "-c", WITH_JSON, str(path)]
+        command += [str(rules)] if rules is not None else []
+    else:
+        command = [sys.executable, "-m", "escalator", "report", str(path), "--format", fmt,
+                   "--out", os.devnull]
+        command += ["--rules", str(rules)] if rules is not None else []
     started = time.perf_counter()
     process = subprocess.Popen(command)
     _, status, usage = os.wait4(process.pid, 0)
@@ -160,7 +173,7 @@ def measure(path: Path, fmt: str, rules: Path | None) -> dict[str, Any]:
         raise SystemExit(f"escalator report failed ({status})")
     with path.open("rb") as stream:
         lines = sum(1 for _ in stream)
-    return {"file": str(path), "lines": lines, "bytes": path.stat().st_size,
+    return {"file": str(path), "parser": parser, "lines": lines, "bytes": path.stat().st_size,
             "seconds": round(seconds, 1), "records_per_second": round(lines / seconds),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
@@ -177,11 +190,13 @@ def main() -> None:
     run.add_argument("log", type=Path)
     run.add_argument("--format", default="json", choices=("text", "json", "html"))
     run.add_argument("--rules", type=Path)
+    run.add_argument("--parser", default="installed", choices=("installed", "json"),
+                     help="json: the standard library's, even when orjson is installed")
     args = parser.parse_args()
     if args.command == "generate":
         generate(args.decisions, args.feedback, args.out, args.seed)
     else:
-        print(json.dumps(measure(args.log, args.format, args.rules)))
+        print(json.dumps(measure(args.log, args.format, args.rules, args.parser)))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from escalator.cli.policy import rules_folder
                    "stopping at the first one.")
 @click.option("--join-window", default=250_000, show_default=True, type=click.IntRange(1),
               help="Decisions held for joining feedback that comes after them (memory: "
-                   "about 250 bytes each).")
+                   "about 400 bytes each).")
 @click.option("--examples", default=3, show_default=True, type=click.IntRange(0, 100),
               help="Example decisions per pair of disagreeing rules (shadow rule set).")
 def report(logs: tuple[str, ...], rules_dir: Path | None, since: str | None,

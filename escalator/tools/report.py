@@ -23,7 +23,7 @@ need no join; the facts and segment come from the decision record, joined on
 
 Memory is flat in the log's length: counters are bounded by the number of rules, segments,
 hours and histogram bins, never by records. The join holds, per decision, a packed tuple
-of the few facts the rules compare with (about 250 bytes) for the last `join_window`
+of the few facts the rules compare with (about 400 bytes) for the last `join_window`
 decisions read, and feedback read before its decision (the same bound); feedback whose
 decision is not within the window is still counted by label and rule and reported as
 not joined.
@@ -73,6 +73,7 @@ DEFAULT_JOIN_WINDOW = 250_000
 DEFAULT_EXAMPLES = 3  # per pair of disagreeing rules
 MAX_VALUES = 200  # distinct rules or segment values kept per dimension
 MAX_PAIRS = 200
+MAX_NAMES = 10_000  # texts (rules, segments) shared between the decisions held
 MAX_BAD_SHOWN = 20
 HOURLY_UP_TO = 72 * 3600
 _EMPTY: dict[str, Any] = {}  # longer ranges are shown by day
@@ -335,6 +336,7 @@ class Report:
         self.joined = 0
         self.pending_dropped = 0
         self._window: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
+        self._names: dict[str, str] = {}
         self._pending: OrderedDict[str, list[str]] = OrderedDict()
         # missed escalations against conversations rightly kept (joined feedback)
         self.kept_by_rule: dict[str, Counter[str]] = {MISSED: Counter(), RESOLVED: Counter()}
@@ -388,6 +390,12 @@ class Report:
         if len(self.bad.shown) < MAX_BAD_SHOWN:
             self.bad.shown.append({"file": source, "line": number, "code": code, "why": why})
 
+    def _name(self, value: Any) -> Any:
+        """`value`, the same object for every equal text (at most MAX_NAMES of them)."""
+        if value.__class__ is not str or len(self._names) >= MAX_NAMES:
+            return value
+        return self._names.setdefault(value, value)
+
     def _packed(self, facts: dict[str, Any]) -> bytes:
         """The tracked facts of a decision as packed doubles (NaN: absent or not a number)."""
         try:  # the common case: every tracked fact there, each a number or a boolean
@@ -411,10 +419,16 @@ class Report:
         deciding = rules[0] if rules else DEFAULT_RULE
         shadow = record.get("shadow")
         routed = outcome == ROUTE
-        segments = (segment.get("channel"), segment.get("language"), segment.get("tier"))
-        # The join: what feedback on this decision needs.
-        info = (deciding, routed, segments, shadow.get("decision") if shadow else None,
-                self._packed(facts))
+        names = self._names
+        channel, language, tier = (segment.get("channel"), segment.get("language"),
+                                   segment.get("tier"))
+        segments = (channel, language, tier)
+        # The join: what feedback on this decision needs, its text values shared with
+        # every other decision's (a parsed record's strings are its own: ~50 bytes each).
+        info = (names.get(deciding) or self._name(deciding), routed,
+                names.get(channel) or self._name(channel),
+                names.get(language) or self._name(language), names.get(tier) or self._name(tier),
+                shadow.get("decision") == ROUTE if shadow else None, self._packed(facts))
         window = self._window
         window[decision_id] = info
         if len(window) > self.join_window:
@@ -535,7 +549,8 @@ class Report:
 
     def _joined(self, info: tuple[Any, ...], label: str) -> None:
         """Feedback with its decision's facts and segment."""
-        deciding, _routed, segments, shadow_decision, packed = info
+        deciding, routed, channel, language, tier, shadow_routes, packed = info
+        segments = (channel, language, tier)
         self.joined += 1
         values = self._pack.unpack(packed)
         for fact, value in zip(self.numeric_facts, values, strict=False):
@@ -555,9 +570,8 @@ class Report:
             for dimension, value in zip(DIMENSIONS, segments, strict=True):
                 self.kept_by_dimension[label][dimension][
                     value if isinstance(value, str) and value else NONE] += 1
-        if shadow_decision is not None and shadow_decision != (ROUTE if _routed else KEEP):
+        if shadow_routes is not None and shadow_routes != routed:
             needed = label in (NEEDED, MISSED)
-            shadow_routes = shadow_decision == ROUTE
             self.shadow_verdicts["shadow_right" if needed == shadow_routes
                                  else "active_right"] += 1
 
@@ -883,7 +897,8 @@ def text(result: dict[str, Any]) -> str:
                f"({i['decisions_out_of_range']} out of range), {i['feedback']} feedback "
                f"({i['feedback_out_of_range']} out of range), {i['other_records']} other")
     if i["skipped"]:
-        out.append(f"skipped bad lines: {i['skipped']}; first: " + "; ".join(
+        out.append("skipped bad lines: " + ", ".join(
+            f"{code} {n}" for code, n in i["skipped"].items()) + "; first: " + "; ".join(
             f"{s['file']}:{s['line']} {s['code']}" for s in i["skipped_lines"][:5]))
     rules = result["rules"]
     made = ", ".join(f"{x['name']} {x['version']} ({x['decisions']})" for x in rules["in_log"])
