@@ -336,7 +336,7 @@ class Report:
         self.joined = 0
         self.pending_dropped = 0
         self._window: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
-        self._names: dict[str, str] = {}
+        self._names: dict[Any, Any] = {}
         self._pending: OrderedDict[str, list[str]] = OrderedDict()
         # missed escalations against conversations rightly kept (joined feedback)
         self.kept_by_rule: dict[str, Counter[str]] = {MISSED: Counter(), RESOLVED: Counter()}
