@@ -2,6 +2,8 @@
 
     python bench/report_scale.py generate --decisions 1000000 --out /tmp/report-1m.jsonl
     python bench/report_scale.py measure /tmp/report-1m.jsonl [--format json] [--parser json]
+    python bench/report_scale.py measure /tmp/report-3m.jsonl /tmp/report-3m.jsonl \
+        /tmp/report-3m.jsonl /tmp/report-1m.jsonl   # 10 million records in one run
 
 `generate` writes a month of synthetic decision records shaped as the service writes them
 (ids, outcome, handoff with its brief, rules, rule set, segment, 32 facts, and a shadow
@@ -157,13 +159,15 @@ report.build([sys.argv[1]], report.load_rules(rules), loads=json.loads).result()
 """
 
 
-def measure(path: Path, fmt: str, rules: Path | None, parser: str) -> dict[str, Any]:
+def measure(paths: list[Path], fmt: str, rules: Path | None, parser: str) -> dict[str, Any]:
     if parser == "json":
-        command = [sys.executable, "-c", WITH_JSON, str(path)]
+        if len(paths) != 1:
+            raise SystemExit("--parser json reads one log")
+        command = [sys.executable, "-c", WITH_JSON, str(paths[0])]
         command += [str(rules)] if rules is not None else []
     else:
-        command = [sys.executable, "-m", "escalator", "report", str(path), "--format", fmt,
-                   "--out", os.devnull]
+        command = [sys.executable, "-m", "escalator", "report", *map(str, paths), "--format",
+                   fmt, "--out", os.devnull]
         command += ["--rules", str(rules)] if rules is not None else []
     started = time.perf_counter()
     process = subprocess.Popen(command)
@@ -171,9 +175,12 @@ def measure(path: Path, fmt: str, rules: Path | None, parser: str) -> dict[str, 
     seconds = time.perf_counter() - started
     if status != 0:
         raise SystemExit(f"escalator report failed ({status})")
-    with path.open("rb") as stream:
-        lines = sum(1 for _ in stream)
-    return {"file": str(path), "parser": parser, "lines": lines, "bytes": path.stat().st_size,
+    lines = 0
+    for path in paths:
+        with path.open("rb") as stream:
+            lines += sum(1 for _ in stream)
+    return {"files": [str(p) for p in paths], "parser": parser, "lines": lines,
+            "bytes": sum(p.stat().st_size for p in paths),
             "seconds": round(seconds, 1), "records_per_second": round(lines / seconds),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
@@ -187,7 +194,10 @@ def main() -> None:
     gen.add_argument("--seed", type=int, default=15)
     gen.add_argument("--out", type=Path, required=True)
     run = sub.add_parser("measure", help="time escalator report on a log")
-    run.add_argument("log", type=Path)
+    run.add_argument("logs", type=Path, nargs="+",
+                     help="one log, or several read in one run (a larger log without "
+                          "writing one: the same file given three times is three times "
+                          "as many records)")
     run.add_argument("--format", default="json", choices=("text", "json", "html"))
     run.add_argument("--rules", type=Path)
     run.add_argument("--parser", default="installed", choices=("installed", "json"),
@@ -196,7 +206,7 @@ def main() -> None:
     if args.command == "generate":
         generate(args.decisions, args.feedback, args.out, args.seed)
     else:
-        print(json.dumps(measure(args.log, args.format, args.rules, args.parser)))
+        print(json.dumps(measure(args.logs, args.format, args.rules, args.parser)))
 
 
 if __name__ == "__main__":
