@@ -76,7 +76,8 @@ MAX_PAIRS = 200
 MAX_NAMES = 10_000  # texts (rules, segments) shared between the decisions held
 MAX_BAD_SHOWN = 20
 HOURLY_UP_TO = 72 * 3600
-_EMPTY: dict[str, Any] = {}  # longer ranges are shown by day
+_EMPTY: dict[str, Any] = {}
+MAX_TIME = 253_402_300_800.0  # 10000-01-01: ISO 8601 writes no later date  # longer ranges are shown by day
 Z95 = 1.959963984540054
 
 # Stable codes of what can be wrong with a log (the message says where, for people).
@@ -400,7 +401,7 @@ class Report:
         """The tracked facts of a decision as packed doubles (NaN: absent or not a number)."""
         try:  # the common case: every tracked fact there, each a number or a boolean
             return self._pack.pack(*self._getter(facts))
-        except (KeyError, TypeError, struct.error):
+        except (KeyError, TypeError, OverflowError, struct.error):
             get = facts.get
             return self._pack.pack(*[_number(get(name)) for name in self.tracked])
 
@@ -409,6 +410,8 @@ class Report:
         at = float(record["time"])
         decision_id = record["decision_id"]
         outcome = record["decision"]
+        if not 0.0 <= at < MAX_TIME:
+            raise ValueError(f"'time' is {at!r}, not unix seconds of a date")
         rules = record["rules"]
         facts = record["facts"]
         if outcome != ROUTE and outcome != KEEP:
@@ -520,6 +523,8 @@ class Report:
     def _feedback(self, record: dict[str, Any]) -> None:
         at = float(record["time"])
         label = record["label"]
+        if not 0.0 <= at < MAX_TIME:
+            raise ValueError(f"'time' is {at!r}, not unix seconds of a date")
         decision_id = record["decision_id"]
         rules = record.get("rules") or []
         if label not in LABELS:
@@ -531,7 +536,11 @@ class Report:
             self.feedback_out_of_range += 1
             return
         self.labels[label] += 1
-        self.sources[str(record.get("source"))] += 1
+        source = str(record.get("source"))
+        if source in self.sources or len(self.sources) < MAX_VALUES:
+            self.sources[source] += 1
+        else:
+            self.sources[OTHER] += 1
         deciding = rules[0] if rules else DEFAULT_RULE
         _bounded(self.feedback_by_rule, deciding, Counter)[label] += 1
         info = self._window.get(decision_id)
@@ -772,7 +781,10 @@ def _number(value: Any) -> float:
     """A fact's value for the packed join: a number, a boolean as 1/0, else NaN (absent)."""
     if value is None or isinstance(value, str | list | dict):
         return math.nan
-    return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):  # a number JSON has but a float has not
+        return math.nan
 
 
 def _ratio(part: int, whole: int) -> float | None:

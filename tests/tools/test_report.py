@@ -316,3 +316,22 @@ def test_the_html_page_is_self_contained(log: Path, tmp_path: Path) -> None:
     assert "threshold 0.85" in html  # the marker on frustration-spike's histogram
     assert "http://" not in html and "https://" not in html and "<script" not in html
     assert "<link" not in html
+
+
+def test_values_no_report_can_show_are_refused_or_left_out(tmp_path: Path,
+                                                          ruleset: Any) -> None:
+    late = decision("late", 1e300, ROUTE, [SPIKE])
+    with pytest.raises(reporting.ReportError, match=r"log_not_record: .*:1: 'time' is 1e\+300"):
+        run(write(tmp_path / "late.jsonl", [late]), ruleset)
+    # A fact too large for a float, or of the wrong kind, is absent for the histograms.
+    odd = decision("odd", T0, ROUTE, [SPIKE])
+    odd["facts"]["frustration.score"] = "high"
+    huge = json.dumps(decision("huge", T0, ROUTE, [SPIKE])).replace(
+        '"frustration.score": 0.5', '"frustration.score": 1' + "0" * 400)
+    rows = [odd, huge, feedback("odd", T0 + 1, "handoff_needed", [SPIKE]),
+            feedback("huge", T0 + 2, "handoff_needed", [SPIKE])]
+    # (json reads the huge number as an int; orjson refuses the line as log_not_json.)
+    result = reporting.build([str(write(tmp_path / "odd.jsonl", rows))], ruleset,
+                             loads=json.loads).result()
+    spike = next(t for t in result["thresholds"] if t["fact"] == "frustration.score")
+    assert spike["handoff_needed"] == {"holds": 0, "does_not_hold": 0, "absent": 2}
