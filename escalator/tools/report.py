@@ -77,7 +77,7 @@ MAX_NAMES = 10_000  # texts (rules, segments) shared between the decisions held
 MAX_BAD_SHOWN = 20
 HOURLY_UP_TO = 72 * 3600
 _EMPTY: dict[str, Any] = {}
-MAX_TIME = 253_402_300_800.0  # 10000-01-01: ISO 8601 writes no later date  # longer ranges are shown by day
+MAX_TIME = 253_402_300_800.0  # 10000-01-01: no later date in ISO 8601
 Z95 = 1.959963984540054
 
 # Stable codes of what can be wrong with a log (the message says where, for people).
