@@ -158,8 +158,9 @@ def script_commands() -> set[str]:
 
     found: set[str] = set()
     for value in vars(state).values():
-        if isinstance(value, str) and "redis.call(" in value:
-            found |= {name.lower() for name in re.findall(r"redis\.call\(\s*'(\w+)'", value)}
+        if isinstance(value, str) and "redis." in value:
+            found |= {name.lower()
+                      for name in re.findall(r"redis\.p?call\(\s*'(\w+)'", value)}
     return found
 
 
