@@ -13,7 +13,7 @@ import pytest
 from escalator.config import SETTINGS, Config, ConfigError
 from escalator.ruleset.catalogue import FACTS
 
-README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
 
 
 def test_defaults_without_environment() -> None:

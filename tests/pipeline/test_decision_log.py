@@ -1,4 +1,6 @@
-"""The decision log (file, stdout, Redis stream) and the fairness audit read from it."""
+"""The decision log (file, stdout, Redis stream): one record per decision, never text, and
+a record that cannot be written is counted, never a failed turn. The audit that reads it is
+in tests/tools/test_audit.py."""
 
 from __future__ import annotations
 
@@ -10,15 +12,13 @@ from typing import Any
 
 import pytest
 import redis
-from click.testing import CliRunner
 from flask import Flask
+from prometheus_client import REGISTRY
 
 from escalator.app import create_app
-from escalator.cli import main
 from escalator.config import Config
 from escalator.decisionlog import STREAM_KEY
 from escalator.http.services import EXTENSION
-from escalator.tools.audit import audit, report
 
 
 @pytest.fixture
@@ -62,6 +62,31 @@ def test_every_decision_is_logged_once_without_text(
     assert "zucchini" not in path.read_text().lower()
 
 
+def logging_errors() -> float:
+    return REGISTRY.get_sample_value("escalator_decision_log_errors_total") or 0.0
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_record_that_cannot_be_written_is_counted_and_the_turn_still_answered(
+        redis_url: str, new_conversation_id: Callable[..., str]) -> None:
+    # /dev/full: every write fails with ENOSPC, as on a full disk.
+    app = create_app(Config(redis_url=redis_url, env="test", decision_log="/dev/full"))
+    try:
+        cid = new_conversation_id()
+        before = logging_errors()
+        first = send(app, cid, "t-1", "Let me talk to a human")
+        assert first["decision"] == "route_to_human" and first["degraded"] is False
+        assert logging_errors() == before + 1
+        send(app, cid, "t-2", "thanks")
+        assert logging_errors() == before + 2
+        # A retry is answered with the stored decision: not a decision, so no record lost.
+        retry = send(app, cid, "t-1", "Let me talk to a human")
+        assert retry["decision_id"] == first["decision_id"]
+        assert logging_errors() == before + 2
+    finally:
+        app.extensions[EXTENSION].close()
+
+
 def test_a_bad_decision_log_setting_refuses_to_start(redis_url: str) -> None:
     with pytest.raises(Exception, match="ESCALATOR_DECISION_LOG"):
         create_app(Config(redis_url=redis_url, env="test", decision_log="redis:lots"))
@@ -84,94 +109,6 @@ def test_the_redis_stream_log_is_capped() -> None:
         app.extensions[EXTENSION].close()
     finally:
         embedded.shutdown()
-
-
-def record(channel: str, routed: bool, frustration: float,
-           escalated: bool = False) -> dict[str, Any]:
-    return {"decision": "route_to_human" if routed else "keep_with_bot",
-            "segment": {"channel": channel, "language": "en", "tier": None},
-            "facts": {"frustration.score": frustration, "conversation.escalated": escalated}}
-
-
-def test_the_audit_flags_a_segment_below_four_fifths_within_a_band() -> None:
-    records = (
-        # Highly frustrated customers: web routed 20 of 40, sms only 6 of 40.
-        [record("web", i < 20, 0.8) for i in range(40)]
-        + [record("sms", i < 6, 0.8) for i in range(40)]
-        # Calm customers: both rarely routed, and alike.
-        + [record("web", i < 2, 0.1) for i in range(40)]
-        + [record("sms", i < 2, 0.1) for i in range(40)]
-        # Turns already with a person do not count.
-        + [record("sms", True, 0.9, escalated=True) for _ in range(50)]
-    )
-    result = audit(records, min_count=30)
-    assert result.overall.decisions == 160 and result.skipped_with_person == 50
-    assert [(d.dimension, d.band, d.segment, d.best_segment) for d in result.disparities] == [
-        ("channel", "high frustration", "sms", "web")]
-    assert result.disparities[0].ratio == pytest.approx(0.3)
-    assert "(ratio 0.30, below 0.8)" in result.disparities[0].explain()
-    assert "'sms' was routed to a person 15% of the time, against 50%" in \
-        result.disparities[0].explain()
-
-
-def test_small_segments_are_not_compared() -> None:
-    records = [record("web", True, 0.8) for _ in range(40)] + \
-              [record("fax", False, 0.8) for _ in range(5)]
-    assert audit(records, min_count=30).disparities == []
-
-
-def test_an_audit_that_compared_nothing_says_the_data_was_too_small(tmp_path: Path) -> None:
-    # The issue's case: 24 decisions, no segment near the 30-decision minimum.
-    records = [record("web" if i % 2 else "sms", i % 3 == 0, 0.1 + 0.3 * (i % 3))
-               for i in range(24)]
-    result = audit(records, min_count=30)
-    assert result.disparities == [] and result.verdict == "too_little_data"
-    path = tmp_path / "log.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-
-    text = CliRunner().invoke(main, ["audit", str(path)]).output
-    assert "No disparity" not in text
-    assert "Too little data to compare: no band of frustration held two segments of the same " \
-           "channel or language or tier with at least 30 decisions each, so a disparity can " \
-           "be neither found nor ruled out." in text
-    assert "- in the low frustration band, by channel: 'sms' (4 decisions), 'web' (4 " \
-           "decisions): too few decisions to compare (fewer than 30 each)" in text
-    assert "- in the low frustration band, by language: only 'en' appears, so there is " \
-           "nothing to compare it with" in text
-
-    body = json.loads(CliRunner().invoke(main, ["audit", str(path), "--json"]).output)
-    assert body["verdict"] == "too_little_data" and body["disparities"] == []
-    low_channel = next(c for c in body["comparisons"]
-                       if (c["dimension"], c["band"]) == ("channel", "low frustration"))
-    assert low_channel == {"dimension": "channel", "band": "low frustration", "made": False,
-                           "compared": [], "too_small": {"sms": 4, "web": 4}}
-
-
-def test_segments_left_out_of_a_comparison_are_named() -> None:
-    records = ([record("web", True, 0.8) for _ in range(40)]
-               + [record("sms", True, 0.8) for _ in range(40)]
-               + [record("fax", False, 0.8) for _ in range(5)])
-    result = audit(records, min_count=30)
-    assert result.verdict == "no_disparity"
-    text = report(result)
-    assert text.count("No disparity among the segments compared") == 1
-    assert "- in the high frustration band, by channel: 'fax' (5 decisions): too few " \
-           "decisions (fewer than 30)" in text
-
-
-def test_audit_command_reads_the_log_and_explains(tmp_path: Path) -> None:
-    path = tmp_path / "log.jsonl"
-    path.write_text("\n".join(json.dumps(record("web" if i % 2 else "app", i % 2 == 1, 0.7))
-                              for i in range(100)) + "\n")
-    result = CliRunner().invoke(main, ["audit", str(path)])
-    assert result.exit_code == 0, result.output
-    assert "100 decisions audited" in result.output
-    assert "channel 'app' was routed to a person 0%" in result.output
-    result = CliRunner().invoke(main, ["audit", str(path), "--json"])
-    assert json.loads(result.output)["by_segment"]["channel"]["web"]["rate"] == 1.0
-    path.write_text("garbage\n")
-    result = CliRunner().invoke(main, ["audit", str(path)])
-    assert result.exit_code != 0 and "log.jsonl:1: not JSON" in result.output
 
 
 def test_stdout_log_writes_json_lines(capfd: pytest.CaptureFixture[str]) -> None:

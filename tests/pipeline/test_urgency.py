@@ -145,6 +145,24 @@ def test_the_old_spelling_still_works_with_a_warning(
         app.extensions[EXTENSION].close()
 
 
+def test_a_handoff_keeps_its_first_queue_and_urgency_on_every_later_turn(
+        client: FlaskClient, new_conversation_id: Callable[..., str]) -> None:
+    # Neither is the default (support, normal): losing either shows.
+    cid = new_conversation_id()
+    first = say(client, cid, "t-1", "I can smell gas in my kitchen")
+    assert first["reasons"][0]["rule"] == "safety-or-vulnerability"
+    assert (first["handoff"]["queue"], first["handoff"]["urgency"]) == ("care", "urgent")
+    # A rule routing elsewhere (explicit-human-request: support, high), then nothing.
+    for n, text in ((2, "I want to talk to a person"), (3, "ok thanks, where is my parcel?")):
+        later = say(client, cid, f"t-{n}", text)
+        assert later["decision"] == "route_to_human"
+        assert later["reasons"][0]["rule"] == "handoff-in-progress"
+        assert (later["handoff"]["queue"], later["handoff"]["urgency"]) == ("care", "urgent"), n
+    summary = client.get(f"/v1/conversations/{cid}").get_json()
+    assert (summary["handoff_queue"], summary["handoff_urgency"]) == ("care", "urgent")
+    assert summary["escalated"] is True
+
+
 def test_priority_and_urgency_together_are_refused(tmp_path: Path) -> None:
     both = LOOPS_AND_FRUSTRATION.replace(
         "then: {decision: route_to_human, urgency: high}",

@@ -1,7 +1,7 @@
 """Hot reload: a valid rule change goes live atomically once the folder has settled; a
 broken one is refused and the running rules stay; replaced engines are freed only when no
 decision uses them. The attacks on reloading, under `escalator serve`, are in
-tests/test_reload_attacks.py."""
+tests/policy/test_reload_attacks.py."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ def read_within(folder: Path, seconds: float = 10) -> RulesFolder:
 
 
 def configmap_mount(mount: Path, generation: str = "..2026_11_28_10_00_00.1") -> Path:
-    """A folder laid out as the kubelet mounts a ConfigMap (see tests/test_reload.py)."""
+    """A folder laid out as the kubelet mounts a ConfigMap (see tests/policy/test_reload.py)."""
     mount.mkdir()
     copy_rules(mount / generation)
     (mount / "..data").symlink_to(generation)
