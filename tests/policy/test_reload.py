@@ -53,10 +53,17 @@ def test_reload_over_http_swaps_a_valid_change_and_refuses_a_broken_one(
     app = create_app(Config(redis_url=redis_url, env="test", rules_dir=rules,
                             reload_settle_seconds=SETTLE))
     client = app.test_client()
+
+    def reloads(result: str) -> float:
+        scraped = client.get("/metrics").get_data(as_text=True)
+        return metric(scraped, f'escalator_ruleset_reloads_total{{result="{result}"}}')
+
     try:
+        succeeded, failed = reloads("success"), reloads("failed")
         set_version(rules, "2026.12.0")
         reloaded = client.post("/v1/ruleset/reload")
         assert reloaded.status_code == 200
+        assert (reloads("success"), reloads("failed")) == (succeeded + 1, failed)
         assert reloaded.get_json()["result"] == "reloaded"
         assert client.get("/v1/ruleset").get_json()["version"] == "2026.12.0"
 
@@ -73,8 +80,8 @@ def test_reload_over_http_swaps_a_valid_change_and_refuses_a_broken_one(
                            json={"turn_id": "t-1", "message": {"text": "agent please"}})
         assert turn.get_json()["ruleset"]["version"] == "2026.12.0"
         client.delete("/v1/conversations/reload-1")
-        metrics = client.get("/metrics").get_data(as_text=True)
-        assert 'escalator_ruleset_reloads_total{result="failed"}' in metrics
+        # Counted once: the series exists from the start at 0, so being there says nothing.
+        assert (reloads("success"), reloads("failed")) == (succeeded + 1, failed + 1)
     finally:
         app.extensions[EXTENSION].close()
 
