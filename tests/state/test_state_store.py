@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict
@@ -15,6 +14,7 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 from redis.crc import key_slot
+from support.servers import wait_for
 
 from escalator.errors import StateUnavailable, StateUnreadable
 from escalator.model import ConversationState
@@ -240,10 +240,7 @@ def test_state_expires(redis_url: str, new_conversation_id: NewId,
     store = StateStore.from_url(redis_url, ttl_seconds=1)
     decide(store, cid, "t-1", a_state(1), make_decision(cid, "t-1", 1))
     assert store.load(cid, "t-1").version == 1
-    deadline = time.monotonic() + 5
-    while store.load(cid, "t-1").version and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert store.load(cid, "t-1") == UNKNOWN
+    wait_for(lambda: store.load(cid, "t-1") == UNKNOWN, 5, "the state expires", interval=0.05)
     store.close()
 
 

@@ -7,6 +7,7 @@ folder of its own, and killed, paused or restarted only through its own process 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -154,6 +156,48 @@ class RedisServer:
             self.process.send_signal(signal.SIGCONT)
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+class Listener:
+    """Accepts connections on a loopback port and never answers: counts the attempts to
+    reach a server there (a stand-in for a Redis that is down, to count what a client
+    still tries)."""
+
+    def __init__(self, port: int) -> None:
+        self.connections = 0
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", port))
+        self._sock.listen(64)
+        self._accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._sock.accept()
+            except OSError:
+                return  # closed
+            self.connections += 1
+            self._accepted.append(connection)
+
+    def close(self) -> None:
+        # shutdown() wakes the thread blocked in accept(); close() alone may not.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        self._thread.join(timeout=5)
+        for connection in self._accepted:
+            connection.close()
+
+
+def command_calls(client: redis.Redis) -> dict[str, int]:
+    """Calls per command a Redis server has run since it started or its last CONFIG
+    RESETSTAT (INFO and CONFIG left out)."""
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()
+            if name not in ("cmdstat_info", "cmdstat_config|resetstat", "cmdstat_config")}
 
 
 @contextmanager
