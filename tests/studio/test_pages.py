@@ -11,6 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from support.studio import CORPUS, finished, token
 
+from escalator.ruleset.model import MAX_PRIORITY
+
 
 def _text(client: FlaskClient, path: str) -> str:
     response = client.get(path)
@@ -83,6 +85,7 @@ def test_an_impossible_threshold_is_shown_on_its_row_and_not_applied(
 def test_a_form_edit_goes_to_the_draft_and_is_saved_with_a_new_version(
         studio: FlaskClient, rules: Path) -> None:
     csrf = token(studio)
+    assert f"0 to {MAX_PRIORITY}. Of the rules" in _text(studio, "/studio/rules/frustration-spike")
     response = studio.post("/studio/rules/frustration-spike", data=_spike_form(csrf, "0.8"))
     assert response.status_code == 302
     assert "at least <em>0.8</em>" in _text(studio, "/studio/")
