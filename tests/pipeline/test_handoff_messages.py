@@ -7,7 +7,6 @@ handoff-in-progress sentence was English and fixed in the code.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from support.rulesets import rules_folder
+from support.rulesets import copy_rules, rules_folder
 
 from escalator.app import create_app
 from escalator.cli import main
@@ -210,8 +209,7 @@ def test_mistakes_in_messages_are_refused_in_plain_words(
 
 def test_rule_tests_check_the_message_in_the_turns_language(tmp_path: Path) -> None:
     folder = tmp_path / "rules"
-    shutil.copytree(default_rules_dir(), folder,
-                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py", "tests"))
+    copy_rules(folder)
     (folder / "tests").mkdir()
     (folder / "tests" / "spanish.yaml").write_text(f"""
 tests:

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.servers import child_pids, cpu_seconds, free_port, http, metric, start_serve, wait_for
+from support.servers import (
+    cpu_seconds,
+    free_port,
+    http,
+    metric,
+    serve_workers,
+    start_serve,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -66,13 +74,7 @@ def test_a_rule_set_without_the_floor_refuses_to_start(tmp_path: Path) -> None:
     assert "refusing to start" in result.stderr
 
 
-def workers(master: int) -> list[int]:
-    """The gunicorn workers of `escalator serve` (its children but the embedded Redis)."""
-    return [pid for pid in child_pids(master)
-            if not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"redis")]
-
-
-def idle(pids: list[int]) -> bool:
+def idle(pids: set[int]) -> bool:
     """No process of `pids` used more than 10 ms of CPU time in the next 200 ms."""
     before = {pid: cpu_seconds(pid) for pid in pids}
     time.sleep(0.2)
@@ -99,9 +101,9 @@ def test_sigterm_lets_a_turn_in_flight_finish(tmp_path: Path) -> None:
 
     caller = threading.Thread(target=call)
     try:
-        wait_for(lambda: len(workers(process.pid)) == 2, 30, "2 workers")
-        wait_for(lambda: idle(workers(process.pid)), 30, "both workers idle")
-        before = {pid: cpu_seconds(pid) for pid in workers(process.pid)}
+        wait_for(lambda: len(serve_workers(process)) == 2, 30, "2 workers")
+        wait_for(lambda: idle(serve_workers(process)), 30, "both workers idle")
+        before = {pid: cpu_seconds(pid) for pid in serve_workers(process)}
         caller.start()
         # In flight: a worker has spent CPU time on it (the dry run needs about a second).
         wait_for(lambda: any(cpu_seconds(pid) - spent >= 0.1 for pid, spent in before.items()),

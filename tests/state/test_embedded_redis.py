@@ -17,7 +17,7 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 import pytest
 import redis
-from support.servers import command_calls, wait_for
+from support.servers import answers_within, command_calls, wait_for
 
 from escalator.errors import StateUnavailable
 from escalator.model import ConversationState
@@ -27,17 +27,6 @@ from escalator.state.store import Committed, Snapshot, StateStore
 MakeDecision = Callable[..., dict[str, Any]]
 
 BOUND_SECONDS = 1.0  # a bound on "quickly", not a benchmark
-
-
-def answers_within(url: str, seconds: float) -> bool:
-    """True if the server at url answers a PING within `seconds`."""
-    client = redis.Redis.from_url(url, socket_timeout=seconds, socket_connect_timeout=seconds)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
 
 
 def every_call(store: StateStore, make_decision: MakeDecision) -> list[Callable[[], object]]:

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil  # type: ignore[import-untyped]
 import pytest
 import redis
 
@@ -71,28 +72,38 @@ def wait_for(condition: Any, seconds: float, what: str, interval: float = 0.02) 
         time.sleep(interval)
 
 
-def child_pids(pid: int) -> list[int]:
-    """The live children of a process (a gunicorn master's workers, its embedded Redis)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
-                found.append(int(entry.name))
-    return sorted(found)
+def serve_workers(process: Any) -> set[int]:
+    """The gunicorn workers of an `escalator serve` process (forks of it; not the embedded
+    Redis it may have started)."""
+    master = psutil.Process(process.pid)
+    found = set()
+    for child in master.children():
+        try:
+            if child.cmdline()[:1] == master.cmdline()[:1]:
+                found.add(child.pid)
+        except psutil.Error:  # exited (a zombie until the master reaps it)
+            continue
+    return found
 
 
 def cpu_seconds(pid: int) -> float:
     """The CPU time (user and system) a process has used so far; 0 once it is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return 0.0
-    # utime and stime, fields 14 and 15 of proc(5), in clock ticks.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return float(times.user + times.system)
+
+
+def answers_within(url: str, seconds: float) -> bool:
+    """True if the Redis server at url answers a PING within `seconds`."""
+    client = redis.Redis.from_url(url, socket_timeout=seconds, socket_connect_timeout=seconds)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
 
 
 class RedisServer:
@@ -124,13 +135,7 @@ class RedisServer:
         if self.process.poll() is not None:
             raise AssertionError(f"redis-server on port {self.port} exited "
                                  f"({self.process.returncode}); see {self.folder}/redis.log")
-        client = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
+        return answers_within(self.url, 0.5)
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=5)
