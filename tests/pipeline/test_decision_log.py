@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,9 @@ from escalator.http.services import EXTENSION
 
 
 @pytest.fixture
-def logged_app(redis_url: str, tmp_path: Path) -> Iterator[tuple[Flask, Path]]:
+def logged_app(make_app: Callable[..., Flask], tmp_path: Path) -> tuple[Flask, Path]:
     path = tmp_path / "decisions.jsonl"
-    app = create_app(Config(redis_url=redis_url, env="test", decision_log=str(path)))
-    yield app, path
-    app.extensions[EXTENSION].close()
+    return make_app(decision_log=str(path)), path
 
 
 def send(app: Flask, cid: str, turn_id: str, text: str, **extra: Any) -> dict[str, Any]:
@@ -68,23 +66,20 @@ def logging_errors() -> float:
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_a_record_that_cannot_be_written_is_counted_and_the_turn_still_answered(
-        redis_url: str, new_conversation_id: Callable[..., str]) -> None:
+        make_app: Callable[..., Flask], new_conversation_id: Callable[..., str]) -> None:
     # /dev/full: every write fails with ENOSPC, as on a full disk.
-    app = create_app(Config(redis_url=redis_url, env="test", decision_log="/dev/full"))
-    try:
-        cid = new_conversation_id()
-        before = logging_errors()
-        first = send(app, cid, "t-1", "Let me talk to a human")
-        assert first["decision"] == "route_to_human" and first["degraded"] is False
-        assert logging_errors() == before + 1
-        send(app, cid, "t-2", "thanks")
-        assert logging_errors() == before + 2
-        # A retry is answered with the stored decision: not a decision, so no record lost.
-        retry = send(app, cid, "t-1", "Let me talk to a human")
-        assert retry["decision_id"] == first["decision_id"]
-        assert logging_errors() == before + 2
-    finally:
-        app.extensions[EXTENSION].close()
+    app = make_app(decision_log="/dev/full")
+    cid = new_conversation_id()
+    before = logging_errors()
+    first = send(app, cid, "t-1", "Let me talk to a human")
+    assert first["decision"] == "route_to_human" and first["degraded"] is False
+    assert logging_errors() == before + 1
+    send(app, cid, "t-2", "thanks")
+    assert logging_errors() == before + 2
+    # A retry is answered with the stored decision: not a decision, so no record lost.
+    retry = send(app, cid, "t-1", "Let me talk to a human")
+    assert retry["decision_id"] == first["decision_id"]
+    assert logging_errors() == before + 2
 
 
 def test_a_bad_decision_log_setting_refuses_to_start(redis_url: str) -> None:

@@ -7,7 +7,7 @@ handoff-in-progress sentence was English and fixed in the code.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from support.rulesets import copy_rules, rules_folder
 
-from escalator.app import create_app
 from escalator.cli import main
-from escalator.config import Config, default_rules_dir
-from escalator.http.services import EXTENSION
+from escalator.config import default_rules_dir
 from escalator.policy import load_policy
 
 EXPLICIT = {
@@ -109,11 +107,8 @@ rules:
 
 
 @pytest.fixture
-def spanish_app(redis_url: str, tmp_path: Path) -> Iterator[Flask]:
-    app = create_app(Config(redis_url=redis_url, env="test",
-                            rules_dir=rules_folder(tmp_path, SPANISH_FIRST)))
-    yield app
-    app.extensions[EXTENSION].close()
+def spanish_app(make_app: Callable[..., Flask], tmp_path: Path) -> Flask:
+    return make_app(rules_dir=rules_folder(tmp_path, SPANISH_FIRST))
 
 
 def test_a_rule_set_sets_its_language_and_its_handoff_in_progress_sentence(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -68,11 +68,8 @@ ANGRY = "This is ridiculous, useless, the worst service ever!!!"
 
 
 @pytest.fixture
-def small_app(redis_url: str, tmp_path: Path) -> Iterator[Flask]:
-    app = create_app(Config(redis_url=redis_url, env="test",
-                            rules_dir=rules_folder(tmp_path, LOOPS_AND_FRUSTRATION)))
-    yield app
-    app.extensions[EXTENSION].close()
+def small_app(make_app: Callable[..., Flask], tmp_path: Path) -> Flask:
+    return make_app(rules_dir=rules_folder(tmp_path, LOOPS_AND_FRUSTRATION))
 
 
 def test_the_most_urgent_matching_rule_sets_the_urgency_the_decisive_one_the_queue(
