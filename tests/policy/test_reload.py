@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from support.rulesets import copy_rules, set_version
+from support.rulesets import configmap_mount, copy_rules, set_version
 from support.servers import http, metric, start_serve, wait_for
 
 from escalator.app import create_app
@@ -175,14 +175,7 @@ def _version(base: str) -> str:
 
 
 def test_a_configmap_style_symlink_swap_is_picked_up(redis_url: str, tmp_path: Path) -> None:
-    # Kubernetes mounts a ConfigMap as files that link through "..data", a link to a
-    # timestamped folder; an update writes a new folder and swaps "..data" atomically.
-    mount = tmp_path / "mount"
-    mount.mkdir()
-    first = copy_rules(mount / "..2026_11_27_1")
-    (mount / "..data").symlink_to(first.name)
-    for path in [*first.glob("*.yaml"), first / "lexicons"]:
-        (mount / path.name).symlink_to(Path("..data") / path.name)
+    mount = configmap_mount(tmp_path / "mount", "..2026_11_27_1")
     # A swap is complete at once: it must not wait to settle (here: long).
     app = create_app(Config(redis_url=redis_url, env="test", rules_dir=mount,
                             reload_interval_seconds=0.05, reload_settle_seconds=60))
@@ -197,7 +190,7 @@ def test_a_configmap_style_symlink_swap_is_picked_up(redis_url: str, tmp_path: P
                  "the poller follows the swapped ..data link")
         # The kubelet removes the old generation after the swap; the admin reload also
         # takes a swapped folder at once.
-        shutil.rmtree(first)
+        shutil.rmtree(mount / "..2026_11_27_1")
         third = copy_rules(mount / "..2026_11_27_3")
         set_version(third, "2027.2.1")
         (mount / "..data_tmp").symlink_to(third.name)
