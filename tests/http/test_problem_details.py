@@ -69,7 +69,7 @@ def rules(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def reloading(make_app: Callable[..., Flask], rules: Path) -> Flask:
-    # No reload thread before the test asks (see NOT_BEFORE_ASKED in tests/policy/test_reload.py).
+    # No reload thread before the test asks (see asked_app in tests/policy/test_reload.py).
     return make_app(rules_dir=rules, reload_settle_seconds=0, start_reloader=False)
 
 
