@@ -1,7 +1,7 @@
 """Hot reload: a valid rule change goes live atomically once the folder has settled; a
 broken one is refused and the running rules stay; replaced engines are freed only when no
 decision uses them. The attacks on reloading, under `escalator serve`, are in
-tests/test_reload_attacks.py."""
+tests/policy/test_reload_attacks.py."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from support.rulesets import copy_rules, set_version
+from support.rulesets import configmap_mount, copy_rules, set_version
 from support.servers import http, metric, start_serve, wait_for
 
 from escalator.app import create_app
@@ -41,42 +41,52 @@ SETTLE = 0.3
 
 
 @pytest.fixture
-def reloading_app(redis_url: str, rules: Path) -> Iterator[Flask]:
-    app = create_app(Config(redis_url=redis_url, env="test", rules_dir=rules,
-                            reload_interval_seconds=0.05, reload_settle_seconds=SETTLE))
-    yield app
-    app.extensions[EXTENSION].close()
+def asked_app(make_app: Callable[..., Flask], rules: Path) -> Flask:
+    """The service on `rules`, without polling, and no reload thread until a reload is asked:
+    that ask then starts the thread, and the thread's first read answers it. (Started with
+    the app, its first read, the catch-up at worker start, could come after the test's
+    edit and take the change itself, leaving the ask an 'unchanged': a race a loaded
+    machine has lost.)"""
+    return make_app(rules_dir=rules, reload_settle_seconds=SETTLE, start_reloader=False)
+
+
+@pytest.fixture
+def reloading_app(make_app: Callable[..., Flask], rules: Path) -> Flask:
+    return make_app(rules_dir=rules, reload_interval_seconds=0.05, reload_settle_seconds=SETTLE)
 
 
 def test_reload_over_http_swaps_a_valid_change_and_refuses_a_broken_one(
-        redis_url: str, rules: Path) -> None:
-    app = create_app(Config(redis_url=redis_url, env="test", rules_dir=rules,
-                            reload_settle_seconds=SETTLE))
+        asked_app: Flask, rules: Path) -> None:
+    app = asked_app
     client = app.test_client()
-    try:
-        set_version(rules, "2026.12.0")
-        reloaded = client.post("/v1/ruleset/reload")
-        assert reloaded.status_code == 200
-        assert reloaded.get_json()["result"] == "reloaded"
-        assert client.get("/v1/ruleset").get_json()["version"] == "2026.12.0"
 
-        break_rules(rules)
-        set_version(rules, "2026.12.1-broken")
-        refused = client.post("/v1/ruleset/reload")
-        assert refused.status_code == 422
-        error = refused.get_json()["error"]
-        assert error["code"] == "invalid_ruleset"
-        assert any("loop.bot_repeat" in p and "loops.yaml" in p
-                   for p in error["details"]["problems"])
-        assert client.get("/v1/ruleset").get_json()["version"] == "2026.12.0"
-        turn = client.post("/v1/conversations/reload-1/turns",
-                           json={"turn_id": "t-1", "message": {"text": "agent please"}})
-        assert turn.get_json()["ruleset"]["version"] == "2026.12.0"
-        client.delete("/v1/conversations/reload-1")
-        metrics = client.get("/metrics").get_data(as_text=True)
-        assert 'escalator_ruleset_reloads_total{result="failed"}' in metrics
-    finally:
-        app.extensions[EXTENSION].close()
+    def reloads(result: str) -> float:
+        scraped = client.get("/metrics").get_data(as_text=True)
+        return metric(scraped, f'escalator_ruleset_reloads_total{{result="{result}"}}')
+
+    succeeded, failed = reloads("success"), reloads("failed")
+    set_version(rules, "2026.12.0")
+    reloaded = client.post("/v1/ruleset/reload")
+    assert reloaded.status_code == 200
+    assert (reloads("success"), reloads("failed")) == (succeeded + 1, failed)
+    assert reloaded.get_json()["result"] == "reloaded"
+    assert client.get("/v1/ruleset").get_json()["version"] == "2026.12.0"
+
+    break_rules(rules)
+    set_version(rules, "2026.12.1-broken")
+    refused = client.post("/v1/ruleset/reload")
+    assert refused.status_code == 422
+    error = refused.get_json()["error"]
+    assert error["code"] == "invalid_ruleset"
+    assert any("loop.bot_repeat" in p and "loops.yaml" in p
+               for p in error["details"]["problems"])
+    assert client.get("/v1/ruleset").get_json()["version"] == "2026.12.0"
+    turn = client.post("/v1/conversations/reload-1/turns",
+                       json={"turn_id": "t-1", "message": {"text": "agent please"}})
+    assert turn.get_json()["ruleset"]["version"] == "2026.12.0"
+    client.delete("/v1/conversations/reload-1")
+    # Counted once: the series exists from the start at 0, so being there says nothing.
+    assert (reloads("success"), reloads("failed")) == (succeeded + 1, failed + 1)
 
 
 def test_polling_picks_up_a_change(reloading_app: Flask, rules: Path) -> None:
@@ -166,14 +176,7 @@ def _version(base: str) -> str:
 
 
 def test_a_configmap_style_symlink_swap_is_picked_up(redis_url: str, tmp_path: Path) -> None:
-    # Kubernetes mounts a ConfigMap as files that link through "..data", a link to a
-    # timestamped folder; an update writes a new folder and swaps "..data" atomically.
-    mount = tmp_path / "mount"
-    mount.mkdir()
-    first = copy_rules(mount / "..2026_11_27_1")
-    (mount / "..data").symlink_to(first.name)
-    for path in [*first.glob("*.yaml"), first / "lexicons"]:
-        (mount / path.name).symlink_to(Path("..data") / path.name)
+    mount = configmap_mount(tmp_path / "mount", "..2026_11_27_1")
     # A swap is complete at once: it must not wait to settle (here: long).
     app = create_app(Config(redis_url=redis_url, env="test", rules_dir=mount,
                             reload_interval_seconds=0.05, reload_settle_seconds=60))
@@ -188,7 +191,7 @@ def test_a_configmap_style_symlink_swap_is_picked_up(redis_url: str, tmp_path: P
                  "the poller follows the swapped ..data link")
         # The kubelet removes the old generation after the swap; the admin reload also
         # takes a swapped folder at once.
-        shutil.rmtree(first)
+        shutil.rmtree(mount / "..2026_11_27_1")
         third = copy_rules(mount / "..2026_11_27_3")
         set_version(third, "2027.2.1")
         (mount / "..data_tmp").symlink_to(third.name)
@@ -203,35 +206,30 @@ def test_a_configmap_style_symlink_swap_is_picked_up(redis_url: str, tmp_path: P
 
 
 def test_a_change_that_keeps_the_version_is_reloaded_with_a_warning(
-        redis_url: str, rules: Path) -> None:
+        asked_app: Flask, rules: Path) -> None:
     # Without polling, so that the reload asked here is the one that activates the change.
-    app = create_app(Config(redis_url=redis_url, env="test", rules_dir=rules,
-                            reload_settle_seconds=SETTLE))
-    try:
-        client = app.test_client()
-        before = client.get("/v1/ruleset").get_json()
-        loops = rules / "loops.yaml"
-        loops.write_text(loops.read_text().replace("description: ", "description: Edited. ",
-                                                   1))
-        reloaded = client.post("/v1/ruleset/reload")
-        assert reloaded.status_code == 200
-        body = reloaded.get_json()
-        assert body["result"] == "reloaded" and body["version"] == before["version"]
-        assert body["digest"] != before["digest"]
-        assert body["warnings"] == [
-            f"the rules changed but their version is still '{before['version']}': decisions "
-            "made before and after the change name the same version (their digests "
-            "differ); change 'version' with every edit"]
-        again = client.post("/v1/ruleset/reload").get_json()
-        assert again["result"] == "unchanged" and "warnings" not in again
-    finally:
-        app.extensions[EXTENSION].close()
+    app = asked_app
+    client = app.test_client()
+    before = client.get("/v1/ruleset").get_json()
+    loops = rules / "loops.yaml"
+    loops.write_text(loops.read_text().replace("description: ", "description: Edited. ",
+                                               1))
+    reloaded = client.post("/v1/ruleset/reload")
+    assert reloaded.status_code == 200
+    body = reloaded.get_json()
+    assert body["result"] == "reloaded" and body["version"] == before["version"]
+    assert body["digest"] != before["digest"]
+    assert body["warnings"] == [
+        f"the rules changed but their version is still '{before['version']}': decisions "
+        "made before and after the change name the same version (their digests "
+        "differ); change 'version' with every edit"]
+    again = client.post("/v1/ruleset/reload").get_json()
+    assert again["result"] == "unchanged" and "warnings" not in again
 
 
 def test_the_admin_reload_waits_for_a_copy_to_settle_and_answers_409_if_it_does_not(
-        redis_url: str, rules: Path) -> None:
-    app = create_app(Config(redis_url=redis_url, env="test", rules_dir=rules,
-                            reload_settle_seconds=SETTLE))
+        asked_app: Flask, rules: Path) -> None:
+    app = asked_app
     services = app.extensions[EXTENSION]
     services.reloader.admin_wait_seconds = 1.0
     client = app.test_client()
@@ -276,7 +274,6 @@ def test_the_admin_reload_waits_for_a_copy_to_settle_and_answers_409_if_it_does_
         stop.set()
         if writer.is_alive():
             writer.join()
-        services.close()
 
 
 def test_a_link_leading_out_of_the_folder_is_refused_and_the_digest_stays(

@@ -13,7 +13,7 @@ import pytest
 from escalator.config import SETTINGS, Config, ConfigError
 from escalator.ruleset.catalogue import FACTS
 
-DOCS = Path(__file__).parent.parent / "docs"
+DOCS = Path(__file__).parents[2] / "docs"
 # The settings table (docs/operations/deploy.md, "Settings") and the facts list.
 SETTINGS_PAGE = (DOCS / "operations" / "deploy.md").read_text(encoding="utf-8")
 FACTS_PAGE = (DOCS / "policy" / "facts.md").read_text(encoding="utf-8")
