@@ -62,7 +62,7 @@ def report(logs: tuple[str, ...], rules_dir: Path | None, since: str | None,
 
         body = json.dumps(result, indent=2) + "\n"
     elif fmt == "html":
-        from escalator.tools.report_html import page
+        from escalator.tools.report.html import page
 
         body = page(result)
     else:

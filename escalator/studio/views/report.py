@@ -21,7 +21,7 @@ def report() -> str:
         if not 0 <= index < len(s.logs):
             abort(404)
         from escalator.tools import report as reporting
-        from escalator.tools.report_html import context
+        from escalator.tools.report.html import context
 
         try:
             built = reporting.build([str(s.logs[index])], current_ruleset(), skip_bad=True)

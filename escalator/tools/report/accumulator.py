@@ -1,25 +1,4 @@
-"""`escalator report`: why conversations were escalated, and whether they should have been,
-from a decision log with its feedback, in one streaming pass.
-
-The log is JSON lines as escalator.decisionlog writes them: decision records (`"kind":
-"decision"`, or no kind) and feedback records (`"kind": "feedback"`), in any order and
-from any number of files. What is computed, for a time range:
-- escalations: the share of decisions that handed the conversation to a person (turns of
-  a conversation already with one are counted apart), over time and by deciding rule,
-  channel, language and tier;
-- per rule: how often it decided and, of the feedback on its decisions, the share
-  labelled `handoff_needed` (its precision in production) with a Wilson 95% interval;
-- missed escalations (`should_have_escalated` feedback) against conversations the bot
-  rightly kept (`resolved_by_bot`), by the facts at the time;
-- per numeric threshold of the rule set: the fact's values among needed and not-needed
-  handoffs (and missed ones), so an owner sees where the threshold sits;
-- shadow rule sets: agreement, disagreements by rule pair with examples (ids and facts,
-  never text), and who was right where feedback says.
-
-Every record is selected by its own `time`: decisions made in the range, feedback given
-in it. Feedback carries its decision's outcome and rules, so the counts by label and rule
-need no join; the facts and segment come from the decision record, joined on
-`decision_id`.
+"""The streaming accumulator: `Report` reads records one at a time and keeps only counts.
 
 Memory is flat in the log's length: counters are bounded by the number of rules, segments,
 hours and histogram bins, never by records. The join holds, per decision, a packed tuple
@@ -31,25 +10,35 @@ not joined.
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import math
 import operator
 import struct
-import sys
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import IO, Any
 
 from escalator.model import KEEP, ROUTE
-from escalator.ruleset.catalogue import lookup
-from escalator.ruleset.conditions import ORDERING, Condition, Leaf, Not, compare, leaves
+from escalator.ruleset.conditions import compare
 from escalator.ruleset.model import RuleSet
+from escalator.tools.report.errors import ReportError
+from escalator.tools.report.histogram import Histogram, _display_bins, _step, _summary
+from escalator.tools.report.labels import (
+    DEFAULT_RULE,
+    DIMENSIONS,
+    LABELS,
+    MISSED,
+    NEEDED,
+    NONE,
+    NOT_NEEDED,
+    OTHER,
+    RESOLVED,
+    STICKY_RULE,
+)
+from escalator.tools.report.stats import _ratio, _round, wilson
+from escalator.tools.report.thresholds import boolean_facts, thresholds
+from escalator.tools.report.times import iso
 
 try:  # orjson parses a decision record several times faster than json (the report's
     # whole cost on a large log: docs/policy/report.md); json is the fallback.
@@ -62,13 +51,6 @@ except ImportError:  # pragma: no cover - depends on the extras installed
     PARSER = "json"
 
 FORMAT = "escalator-report/1"
-STICKY_RULE = "handoff-in-progress"  # escalator.pipeline's rule for turns already with a person
-DEFAULT_RULE = "(default)"  # what a decision no rule matched is counted under
-NONE = "(none)"  # a segment the turn did not carry
-OTHER = "(other)"  # past MAX_VALUES distinct values of a dimension
-LABELS = ("handoff_needed", "handoff_not_needed", "should_have_escalated", "resolved_by_bot")
-NEEDED, NOT_NEEDED, MISSED, RESOLVED = LABELS
-DIMENSIONS = ("channel", "language", "tier")
 DEFAULT_JOIN_WINDOW = 250_000
 DEFAULT_EXAMPLES = 3  # per pair of disagreeing rules
 MAX_VALUES = 200  # distinct rules or segment values kept per dimension
@@ -78,166 +60,7 @@ MAX_BAD_SHOWN = 20
 HOURLY_UP_TO = 72 * 3600  # longer ranges are shown by day
 _EMPTY: dict[str, Any] = {}
 MAX_TIME = 253_402_300_800.0  # 10000-01-01: no later date in ISO 8601
-Z95 = 1.959963984540054
 
-# Stable codes of what can be wrong with a log (the message says where, for people).
-CODES = {
-    "log_unreadable": "a log file cannot be opened or decompressed",
-    "log_not_json": "a line is not JSON",
-    "log_not_record": "a line is JSON but not a decision or feedback record: not an "
-                      "object, or a field missing or of the wrong kind",
-}
-
-
-class ReportError(ValueError):
-    """A log cannot be read: a stable code, and where."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-
-
-def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float] | None:
-    """The Wilson score interval of a proportion (None without trials)."""
-    if trials <= 0:
-        return None
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def parse_time(text: str) -> float:
-    """An ISO 8601 time (a date alone is its midnight; no zone is UTC) as unix seconds."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValueError(f"{text!r} is not an ISO 8601 time (e.g. 2026-11-01 or "
-                         f"2026-11-01T12:00:00Z)") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def iso(seconds: float) -> str:
-    """Unix seconds as an ISO 8601 UTC time."""
-    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
-
-
-# ------------------------------------------------------------------ the rule set's thresholds
-
-@dataclass(frozen=True)
-class Threshold:
-    """A numeric comparison in a rule: `fact op value` (negated: inside a `not`)."""
-
-    rule: str
-    fact: str
-    op: str
-    value: float
-    negated: bool = False
-
-    @property
-    def written(self) -> str:
-        shown = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}[self.op]
-        return f"{'not ' if self.negated else ''}{self.fact} {shown} {self.value:g}"
-
-    def leaf(self) -> Leaf:
-        """The comparison as the rule set's own condition (its meaning defined there)."""
-        return Leaf(self.fact, self.op, self.value)  # type: ignore[arg-type]
-
-
-def _negated_leaves(condition: Condition, negated: bool = False) -> Iterator[tuple[Leaf, bool]]:
-    if isinstance(condition, Leaf):
-        yield condition, negated
-    elif isinstance(condition, Not):
-        yield from _negated_leaves(condition.item, not negated)
-    else:
-        for item in condition.items:
-            yield from _negated_leaves(item, negated)
-
-
-def thresholds(ruleset: RuleSet) -> list[Threshold]:
-    """Every ordering comparison of a fact with a number in the rules, in file order."""
-    found = []
-    for rule in ruleset.rules:
-        for leaf, negated in _negated_leaves(rule.when):
-            value = leaf.value
-            if (leaf.op in ORDERING and isinstance(value, int | float)
-                    and not isinstance(value, bool)):
-                found.append(Threshold(rule.id, leaf.fact, leaf.op, float(value), negated))
-    return found
-
-
-def boolean_facts(ruleset: RuleSet) -> list[str]:
-    """The boolean facts the rules test (e.g. requested_human), in order of first use."""
-    seen: dict[str, None] = {}
-    for rule in ruleset.rules:
-        for leaf in leaves(rule.when):
-            spec = lookup(leaf.fact)
-            if spec is not None and spec.type == "boolean":
-                seen.setdefault(leaf.fact, None)
-    return list(seen)
-
-
-# ------------------------------------------------------------------ histograms
-
-MAX_BINS = 2000
-
-
-class Histogram:
-    """Counts of a number in bins of `step` (floor(value / step)); when it holds more than
-    MAX_BINS bins the step doubles, so its size stays bounded whatever the values."""
-
-    __slots__ = ("counts", "step", "total")
-
-    def __init__(self, step: float) -> None:
-        self.step = step
-        self.counts: dict[int, int] = defaultdict(int)
-        self.total = 0
-
-    def add(self, value: float) -> None:
-        self.counts[math.floor(value / self.step)] += 1
-        self.total += 1
-        if len(self.counts) > MAX_BINS:
-            merged: dict[int, int] = defaultdict(int)
-            for key, count in self.counts.items():
-                merged[key // 2] += count
-            self.counts = merged
-            self.step *= 2
-
-    def bins(self) -> list[tuple[float, int]]:
-        """(lower edge, count) in order."""
-        return [(key * self.step, self.counts[key]) for key in sorted(self.counts)]
-
-    def quantile(self, q: float) -> float | None:
-        """The lower edge of the bin holding the q-quantile (None when empty)."""
-        if not self.total:
-            return None
-        target = q * self.total
-        seen = 0
-        for lower, count in self.bins():
-            seen += count
-            if seen >= target:
-                return lower
-        return None  # pragma: no cover - seen reaches total
-
-    def range(self) -> tuple[float, float] | None:
-        if not self.counts:
-            return None
-        return min(self.counts) * self.step, (max(self.counts) + 1) * self.step
-
-
-def _step(fact: str) -> float:
-    spec = lookup(fact)
-    if spec is not None and spec.type == "integer":
-        return 1.0
-    if spec is not None and spec.minimum is not None and spec.maximum is not None:
-        return (spec.maximum - spec.minimum) / 200
-    return 0.01
-
-
-# ------------------------------------------------------------------ the accumulator
 
 @dataclass(slots=True)
 class Rate:
@@ -769,6 +592,7 @@ class Report:
         }
 
 
+
 def _why(exc: BaseException) -> str:
     if isinstance(exc, KeyError):
         return f"the field {exc.args[0]!r} is missing"
@@ -786,247 +610,3 @@ def _number(value: Any) -> float:
     except (TypeError, ValueError, OverflowError):  # a number JSON has but a float has not
         return math.nan
 
-
-def _ratio(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
-
-
-def _round(value: float) -> float:
-    return round(value, 4)
-
-
-def _summary(hist: Histogram) -> dict[str, Any]:
-    return {"count": hist.total, "median": _maybe(hist.quantile(0.5)),
-            "p90": _maybe(hist.quantile(0.9))}
-
-
-def _maybe(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
-
-
-def _nice(width: float) -> float:
-    """A readable bin width at least `width` (1, 2, 2.5 or 5 times a power of ten)."""
-    if width <= 0:
-        return 1.0
-    power = 10.0 ** math.floor(math.log10(width))
-    for factor in (1, 2, 2.5, 5, 10):
-        if factor * power >= width * 0.999:
-            return factor * power
-    return 10.0 * power  # pragma: no cover
-
-
-def _display_bins(threshold: Threshold, hists: Sequence[Histogram], *, integer: bool,
-                  target: int = 16) -> tuple[list[float], list[list[int]]]:
-    """Bins for a chart, one edge on the threshold: edges (lower edge of each bin, then
-    the last bin's upper edge) and each histogram's counts in them."""
-    ranges = [r for r in (h.range() for h in hists) if r is not None]
-    t = threshold.value
-    low = min([t, *(r[0] for r in ranges)])
-    high = max([t, *(r[1] for r in ranges)])
-    width = max((high - low) / target, 1.0 if integer else 1e-9)
-    width = float(math.ceil(width)) if integer else _nice(width)
-    high = max(high, t + width)  # a bin on the far side of the threshold, even if empty
-    first = t - math.ceil((t - low) / width - 1e-9) * width
-    count = max(1, math.ceil((high - first) / width - 1e-9))
-    edges = [round(first + i * width, 6) + 0.0 for i in range(count + 1)]  # never -0.0
-    counts = []
-    for hist in hists:
-        binned = [0] * count
-        for lower, n in hist.bins():
-            centre = lower + hist.step / 2 if not integer else lower
-            index = min(max(int((centre - first) // width), 0), count - 1)
-            binned[index] += n
-        counts.append(binned)
-    return edges, counts
-
-
-# ------------------------------------------------------------------ reading files
-
-@contextmanager
-def open_log(name: str) -> Iterator[IO[bytes]]:
-    """A log file as bytes: '-' is standard input, *.gz is decompressed."""
-    if name == "-":
-        yield sys.stdin.buffer
-        return
-    try:
-        raw = open(name, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise ReportError("log_unreadable", f"{name}: {exc.strerror or exc}") from exc
-    try:
-        if name.endswith(".gz"):
-            with gzip.open(raw, "rb") as unzipped:
-                yield io.BufferedReader(unzipped, 1 << 20)
-        else:
-            yield raw
-    except (gzip.BadGzipFile, EOFError, OSError) as exc:
-        raise ReportError("log_unreadable", f"{name}: {exc}") from exc
-    finally:
-        raw.close()
-
-
-def build(names: Iterable[str], ruleset: RuleSet | None = None, **options: Any) -> Report:
-    """A report over these log files (in order)."""
-    report = Report(ruleset, **options)
-    for name in names:
-        with open_log(name) as stream:
-            report.read(stream, name)
-    return report
-
-
-def load_rules(folder: Path) -> RuleSet:
-    """The rule set whose thresholds are shown (loaded and checked, never compiled)."""
-    from escalator.ruleset.loader import load_ruleset
-
-    return load_ruleset(folder)
-
-
-# ------------------------------------------------------------------ plain text
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
-def _interval(low: float | None, high: float | None) -> str:
-    return "" if low is None or high is None else f" [{low * 100:.0f}-{high * 100:.0f}%]"
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
-    cells = [list(map(str, header))] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return ["  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
-            for row in cells]
-
-
-def text(result: dict[str, Any]) -> str:
-    """The report in plain words and tables."""
-    out: list[str] = []
-    r, i, e = result["range"], result["input"], result["escalation"]
-    out.append(f"escalator report: {', '.join(i['files'])}")
-    out.append(f"range: {r['since'] or 'start'} to {r['until'] or 'end'}; decisions from "
-               f"{r['first_decision'] or '-'} to {r['last_decision'] or '-'}")
-    out.append(f"read {i['lines']} lines: {i['decisions']} decisions "
-               f"({i['decisions_out_of_range']} out of range), {i['feedback']} feedback "
-               f"({i['feedback_out_of_range']} out of range), {i['other_records']} other")
-    if i["skipped"]:
-        out.append("skipped bad lines: " + ", ".join(
-            f"{code} {n}" for code, n in i["skipped"].items()) + "; first: " + "; ".join(
-            f"{s['file']}:{s['line']} {s['code']}" for s in i["skipped_lines"][:5]))
-    rules = result["rules"]
-    made = ", ".join(f"{x['name']} {x['version']} ({x['decisions']})" for x in rules["in_log"])
-    out.append(f"rule sets that decided: {made or '-'}")
-    source = rules["thresholds_from"]
-    if source is not None:
-        out.append(f"thresholds from: {source['name']} {source['version']}"
-                   + ("" if source["made_the_decisions"] else
-                      " (WARNING: not a rule set that made these decisions)"))
-
-    out += ["", "== Escalations",
-            f"{e['handoffs']} handoffs in {e['decisions']} decisions: {_pct(e['rate'])} "
-            f"({e['with_person']} turns already with a person counted apart, "
-            f"{e['degraded']} degraded)"]
-    out.append(f"over time (by {r['bucket']}):")
-    out += _table(("start", "decisions", "handoffs", "rate"),
-                  ((x["start"], x["decisions"], x["handoffs"], _pct(x["rate"]))
-                   for x in e["over_time"]))
-    out.append("by deciding rule:")
-    out += _table(("rule", "outcome", "decided", "share", "matched"),
-                  ((x["rule"], x["outcome"] or "-", x["decided"], _pct(x["share"]),
-                    x["matched"]) for x in e["by_rule"]))
-    for dimension in DIMENSIONS:
-        out.append(f"by {dimension}:")
-        out += _table((dimension, "decisions", "handoffs", "rate"),
-                      ((x["value"], x["decisions"], x["handoffs"], _pct(x["rate"]))
-                       for x in e[f"by_{dimension}"]))
-
-    f = result["feedback"]
-    out += ["", "== Feedback and precision per rule",
-            f"{f['records']} feedback records: " + ", ".join(
-                f"{label} {n}" for label, n in f["by_label"].items())
-            + f"; joined to their decision: {f['joined']}, not joined: {f['unjoined']}"]
-    out.append("precision = handoff_needed / (handoff_needed + handoff_not_needed), "
-               "Wilson 95% interval in brackets; miss rate = should_have_escalated / "
-               "(should_have_escalated + resolved_by_bot)")
-    out += _table(("rule", "decided", "feedback", "needed", "not needed", "precision",
-                   "missed", "resolved", "miss rate"),
-                  ((x["rule"], x["decided"], x["feedback"], x[NEEDED], x[NOT_NEEDED],
-                    _pct(x["precision"]) + _interval(x["precision_low"], x["precision_high"]),
-                    x[MISSED], x[RESOLVED],
-                    _pct(x["miss_rate"]) + _interval(x["miss_low"], x["miss_high"]))
-                   for x in result["precision"]))
-
-    m = result["missed"]
-    out += ["", "== Missed escalations (should_have_escalated) against conversations "
-                "rightly kept (resolved_by_bot)",
-            f"{m['missed']} missed, {m['kept_correctly']} kept correctly (joined feedback)"]
-    if m["by_rule"]:
-        out.append("by the rule that kept the conversation:")
-        out += _table(("rule", "missed", "kept correctly", "miss rate"),
-                      ((x["rule"], x[MISSED], x[RESOLVED], _pct(x["miss_rate"]))
-                       for x in m["by_rule"]))
-    for dimension in DIMENSIONS:
-        if m[f"by_{dimension}"]:
-            out.append(f"by {dimension}: " + ", ".join(
-                f"{x['value']} {x[MISSED]} missed / {x[RESOLVED]} kept"
-                for x in m[f"by_{dimension}"]))
-    if m["facts"]:
-        out.append("facts at the time (median and 90th percentile, to the histogram's step):")
-        out += _table(("fact", "missed n", "median", "p90", "kept n", "median", "p90"),
-                      ((x["fact"], x[MISSED]["count"], _num(x[MISSED]["median"]),
-                        _num(x[MISSED]["p90"]), x[RESOLVED]["count"],
-                        _num(x[RESOLVED]["median"]), _num(x[RESOLVED]["p90"]))
-                       for x in m["facts"]))
-    for x in m["boolean_facts"]:
-        out.append(f"{x['fact']} true: missed {_pct(x[MISSED]['share'])} of "
-                   f"{x[MISSED]['known']}, kept {_pct(x[RESOLVED]['share'])} of "
-                   f"{x[RESOLVED]['known']}")
-
-    out += ["", "== Thresholds: the fact's value among needed and not-needed handoffs"]
-    if not result["thresholds"]:
-        out.append("no numeric thresholds (give --rules to read them)")
-    for t in result["thresholds"]:
-        needed, not_needed, missed = t[NEEDED], t[NOT_NEEDED], t[MISSED]
-        out.append(f"{t['rule']}: {t['written']}: holds for {needed['holds']} of "
-                   f"{needed['holds'] + needed['does_not_hold']} needed handoffs, "
-                   f"{not_needed['holds']} of "
-                   f"{not_needed['holds'] + not_needed['does_not_hold']} not needed, "
-                   f"{missed['holds']} of {missed['holds'] + missed['does_not_hold']} missed")
-        hist = t["histogram"]
-        edges = hist["edges"]
-        shown = [(f"{_num(edges[k])}-{_num(edges[k + 1])}" + (" *" if _num(edges[k]) == _num(
-            t["value"]) else ""), hist[NEEDED][k], hist[NOT_NEEDED][k], hist[MISSED][k])
-            for k in range(len(edges) - 1)
-            if hist[NEEDED][k] or hist[NOT_NEEDED][k] or hist[MISSED][k]]
-        if shown:
-            out += _table(("value (* from the threshold)", "needed", "not needed", "missed"),
-                          shown)
-
-    s = result["shadow"]
-    out += ["", "== Shadow rule set"]
-    if not s["decisions"]:
-        out.append("no decision in range was evaluated by a shadow rule set")
-    else:
-        sets = ", ".join(f"{x['name']} {x['version']}" for x in s["rulesets"])
-        w = s["with_feedback"]
-        out.append(f"{sets}: disagreed on {s['disagreements']} of {s['decisions']} decisions "
-                   f"({_pct(s['disagreement_rate'])}); where feedback says: active rules "
-                   f"right {w['active_right']}, shadow right {w['shadow_right']}")
-        for p in s["pairs"]:
-            out.append(f"  {p['count']}: active {p['active_rule']} ({p['active_decision']}) "
-                       f"-> shadow {p['shadow_rule']} ({p['shadow_decision']})")
-            for x in p["examples"]:
-                facts = ", ".join(f"{k}={v}" for k, v in x["facts"].items()
-                                  if k in _EXAMPLE_FACTS)
-                out.append(f"    {x['decision_id']} {x['conversation_id']} turn "
-                           f"{x['turn_index']}: {facts}")
-    return "\n".join(out) + "\n"
-
-
-# The facts an example shows in text (the JSON and HTML show them all).
-_EXAMPLE_FACTS = ("turn_index", "frustration.score", "frustration.mean", "loop.score",
-                  "loop.repeats", "requested_human", "customer.tier", "channel",
-                  "message.language")
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:g}"

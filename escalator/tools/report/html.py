@@ -16,7 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from escalator.studio import charts
-from escalator.tools.report import DIMENSIONS, LABELS, MISSED, NEEDED, NOT_NEEDED, RESOLVED
+from escalator.tools.report.labels import DIMENSIONS, LABELS, MISSED, NEEDED, NOT_NEEDED, RESOLVED
 
 LABEL_WIDTH = 230  # room for rule names such as valued-customer-frustrated
 SERIES_NAMES = {NEEDED: "handoff needed", NOT_NEEDED: "not needed",
