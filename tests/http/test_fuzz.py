@@ -83,6 +83,7 @@ OPERATIONS = [
     ("GET", "/v1/conversations/{conversation_id}"),
     ("DELETE", "/v1/conversations/{conversation_id}"),
     ("POST", "/v1/conversations/{conversation_id}/release"),
+    ("POST", "/v1/conversations/{conversation_id}/feedback"),
     ("POST", "/v1/evaluate"),
     ("GET", "/v1/ruleset"),
     ("POST", "/v1/ruleset/reload"),
