@@ -259,6 +259,15 @@ class Decision:
             "replayed": self.retried,
         }
 
+    def judged(self, shadow: Any) -> Decision:
+        """This decision with a shadow rule set's verdict, sharing its body and JSON
+        already built (the verdict is in neither)."""
+        judged = replace(self, shadow=shadow)
+        for name in ("_body", "_json"):
+            if name in self.__dict__:  # built by computed_once
+                judged.__dict__[name] = self.__dict__[name]
+        return judged
+
     def to_json(self) -> bytes:
         """to_dict() as compact UTF-8 JSON, built once: the HTTP response's body and the
         record the state store keeps for retries are the same bytes."""

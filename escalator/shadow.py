@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,7 @@ class Shadow:
         if not agrees:
             active = decision.reasons[0].rule if decision.reasons else "none"
             metrics.SHADOW_DISAGREEMENTS.labels(active, rules[0] if rules else "none").inc()
-        return replace(decision, shadow=Verdict(ruleset, decided, rules, agrees))
+        return decision.judged(Verdict(ruleset, decided, rules, agrees))
 
     def publish_worker(self) -> None:
         """In a freshly forked worker: publish the shadow's metrics set before the fork."""

@@ -1,0 +1,135 @@
+"""What a shadow rule set costs a turn: CPU per decided turn with and without one.
+
+    python bench/shadow.py [--redis-url redis://127.0.0.1:6379/15] [--rounds 7]
+                           [--conversations 20] [--shadow-rules DIR]
+
+Runs the service's own Pipeline (scoring, durable-rules, the Redis state store, a decision
+log to /dev/null) on 20-turn conversations, alternating conversations without and with a
+shadow rule set (default: a copy of the default rules, the cost of a candidate as large as the
+live set), and prints the process CPU (user + system) per turn of each, the median of the
+rounds, and the shadow's share. Conversations alternate so that other load on the machine
+disturbs both alike; the ratio within one run is the number to report. Also prints the
+median time of Shadow.judged alone. Without --redis-url an embedded Redis is started;
+keys it writes are deleted at the end.
+
+For the share of a whole served turn (HTTP, gunicorn, JSON), run bench/load.py twice,
+without and with --shadow-rules, and compare the workers' CPU per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import redis
+
+from escalator.config import default_rules_dir
+from escalator.decisionlog import FileLog
+from escalator.model import Turn
+from escalator.pipeline import Pipeline
+from escalator.policy import PolicyHolder, load_policy
+from escalator.shadow import Shadow
+from escalator.state.embedded import start_embedded
+from escalator.state.store import StateStore, conversation_key
+from escalator.turnschema import TurnSchema
+
+sys.path.insert(0, str(Path(__file__).parent))
+from decide import turns  # the same 20 turns as bench/decide.py
+
+
+def run_round(plain: Pipeline, shadowed: Pipeline, conversation: list[Turn], prefix: str,
+              count: int, cids: list[str]) -> tuple[float, float]:
+    """CPU seconds per turn without and with the shadow, over `count` conversations each,
+    one of each in turn (so that a burst of other load falls on both alike)."""
+    spent = [0.0, 0.0]
+    for c in range(count):
+        for arm, pipeline in enumerate((plain, shadowed)):
+            cid = f"{prefix}-{arm}-{c}"
+            cids.append(cid)
+            started = time.process_time()
+            for turn in conversation:
+                pipeline.decide(cid, turn)
+            spent[arm] += time.process_time() - started
+    turns_decided = count * len(conversation)
+    return spent[0] / turns_decided, spent[1] / turns_decided
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--redis-url")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--conversations", type=int, default=20)
+    parser.add_argument("--shadow-rules", type=Path,
+                        help="the shadow rule set (default: a copy of the default rules)")
+    args = parser.parse_args()
+
+    folder = Path(tempfile.mkdtemp(prefix="escalator-shadow-bench-"))
+    embedded = None
+    url = args.redis_url
+    if url is None:
+        embedded = start_embedded(folder / "redis")
+        url = embedded.url
+    shadow_rules = args.shadow_rules
+    if shadow_rules is None:
+        shadow_rules = folder / "shadow"
+        shutil.copytree(default_rules_dir(), shadow_rules,
+                        ignore=shutil.ignore_patterns("__pycache__", "__init__.py", "tests"))
+    store = StateStore.from_url(url, timeout_seconds=1.0)
+    log = FileLog("/dev/null")
+    plain = Pipeline(PolicyHolder(load_policy(default_rules_dir())), store, decision_log=log)
+    shadow = Shadow(shadow_rules)
+    shadowed = Pipeline(PolicyHolder(load_policy(default_rules_dir())), store,
+                        decision_log=log, shadow=shadow)
+    schema = TurnSchema()
+    conversation = [schema.load(t) for t in turns(20)]
+    prefix = f"bench-shadow-{uuid.uuid4().hex[:8]}"
+    cids: list[str] = []
+    try:
+        run_round(plain, shadowed, conversation, f"{prefix}-warm", 5, cids)
+        without, with_shadow = [], []
+        for r in range(args.rounds):
+            plain_cpu, shadow_cpu = run_round(plain, shadowed, conversation, f"{prefix}-{r}",
+                                              args.conversations, cids)
+            without.append(plain_cpu)
+            with_shadow.append(shadow_cpu)
+        # The verdict alone, on decisions already made.
+        decisions = [plain.decide(f"{prefix}-judged", turn) for turn in conversation]
+        cids.append(f"{prefix}-judged")
+        judged = []
+        for _ in range(200):
+            for decision in decisions:
+                t0 = time.perf_counter()
+                shadow.judged(decision)
+                judged.append(time.perf_counter() - t0)
+    finally:
+        raw = redis.Redis.from_url(url)
+        for start in range(0, len(cids), 500):
+            raw.delete(*(conversation_key(c) for c in cids[start:start + 500]))
+        raw.close()
+        shadow.close()
+        store.close()
+        if embedded is not None:
+            embedded.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    base, shadowed_cpu = statistics.median(without), statistics.median(with_shadow)
+    turns_per_round = args.conversations * len(conversation)
+    print(f"turns per round        {turns_per_round} ({args.conversations} conversations x "
+          f"{len(conversation)}), {args.rounds} rounds, alternating")
+    print(f"CPU per turn, no shadow   {base * 1e6:8.1f} us  (rounds: "
+          + " ".join(f"{v * 1e6:.0f}" for v in without) + ")")
+    print(f"CPU per turn, with shadow {shadowed_cpu * 1e6:8.1f} us  (rounds: "
+          + " ".join(f"{v * 1e6:.0f}" for v in with_shadow) + ")")
+    print(f"shadow's share            {100 * (shadowed_cpu - base) / base:8.1f} % of a "
+          "decided turn's CPU (target: < 15%)")
+    print(f"Shadow.judged alone       {statistics.median(judged) * 1e6:8.1f} us (median)")
+
+
+if __name__ == "__main__":
+    main()
