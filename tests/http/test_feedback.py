@@ -249,3 +249,29 @@ def test_feedback_needs_a_caller_key(redis_url: str,
 
 def test_the_sticky_rule_is_named_alike() -> None:
     assert feedback.STICKY_RULE == STICKY_RULE
+
+
+def test_feedback_racing_a_turn_loses_neither(
+        app: Flask, new_conversation_id: Callable[..., str]) -> None:
+    """A turn committed between feedback's read and its write: the write is refused
+    (compare-and-set), the feedback is applied again to the new state, and both stay."""
+    svc = app.extensions[EXTENSION]
+    client = app.test_client()
+    cid = new_conversation_id()
+    decision_id = turn(client, cid, "t-1", HUMAN)["decision_id"]
+    calls = []
+
+    def racing(state: Any) -> Any:
+        calls.append(state.turn_index)
+        if len(calls) == 1:
+            turn(client, cid, "t-2", QUESTIONS[1])  # commits in between
+        return feedback.apply(state, cid, feedback.Feedback(decision_id, "handoff_needed",
+                                                            "agent"), lambda: "f-1")
+
+    recorded = svc.store.update(cid, racing)
+    assert calls == [1, 2]
+    assert recorded.feedback_id == "f-1" and not recorded.replayed
+    state, _ = svc.store.summary(cid)
+    assert state.turn_index == 2
+    kept = [e for e in state.decided if e[0] == decision_id][0]
+    assert kept[3] == {"agent": ["handoff_needed", [], "f-1"]}
