@@ -273,5 +273,5 @@ def test_feedback_racing_a_turn_loses_neither(
     assert recorded.feedback_id == "f-1" and not recorded.replayed
     state, _ = svc.store.summary(cid)
     assert state.turn_index == 2
-    kept = [e for e in state.decided if e[0] == decision_id][0]
+    kept = next(e for e in state.decided if e[0] == decision_id)
     assert kept[3] == {"agent": ["handoff_needed", [], "f-1"]}
