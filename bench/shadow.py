@@ -2,6 +2,7 @@
 
     python bench/shadow.py [--redis-url redis://127.0.0.1:6379/15] [--rounds 7]
                            [--conversations 20] [--shadow-rules DIR]
+    python bench/shadow.py --instructions --redis-url redis://127.0.0.1:6379/15
 
 Runs the service's own Pipeline (scoring, durable-rules, the Redis state store, a decision
 log to /dev/null) on 20-turn conversations, alternating conversations without and with a
@@ -11,6 +12,12 @@ rounds, and the shadow's share. Conversations alternate so that other load on th
 disturbs both alike; the ratio within one run is the number to report. Also prints the
 median time of Shadow.judged alone. Without --redis-url an embedded Redis is started;
 keys it writes are deleted at the end.
+
+With --instructions, the same is counted in instructions instead (valgrind's callgrind,
+PYTHONHASHSEED=0: repeatable on a shared machine, where CPU seconds drift by a fifth from
+run to run): four measured processes, without and with the shadow, each with no measured
+turns (start-up and a 20-turn warm-up) and with --turns turns, and the difference per
+turn. Takes a few minutes; needs valgrind and --redis-url.
 
 For the share of a whole served turn (HTTP, gunicorn, JSON), run bench/load.py twice,
 without and with --shadow-rules, and compare the workers' CPU per request.
@@ -60,6 +67,53 @@ def run_round(plain: Pipeline, shadowed: Pipeline, conversation: list[Turn], pre
     return spent[0] / turns_decided, spent[1] / turns_decided
 
 
+def child(url: str, shadow_rules: Path | None, count: int) -> None:
+    """The measured process: a pipeline (with a shadow if given), 20 warm-up turns, then
+    `count` turns; its keys deleted by the parent's prefix."""
+    store = StateStore.from_url(url, timeout_seconds=1.0)
+    pipeline = Pipeline(PolicyHolder(load_policy(default_rules_dir())), store,
+                        decision_log=FileLog("/dev/null"),
+                        shadow=Shadow(shadow_rules) if shadow_rules else None)
+    schema = TurnSchema()
+    conversation = [schema.load(t) for t in turns(20)]
+    prefix = "bench-shadow-instr"
+    for turn in conversation:
+        pipeline.decide(f"{prefix}-warm", turn)
+    for n in range(count):
+        pipeline.decide(f"{prefix}-{n // 20}", conversation[n % 20])
+
+
+def instructions(url: str, shadow_rules: Path, count: int) -> None:
+    """Print the instructions per turn without and with the shadow (see the docstring)."""
+    import os
+    import re
+    import subprocess
+
+    def measured(shadow: Path | None, n: int) -> int:
+        command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                   sys.executable, __file__, "--child", "--redis-url", url,
+                   "--turns", str(n)] + (["--shadow-rules", str(shadow)] if shadow else [])
+        run = subprocess.run(command, capture_output=True, text=True, check=False,
+                             env={**os.environ, "PYTHONHASHSEED": "0"})
+        found = re.search(r"Collected : (\d+)", run.stderr)
+        raw = redis.Redis.from_url(url)
+        keys = list(raw.scan_iter(match="escalator:{bench-shadow-instr-*"))
+        if keys:
+            raw.delete(*keys)
+        raw.close()
+        if run.returncode != 0 or found is None:
+            raise SystemExit(f"shadow: the measured run failed:\n{run.stderr[-3000:]}")
+        return int(found.group(1))
+
+    plain = (measured(None, count) - measured(None, 0)) / count
+    shadowed = (measured(shadow_rules, count) - measured(shadow_rules, 0)) / count
+    print(f"instructions per turn (callgrind, PYTHONHASHSEED=0, {count} turns after a "
+          "20-turn warm-up; the pipeline with a decision log to /dev/null)")
+    print(f"  no shadow      {plain:>12,.0f}")
+    print(f"  with shadow    {shadowed:>12,.0f}")
+    print(f"  shadow's share {100 * (shadowed - plain) / plain:>11.1f} % (target: < 15%)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--redis-url")
@@ -67,7 +121,25 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=20)
     parser.add_argument("--shadow-rules", type=Path,
                         help="the shadow rule set (default: a copy of the default rules)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions under callgrind instead (needs --redis-url)")
+    parser.add_argument("--turns", type=int, default=200,
+                        help="measured turns per process with --instructions (default 200)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(args.redis_url, args.shadow_rules, args.turns)
+        return
+    if args.instructions:
+        if args.redis_url is None or shutil.which("valgrind") is None:
+            raise SystemExit("shadow: --instructions needs valgrind and --redis-url")
+        rules = args.shadow_rules
+        if rules is None:
+            rules = Path(tempfile.mkdtemp(prefix="escalator-shadow-bench-")) / "shadow"
+            shutil.copytree(default_rules_dir(), rules, ignore=shutil.ignore_patterns(
+                "__pycache__", "__init__.py", "tests"))
+        instructions(args.redis_url, rules, args.turns)
+        return
 
     folder = Path(tempfile.mkdtemp(prefix="escalator-shadow-bench-"))
     embedded = None
