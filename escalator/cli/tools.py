@@ -42,27 +42,35 @@ def evaluate(transcript: Any, rules_dir: Path | None) -> None:
 @click.option("--against", "against_dir", type=click.Path(file_okay=False, path_type=Path),
               help="A second rule set (e.g. the one in production) to compare with.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--decision-log", "decision_log", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append the decisions of --rules to this file as the service's decision "
+                   "log records (for escalator report).")
 def replay(corpus: Path, rules_dir: Path | None, against_dir: Path | None,
-           as_json: bool) -> None:
+           as_json: bool, decision_log: Path | None) -> None:
     """Replay a CORPUS of transcripts (JSON lines) and report what the rules decide."""
     import json
 
+    from escalator.decisionlog import FileLog
     from escalator.tools import replay as replaying
 
     policy = load_or_exit(rules_folder(rules_dir))
     against = load_or_exit(against_dir) if against_dir is not None else None
     total = replaying.count_lines(corpus)
+    log = FileLog(str(decision_log)) if decision_log is not None else None
     try:
         with corpus.open(encoding="utf-8") as stream, click.progressbar(
                 length=total, label="replaying", file=sys.stderr) as bar:
             result = replaying.replay(replaying.read_corpus(stream, str(corpus)), policy,
-                                      against, on_conversation=lambda: bar.update(1))
+                                      against, on_conversation=lambda: bar.update(1),
+                                      decision_log=log)
     except replaying.CorpusError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         policy.close()
         if against is not None:
             against.close()
+        if log is not None:
+            log.close()
     click.echo(json.dumps(result.as_dict(), indent=2) if as_json
                else replaying.report(result))
 

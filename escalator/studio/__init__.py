@@ -25,15 +25,17 @@ from escalator.studio.workspace import Workspace
 __all__ = ["create_local_app", "init_service"]
 
 
-def create_local_app(rules_dir: Path, corpora: Sequence[Path] = ()) -> Flask:
+def create_local_app(rules_dir: Path, corpora: Sequence[Path] = (),
+                     logs: Sequence[Path] = ()) -> Flask:
     """The local studio over a rules folder, with corpora to replay (the first one is
-    replayed with the saved rules at once, so the rules show how often they match)."""
+    replayed with the saved rules at once, so the rules show how often they match) and
+    decision logs to report on."""
     app = Flask("escalator.studio")
     app.config["MAX_CONTENT_LENGTH"] = 4 * 1024 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]
     studio = Studio(Workspace(Path(rules_dir), writable=True),
                     Guard(secrets.token_bytes(32), local=True),
-                    [Path(c) for c in corpora])
+                    [Path(c) for c in corpora], logs=[Path(log) for log in logs])
     app.extensions[EXTENSION] = studio
     app.register_blueprint(bp)
 

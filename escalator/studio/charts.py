@@ -11,7 +11,8 @@ Two kinds, which cover the studio and the report:
 - `bars`: horizontal bars, one group per category, one bar per series (e.g. the saved
   and the edited rule set), with an optional dashed reference line per group (the
   four-fifths threshold of an audit) and categories shown as "not enough data";
-- `columns`: vertical bars over an ordered axis (escalations by turn number).
+- `columns`: vertical bars over an ordered axis (escalations by turn number), with an
+  optional dashed marker between two columns (a rule's threshold in the report).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class Series:
     name: str
     values: Sequence[float | None]
     notes: Sequence[str] = ()  # text after the value, per category ("12 of 40")
+    # An interval per category (e.g. a 95% confidence interval), drawn as a whisker over
+    # the bar by `bars`; none by default.
+    intervals: Sequence[tuple[float, float] | None] = ()
 
 
 @dataclass(frozen=True)
@@ -73,10 +77,12 @@ def _text(x: float, y: float, text: str, *, anchor: str = "start", color: str = 
 
 def bars(title: str, categories: Sequence[str], series: Sequence[Series], *,
          maximum: float = 1.0, fmt: Callable[[float], str] = percent,
-         group: Group | None = None, chart_id: str = "chart", width: int = 640) -> Markup:
-    """Horizontal bars: each category a row group with one bar per series."""
+         group: Group | None = None, chart_id: str = "chart", width: int = 640,
+         label_width: int = 150, value_width: int = 130) -> Markup:
+    """Horizontal bars: each category a row group with one bar per series (room on the
+    left for the category names, on the right for the values written after the bars)."""
     group = group or Group()
-    label_width, value_width, bar_height, gap = 150, 130, 16, 10
+    bar_height, gap = 16, 10
     plot = width - label_width - value_width
     rows = max(len(series), 1)
     legend = 24 if len(series) > 1 or group.reference_label else 0
@@ -117,7 +123,17 @@ def bars(title: str, categories: Sequence[str], series: Sequence[Series], *,
                 shown = fmt(value) + (f" ({note})" if note else "")
                 if flagged:
                     shown += " below threshold"
-                body.append(_text(label_width + length + 6, top + bar_height - 4, shown,
+                interval = one.intervals[cat] if cat < len(one.intervals) else None
+                end = length
+                if interval is not None:
+                    low, high = (label_width + v * scale for v in interval)
+                    middle = top + bar_height / 2
+                    body.append(
+                        f'<path d="M{low:.1f} {middle - 4:.1f}v8M{low:.1f} {middle:.1f}'
+                        f'H{high:.1f}M{high:.1f} {middle - 4:.1f}v8" stroke="{TEXT}" '
+                        f'stroke-width="1.5" fill="none"/>')
+                    end = max(length, high - label_width)
+                body.append(_text(label_width + end + 6, top + bar_height - 4, shown,
                                   color=color, size=12))
                 described.append(f"{category}, {one.name}: {shown}")
             reference = (group.references[cat] if cat < len(group.references) else None)
@@ -131,8 +147,15 @@ def bars(title: str, categories: Sequence[str], series: Sequence[Series], *,
 
 def columns(title: str, labels: Sequence[str], series: Sequence[Series], *,
             fmt: Callable[[float], str] = lambda v: f"{v:g}", axis_label: str = "",
-            chart_id: str = "chart", width: int = 640, height: int = 220) -> Markup:
-    """Vertical bars over an ordered axis, one bar per series at each label."""
+            chart_id: str = "chart", width: int = 640, height: int = 220,
+            marker: float | None = None, marker_label: str = "", show_values: bool = True,
+            label_every: int = 1) -> Markup:
+    """Vertical bars over an ordered axis, one bar per series at each label.
+
+    `marker`: a dashed line at that position of the axis (in columns from the left edge:
+    2.0 is between the second and the third), named by `marker_label`; with many columns,
+    `show_values=False` leaves the values to the description and `label_every` writes
+    every n-th label only."""
     top, bottom, left = 40 if len(series) > 1 else 20, 40, 8
     plot_height = height - top - bottom
     maximum = max((v for one in series for v in one.values if v is not None), default=0.0)
@@ -161,12 +184,21 @@ def columns(title: str, labels: Sequence[str], series: Sequence[Series], *,
             bx = start + index * bar
             body.append(f'<rect x="{bx:.1f}" y="{base - length:.1f}" width="{bar - 2:.1f}" '
                         f'height="{length:.1f}" fill="{color}"/>')
-            if value:
+            if value and show_values:
                 body.append(_text(bx + (bar - 2) / 2, base - length - 3, fmt(value),
                                   anchor="middle", color=color, size=11))
             described.append(f"{label}, {one.name}: {fmt(value)}")
-        body.append(_text(left + position * slot + slot / 2, base + 16, label,
-                          anchor="middle", size=12))
+        if position % label_every == 0:
+            body.append(_text(left + position * slot + slot / 2, base + 16, label,
+                              anchor="middle", size=12))
+    if marker is not None:
+        mx = left + marker * slot
+        body.append(f'<line x1="{mx:.1f}" y1="{top - 6}" x2="{mx:.1f}" y2="{base}" '
+                    f'stroke="{FLAGGED}" stroke-width="2" stroke-dasharray="5 3"/>')
+        if marker_label:
+            anchor = "end" if mx > width * 0.7 else "start"
+            body.append(_text(mx + (-4 if anchor == "end" else 4), top - 8, marker_label,
+                              anchor=anchor, color=FLAGGED, size=12))
     if axis_label:
         body.append(_text(width / 2, height - 6, axis_label, anchor="middle", color=MUTED,
                           size=12))

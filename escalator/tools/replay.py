@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from escalator.decisionlog import DecisionLog, log_record
 from escalator.model import ROUTE, Decision
 from escalator.policy import Policy
 from escalator.tools.transcripts import (
@@ -146,12 +147,17 @@ def _summary(policy: Policy) -> RulesetSummary:
 
 
 def replay(corpus: Iterable[Transcript], policy: Policy, against: Policy | None = None,
-           on_conversation: Callable[[], None] | None = None) -> ReplayResult:
-    """Decide every conversation with `policy` (and `against`), and compare them."""
+           on_conversation: Callable[[], None] | None = None,
+           decision_log: DecisionLog | None = None) -> ReplayResult:
+    """Decide every conversation with `policy` (and `against`), and compare them; with a
+    decision log, write `policy`'s decisions to it as the service writes its own."""
     result = ReplayResult(_summary(policy), _summary(against) if against else None)
     for transcript in corpus:
         decisions = decide_transcript(policy, transcript)
         result.rules.add(decisions)
+        if decision_log is not None:
+            for turn, decision in zip(transcript.turns, decisions, strict=True):
+                decision_log.write(log_record(decision, turn))
         if against is not None and result.against is not None:
             other = decide_transcript(against, transcript)
             result.against.add(other)

@@ -89,3 +89,26 @@ def test_a_bad_corpus_line_is_named(tmp_path: Path) -> None:
     path.write_text("not json\n")
     code, output = replay(str(path))
     assert code != 0 and "bad.jsonl:1: not JSON" in output
+
+
+def test_a_replay_writes_the_service_decision_records_for_a_report(
+        corpus: Path, tmp_path: Path) -> None:
+    log = tmp_path / "decisions.jsonl"
+    code, output = replay(str(corpus), "--decision-log", str(log))
+    assert code == 0, output
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(records) == 7  # one per turn, as the service logs each decision
+    assert [r["conversation_id"] for r in records] == ["calm"] * 2 + ["asks"] * 2 + ["fails"] * 3
+    asks = records[3]
+    assert asks["decision"] == "route_to_human" and asks["rules"][0] == "explicit-human-request"
+    assert asks["facts"]["requested_human"] is True
+    # What the customer wrote is nowhere in the records: only numbers, labels and ids.
+    assert "speak to a human" not in log.read_text()
+    result = CliRunner().invoke(main, ["report", str(log), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    # "asks" routes at its turn 2 and "fails" at its turn 3: 2 handoffs in 7 decisions.
+    e = body["escalation"]
+    assert (e["decisions"], e["handoffs"], e["with_person"]) == (7, 2, 0)
+    assert {r["rule"]: r["decided"] for r in e["by_rule"]} == {
+        "(default)": 5, "explicit-human-request": 1, "bot-fallback-cap": 1}

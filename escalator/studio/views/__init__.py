@@ -6,15 +6,16 @@ plain form post.
 
 One blueprint (base.py: with what every page shares, and the login), its pages by group:
 policy.py (the rules page, the YAML editor, saving), rules.py (the rule form and the rule
-actions), playground.py (trying a conversation, the rule tests) and replays.py (replays
-and the fairness audit). Importing this package registers them all.
+actions), playground.py (trying a conversation, the rule tests), replays.py (replays
+and the fairness audit) and report.py (the report on a decision log). Importing this
+package registers them all.
 """
 
 from __future__ import annotations
 
-from escalator.studio.views import playground, policy, replays, rules
+from escalator.studio.views import playground, policy, replays, report, rules
 from escalator.studio.views.base import EXTENSION, Studio, bp
 from escalator.studio.views.replays import start_replay
 
-__all__ = ["EXTENSION", "Studio", "bp", "playground", "policy", "replays", "rules",
+__all__ = ["EXTENSION", "Studio", "bp", "playground", "policy", "replays", "report", "rules",
            "start_replay"]

@@ -40,6 +40,7 @@ class Studio:
     guard: Guard
     corpora: list[Path] = field(default_factory=list)
     jobs: Jobs = field(default_factory=Jobs)
+    logs: list[Path] = field(default_factory=list)  # decision logs for the report page
 
     def close(self) -> None:
         """Stop what the studio holds: its replays first, then its compiled rule sets."""
