@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 from escalator import feedback
 from escalator.app import create_app
 from escalator.config import Config
+from escalator.decisionlog import STREAM_KEY
 from escalator.http.services import EXTENSION
 from escalator.model import KEEP, ROUTE, Decision, Reason, RulesetRef, Scores
 from escalator.pipeline import STICKY_RULE
@@ -275,3 +276,22 @@ def test_feedback_racing_a_turn_loses_neither(
     assert state.turn_index == 2
     kept = next(e for e in state.decided if e[0] == decision_id)
     assert kept[3] == {"agent": ["handoff_needed", [], "f-1"]}
+
+
+def test_feedback_goes_to_the_redis_stream_beside_its_decision(
+        redis_url: str, raw: redis.Redis, new_conversation_id: Callable[..., str]) -> None:
+    app = create_app(Config(redis_url=redis_url, env="test", decision_log="redis:1000"),
+                     start_reloader=False)
+    try:
+        client = app.test_client()
+        cid = new_conversation_id()
+        decision = turn(client, cid, "t-1", HUMAN)
+        assert give(client, cid, decision["decision_id"], "handoff_needed").status_code == 200
+        entries = raw.xrevrange(STREAM_KEY, count=2)
+        newest, before = (json.loads(fields[b"r"]) for _, fields in entries)
+        assert (before["kind"], before["decision_id"]) == ("decision", decision["decision_id"])
+        assert (newest["kind"], newest["decision_id"]) == ("feedback", decision["decision_id"])
+        assert newest["rules"] == before["rules"]
+    finally:
+        app.extensions[EXTENSION].close()
+        raw.delete(STREAM_KEY)
