@@ -90,8 +90,17 @@ class ShadowHolder:
             self._holder.close()
 
 
+_published: tuple[str, str, str] | None = None
+
+
 def _publish(ruleset: RuleSet) -> None:
-    metrics.SHADOW_RULESET_INFO.labels(ruleset.name, ruleset.version, ruleset.digest).set(1)
+    """Publish which shadow rule set runs: its series is 1, a replaced one drops to 0."""
+    global _published
+    now = (ruleset.name, ruleset.version, ruleset.digest)
+    if _published is not None and _published != now:
+        metrics.SHADOW_RULESET_INFO.labels(*_published).set(0)
+    metrics.SHADOW_RULESET_INFO.labels(*now).set(1)
+    _published = now
 
 
 class Shadow:
@@ -135,6 +144,8 @@ class Shadow:
 
     def publish_worker(self) -> None:
         """In a freshly forked worker: publish the shadow's metrics set before the fork."""
+        global _published
+        _published = None  # a fork's metrics file starts empty
         for result in ("success", "failed"):
             metrics.SHADOW_RELOADS.labels(result).inc(0)
         current = self.holder.current

@@ -149,6 +149,10 @@ def test_a_broken_shadow_folder_is_refused_and_the_previous_shadow_stays(
     assert body["shadow"] == {**body["shadow"], "ruleset": body["shadow"]["ruleset"],
                               "decision": "keep_with_bot", "rules": [], "agrees": True}
     assert body["shadow"]["ruleset"]["version"] == "shadow-2"
+    shadow_sets = {labels["version"]: value for labels, value in (
+        (sample.labels, sample.value) for metric in REGISTRY.collect()
+        if metric.name == "escalator_shadow_ruleset_info" for sample in metric.samples)}
+    assert (shadow_sets["shadow-1"], shadow_sets["shadow-2"]) == (0, 1)
 
 
 def test_a_shadow_folder_broken_at_start_does_not_stop_the_service(

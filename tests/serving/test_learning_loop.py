@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -34,7 +36,7 @@ from typing import Any
 import pytest
 import redis
 from support.rulesets import copy_rules, set_version
-from support.servers import http, serve
+from support.servers import http, metric, serve, start_serve, stop, wait_for
 
 from escalator.config import default_rules_dir
 
@@ -261,3 +263,50 @@ def _sample(text: str, name: str, labels: dict[str, str]) -> float:
             if head + "{" + ",".join(pairs) + "}" == wanted:
                 return float(value)
     return 0.0
+
+
+def test_sighup_reloads_the_shadow_in_every_worker_and_never_the_live_rules(
+        redis_url: str, tmp_path: Path) -> None:
+    shadow = copy_rules(tmp_path / "shadow")
+    (shadow / "vip.yaml").write_text(VIP_RULE)
+    set_version(shadow, "shadow-1")
+    base, process = start_serve(tmp_path / "run", 2, ESCALATOR_REDIS_URL=redis_url,
+                                ESCALATOR_SHADOW_RULES_DIR=str(shadow),
+                                ESCALATOR_RELOAD_SETTLE_SECONDS="0")
+    sent = 0
+
+    def shadow_versions() -> set[str]:
+        # Enough turns that both workers answer some (each a new conversation).
+        nonlocal sent
+        seen = set()
+        for _ in range(12):
+            sent += 1
+            status, body = http(f"{base}/v1/conversations/learning-hup-{sent}-{os.getpid()}"
+                                "/turns?shadow=1", {"turn_id": "t-1",
+                                                    "message": {"text": "hello"}})
+            assert status == 200 and isinstance(body, dict), body
+            assert body["ruleset"]["name"] == "default" and body["decision"] == "keep_with_bot"
+            seen.add(body["shadow"]["ruleset"]["version"])
+        return seen
+
+    try:
+        assert shadow_versions() == {"shadow-1"}
+        live = http(f"{base}/v1/ruleset")[1]
+        # A broken shadow is refused in every worker; the previous one stays.
+        (shadow / "vip.yaml").write_text("rules: [")
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: metric(http(f"{base}/metrics")[1], "escalator_shadow_reloads_total"
+                                '{result="failed"}') >= 2, 30, "both workers refuse it")
+        assert shadow_versions() == {"shadow-1"}
+        (shadow / "vip.yaml").write_text(VIP_RULE)
+        set_version(shadow, "shadow-2")
+        process.send_signal(signal.SIGHUP)
+        wait_for(lambda: shadow_versions() == {"shadow-2"}, 30, "every worker runs shadow-2")
+        assert http(f"{base}/v1/ruleset")[1] == live
+    finally:
+        stop(process)
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(match="escalator:{learning-hup-*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
