@@ -12,6 +12,7 @@ from escalator.config import Config, ConfigError
 from escalator.decisionlog import open_decision_log
 from escalator.http import api, auth, errors, integrations, requestlog
 from escalator.http import feedback as feedback_api
+from escalator.http import shadow as shadow_api
 from escalator.http.inline import InlineEvaluator, InlineLimits
 from escalator.http.ratelimit import RateLimiter
 from escalator.http.services import EXTENSION, Services
@@ -89,6 +90,7 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
             shadow.start()
     app.register_blueprint(api.bp)
     app.register_blueprint(feedback_api.bp)
+    app.register_blueprint(shadow_api.bp)
     app.register_blueprint(integrations.bp)
     errors.register_errors(app)
     requestlog.init_app(app)

@@ -179,3 +179,40 @@ def test_without_a_shadow_the_answer_says_so_when_asked(
         client: FlaskClient, new_conversation_id: Callable[..., str]) -> None:
     assert turn(client, new_conversation_id(), "t-1", query="?shadow=1")["shadow"] is None
     assert "shadow" not in turn(client, new_conversation_id(), "t-1")
+
+
+def test_the_admin_route_reloads_the_shadow_and_names_a_refused_folders_problems(
+        shadowed: tuple[Flask, Path, Path], new_conversation_id: Callable[..., str]) -> None:
+    app, _, folder = shadowed
+    client = app.test_client()
+    live = client.get("/v1/ruleset").get_json()
+    (folder / "vip.yaml").write_text(VIP_RULE.replace("eq: true", "equals: true"))
+    refused = client.post("/v1/shadow/reload")
+    assert refused.status_code == 422
+    error = refused.get_json()["error"]
+    assert error["code"] == "invalid_ruleset"
+    assert {d["file"] for d in error["details"]["diagnostics"]} == {"vip.yaml"}
+    assert turn(client, new_conversation_id(), "t-1", query="?shadow=1")["shadow"][
+        "ruleset"]["version"] == "shadow-1"
+    (folder / "vip.yaml").write_text(VIP_RULE.replace("priority: 95", "priority: 94"))
+    set_version(folder, "shadow-2")
+    reloaded = client.post("/v1/shadow/reload")
+    assert reloaded.status_code == 200
+    assert reloaded.get_json()["result"] == "reloaded"
+    assert reloaded.get_json()["version"] == "shadow-2"
+    assert client.get("/v1/ruleset").get_json() == live
+
+
+def test_the_shadow_route_needs_an_admin_key_and_a_shadow(
+        redis_url: str, tmp_path: Path) -> None:
+    app = create_app(Config(redis_url=redis_url, env="test", api_keys=("k-caller",),
+                            admin_keys=("k-admin",)), start_reloader=False)
+    try:
+        client = app.test_client()
+        assert client.post("/v1/shadow/reload", headers={
+            "Authorization": "Bearer k-caller"}).status_code == 403
+        missing = client.post("/v1/shadow/reload", headers={"Authorization": "Bearer k-admin"})
+        assert missing.status_code == 404
+        assert missing.get_json()["error"]["code"] == "not_found"
+    finally:
+        app.extensions[EXTENSION].close()

@@ -322,6 +322,16 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
                     "(a ConfigMap-style `..data` swap is activated at once). The answer "
                     "waits for that, at most the settle time + 5 s; then 409 "
                     "reload_in_progress, and the reload completes by itself.")})
+    spec.path("/v1/shadow/reload", operations={"post": _operation(
+        "Admin: reload the shadow rules folder now, in every worker", {
+            "200": _json(_ref("schemas", "Reload"), "Reloaded, or unchanged."),
+            **_errors("unauthorized", "forbidden", "not_found", "reload_in_progress",
+                      "invalid_ruleset", "internal_error")},
+        security=ADMIN,
+        description="Like POST /v1/ruleset/reload, for ESCALATOR_SHADOW_RULES_DIR: a "
+                    "refused folder answers 422 invalid_ruleset with its problems and the "
+                    "previous shadow rule set stays; the live rules are never touched. 404 "
+                    "not_found when no shadow rule set is configured.")})
     spec.path("/healthz", operations={"get": _operation("The process is alive", {
         "200": _json(_ref("schemas", "Health"), "Alive.")}, security=OPEN)})
     spec.path("/readyz", operations={"get": _operation(

@@ -87,6 +87,7 @@ OPERATIONS = [
     ("POST", "/v1/evaluate"),
     ("GET", "/v1/ruleset"),
     ("POST", "/v1/ruleset/reload"),
+    ("POST", "/v1/shadow/reload"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
