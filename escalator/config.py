@@ -91,7 +91,8 @@ def _did_you_mean(raw: str, allowed: tuple[str, ...]) -> str | None:
 @dataclass(frozen=True)
 class Setting:
     """One environment variable: the Config field it sets, its parser and its meaning (the
-    README's table). Its default is the Config field's, written there only."""
+    settings table of docs/operations/deploy.md). Its default is the Config field's,
+    written there only."""
 
     env: str
     attr: str

@@ -38,7 +38,7 @@ T = TypeVar("T")
 
 # Decisions a conversation keeps for feedback, newest first, besides its last handoff.
 # Together ~115 bytes of the stored value, deflated (1,356 -> 1,470 bytes for the 20-turn
-# conversation of bench/decide.py; its Redis MEMORY USAGE stays 1,624 bytes).
+# conversation of bench/perf/decide.py; its Redis MEMORY USAGE stays 1,624 bytes).
 KEPT_DECISIONS: Final = 4
 # The reason of a sticky handoff (escalator.pipeline.STICKY_RULE): not a handoff decision
 # of its own, so never the one kept as "the last handoff".

@@ -238,7 +238,7 @@ class Decision:
     @computed_once
     def _body(self) -> dict[str, Any]:
         # Built by hand: dataclasses.asdict deep-copies every value and was the single
-        # largest cost of a decision (measured with bench/decide.py under cProfile).
+        # largest cost of a decision (measured with bench/perf/decide.py under cProfile).
         handoff = self.handoff
         return {
             "decision": self.decision,

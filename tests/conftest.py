@@ -14,6 +14,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -82,12 +83,29 @@ INLINE_LIMITS_NOT_UNDER_TEST = {"inline_timeout_seconds": 120.0, "inline_per_min
 
 
 @pytest.fixture
-def app(redis_url: str) -> Iterator[Flask]:
+def make_app(redis_url: str) -> Iterator[Callable[..., Flask]]:
+    """Call it with Config fields to get the service on the test Redis (unless redis_url is
+    given) and the inline limits above (unless given); every app made is closed after the
+    test. start_reloader=False leaves rule polling off."""
+    made: list[Flask] = []
+
+    def make(*, start_reloader: bool = True, **settings: Any) -> Flask:
+        settings.setdefault("redis_url", redis_url)
+        for name, value in INLINE_LIMITS_NOT_UNDER_TEST.items():
+            settings.setdefault(name, value)
+        application = create_app(Config(env="test", **settings), start_reloader=start_reloader)
+        made.append(application)
+        return application
+
+    yield make
+    for application in made:
+        application.extensions[EXTENSION].close()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
     """The service with the packaged default policy, on the test Redis."""
-    application = create_app(Config(redis_url=redis_url, env="test",
-                                    **INLINE_LIMITS_NOT_UNDER_TEST))
-    yield application
-    application.extensions[EXTENSION].close()
+    return make_app()
 
 
 @pytest.fixture

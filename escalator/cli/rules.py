@@ -1,5 +1,6 @@
-"""`escalator rules check` and `escalator rules test`: a rule set checked as the service
-would load it, and run against the rule tests beside it."""
+"""`escalator rules check`, `escalator rules test` and `escalator rules facts`: a rule set
+checked as the service would load it, run against the rule tests beside it, and the facts
+rules can test."""
 
 from __future__ import annotations
 
@@ -130,3 +131,12 @@ def rules_test(directory: Path | None) -> None:
     click.echo(report.coverage())
     click.echo(report.summary())
     sys.exit(1 if report.failures else 0)
+
+
+@rules.command("facts")
+def rules_facts() -> None:
+    """Print the facts rules can test, with their types and meanings, as Markdown (the
+    page docs/policy/facts.md is this output)."""
+    from escalator.ruleset.catalogue import facts_markdown
+
+    click.echo(facts_markdown(), nl=False)

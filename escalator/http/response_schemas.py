@@ -20,7 +20,7 @@ from escalator.turnschema import ID_PATTERN
 from escalator.validators import Exactly
 
 DECISIONS = (ROUTE, KEEP)
-# Every code an error body can carry (README, "Errors"); 429 and the like would add here.
+# Every code an error body can carry (docs/api.md, "Errors"); 429 and the like would add here.
 ERROR_CODES = (
     "invalid_request", "unauthorized", "forbidden", "not_found", "method_not_allowed",
     "payload_too_large", "unsupported_media_type", "turn_superseded", "state_unreadable",
@@ -196,7 +196,7 @@ class DecisionSchema(Schema):
     scores = fields.Nested(ScoresSchema, required=True)
     facts = fields.Dict(keys=fields.String(), values=JsonSchemaField(FACT_VALUE),
                         required=True, metadata={
-                            "description": "Every fact the rules saw (README, Facts)."})
+                            "description": "Every fact the rules saw (docs/policy/facts.md)."})
     ruleset = fields.Nested(RulesetRefSchema, required=True)
     degraded = fields.Boolean(required=True, metadata={
         "description": "Decided without state: the state store was unavailable."})
@@ -258,7 +258,7 @@ class InProgressSchema(Schema):
 
 
 # A rule's `when:` as its author wrote it: all/any/not nest, a leaf names a fact and one
-# operator (README, Rules). Recursive, hence written as JSON Schema.
+# operator (docs/policy/guide.md, "Rule files"). Recursive, hence written as JSON Schema.
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "contains", "is")
 CONDITION: dict[str, Any] = {
     "description": "A condition as written in the rule file: {all: [...]}, {any: [...]}, "

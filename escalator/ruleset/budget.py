@@ -1,7 +1,7 @@
 """The budget of every rule set, from any source (the folder at start, a reload, a rule set
 sent inline): what the rules may cost is bounded before anything is expanded or compiled.
-The compiler adds the engine's share (escalator.ruleset.compiler). The default rules use
-lists of 2 values at most and 50 condition parts in all."""
+The compiler adds the engine's share (escalator.ruleset.compiler). What the default rules
+use of it is in docs/policy/guide.md ("Limits"), kept true by a test."""
 
 from __future__ import annotations
 

@@ -75,12 +75,13 @@ FACTS: dict[str, FactSpec] = {s.name: s for s in (
     _spec("loop.score", "number",
           "How much the conversation is going round in circles, 0..1 (repeats, fallbacks, "
           "turns not understood, the bot asking the same thing again, the customer turning "
-          "the bot down), recent turns weighing more.", 0, 1),
+          "the bot down), recent turns weighing more; it falls again when the customer "
+          "answers what the bot asked (loop.answers).", 0, 1),
     _spec("loop.repeats", "integer",
           "Customer turns that repeat an earlier one (by similarity), so far.", 0),
     _spec("loop.fallback_streak", "integer",
           "Consecutive bot replies, up to this turn, where the bot did not understand.", 0),
-    _spec("loop.fallbacks", "integer", "Bot fallbacks so far.", 0),
+    _spec("loop.fallbacks", "integer", "Bot fallbacks in the whole conversation so far.", 0),
     _spec("loop.bot_repeats", "integer",
           "Times the bot sent a prompt it had already sent in this conversation (variants "
           "such as ask_email_retry count as the same prompt).", 0),
@@ -110,7 +111,8 @@ FACTS: dict[str, FactSpec] = {s.name: s for s in (
           "How many times the conversation was handed to a person before this turn, "
           "handoffs an agent released included.", 0),
     _spec("conversation.minutes", "number",
-          "Minutes since the conversation's first turn, at most the state TTL.", 0),
+          "Minutes since the conversation's first turn, at most the state TTL (1,440 by "
+          "default).", 0),
     _spec("customer.tier", "string",
           "The customer's tier as the caller sent it, in lower case (e.g. gold); compared "
           "without regard to case."),
@@ -135,3 +137,33 @@ def lookup(name: str) -> FactSpec | None:
     if name.startswith(CONTEXT_PREFIX) and len(name) > len(CONTEXT_PREFIX):
         return FactSpec(name, "scalar", "A value from the request's context map.")
     return None
+
+
+_TYPE_WORDS = {"integer": "integer", "number": "number", "boolean": "boolean",
+               "string": "string", "labels": "labels", "scalar": "as sent"}
+
+
+def facts_markdown() -> str:
+    """The facts list for policy owners (docs/policy/facts.md), as Markdown, from FACTS."""
+    lines = [
+        "# Facts",
+        "",
+        "<!-- Generated from escalator/ruleset/catalogue.py by `escalator rules facts`;",
+        "     do not edit: change the catalogue, then run",
+        "     `escalator rules facts > docs/policy/facts.md`. -->",
+        "",
+        "What rules can test. Numbers are decimals; labels are lower-case words. \"So far\" "
+        "and",
+        "\"in this conversation\" count from the first turn, or from the last release by an "
+        "agent",
+        "([Release](../api.md#release)), which starts the loop counters, streaks and means "
+        "again.",
+        "",
+        "| fact | type | meaning |",
+        "|---|---|---|",
+    ]
+    for spec in FACTS.values():
+        lines.append(f"| `{spec.name}` | {_TYPE_WORDS[spec.type]} | {spec.doc} |")
+    lines.append(f"| `{CONTEXT_PREFIX}<key>` | {_TYPE_WORDS['scalar']} | A value from the "
+                 "turn's `context` map (number, boolean or label; labels in lower case). |")
+    return "\n".join(lines) + "\n"

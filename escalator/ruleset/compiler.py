@@ -70,8 +70,8 @@ MAX_ALTERNATIVES = 256
 # durable-rules 2.0.28: an engine ruleset costs about 76 KB, each test in it about 4 KB,
 # whatever the rules test; a 4 KB rule set of long in/not_in lists used through aliases
 # compiled into 600,000 tests and took a worker to 2.8 GB. Within these caps a rule set
-# compiles into at most about 30 MB. The default rules: 25 engine rules, 37 tests, 1
-# engine ruleset.
+# compiles into at most about 30 MB. What the default rules use: docs/policy/guide.md, Limits
+# (a test keeps those figures true).
 MAX_ENGINE_RULES = 2_000
 MAX_ENGINE_TESTS = 5_000
 MAX_ENGINE_RULESETS = 100
@@ -449,7 +449,7 @@ class CompiledRuleSet:
 
     The C extension is not thread-safe and never releases the GIL: one lock per compiled
     set serialises assert/drain/retract (8 threads without it segfaulted every time; see
-    the durable-rules notes). Scale with worker processes, not threads.
+    docs/design/rule-compiler.md). Scale with worker processes, not threads.
     """
 
     def __init__(self, ruleset: RuleSet) -> None:

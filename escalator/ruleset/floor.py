@@ -13,7 +13,7 @@ from escalator.ruleset.model import Rule
 
 # After at most this many bot failures in a row, some rule must hand over.
 FLOOR_MAX_FALLBACK_STREAK = 5
-FLOOR_DOC = "see README 'The floor'"
+FLOOR_DOC = "see 'The floor' in docs/policy/guide.md"
 
 
 def floor_problems(rules: list[Rule], file: str, unreadable: int = 0) -> list[Problem]:

@@ -138,8 +138,8 @@ def _parse_leaf(node: dict[str, Any], where: Where, line: int | None) -> Leaf | 
     spec = lookup(name)
     if spec is None:
         hint = did_you_mean(name, FACTS)
-        where.add(line, f"unknown fact '{name}'{hint or ''}; facts are listed in the README "
-                        "(context values are written context.<key>)", code="unknown_fact")
+        where.add(line, f"unknown fact '{name}'{hint or ''}; `escalator rules facts` lists the "
+                        "facts (context values are written context.<key>)", code="unknown_fact")
         return None
     if not ok:
         return None

@@ -118,7 +118,7 @@ def turn_score(sentiment: float, cues: Iterable[str], params: Params) -> float:
     """0..1: the logistic of the evidence, on the scale of people's ratings (0-4 / 4).
 
     The weights were fitted so that the score estimates how frustrated people would
-    rate the message (bench/fit_frustration.py): 0.25 is "a little", 0.75 "clearly".
+    rate the message (bench/quality/fit_frustration.py): 0.25 is "a little", 0.75 "clearly".
     Evidence adds up without ever passing 1, and every cue moves the score the same
     way whatever else fired.
     """

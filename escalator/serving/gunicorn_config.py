@@ -82,7 +82,7 @@ def pre_fork(server: Any, worker: Any) -> None:
     """Master, before each fork: move everything loaded so far (rules, lexicons, modules)
     out of the garbage collector's reach. A worker's full collections then skip those
     objects: no pause of 30+ ms to traverse them, and no writes to the pages they share with
-    the master (a worker's private memory fell from 30 to 19 MB, bench/load.py)."""
+    the master (a worker's private memory fell from 30 to 19 MB, bench/perf/load.py)."""
     gc.freeze()
 
 

@@ -19,7 +19,7 @@ escalator.state.store). Only numbers, labels and one-way signatures are stored: 
 customer text, and turn ids only as signatures.
 
 One deflate stream over the state and both decisions compresses far better than fields
-compressed one by one: ~1.4 KB per 20-turn conversation under bench/load.py.
+compressed one by one: ~1.4 KB per 20-turn conversation under bench/perf/load.py.
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ OUTAGES: tuple[type[Exception], ...] = (
 
 # How many recent turns keep their decision for idempotent retries. A chatbot platform
 # retries a turn within seconds, before more than a turn or two has followed it; every
-# stored decision costs ~300 bytes of Redis memory per conversation (bench/load.py).
+# stored decision costs ~300 bytes of Redis memory per conversation (bench/perf/load.py).
 DEFAULT_KEPT_DECISIONS = 2
 # How many recent turn ids are remembered: a retry of one of them that no longer has its
 # decision is refused (Snapshot.superseded) rather than decided a second time.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from typing import Any, cast
 
 from microsoft_agents.activity import ActivityTypes
 from microsoft_agents.hosting.core import TurnContext
@@ -39,7 +40,8 @@ async def main() -> None:
         await adapter.send_text_to_bot(text, bot)
         for reply in adapter.activity_queue:
             if reply.type == ActivityTypes.event:
-                print("event", reply.name, reply.value["queue"], reply.value["urgency"])
+                handoff = cast(dict[str, Any], reply.value)  # the middleware's handoff event
+                print("event", reply.name, handoff["queue"], handoff["urgency"])
             else:
                 print("message", reply.text)
         adapter.activity_queue.clear()

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import uuid
+from typing import Any
 
 import urllib3
 from google.cloud.dialogflowcx_v3.types import WebhookResponse
@@ -27,7 +28,7 @@ if os.environ.get("ESCALATOR_API_KEY"):  # what the CX webhook's request headers
     headers["Authorization"] = f"Bearer {os.environ['ESCALATOR_API_KEY']}"
 
 
-def webhook_request(text: str, intent: str, confidence: float, page: str) -> dict:
+def webhook_request(text: str, intent: str, confidence: float, page: str) -> dict[str, Any]:
     """A WebhookRequest as CX sends it from a route whose fulfillment has the tag escalator."""
     return {
         "detectIntentResponseId": str(uuid.uuid4()),

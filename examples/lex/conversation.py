@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import uuid
+from typing import Any
 
 from escalator.integrations import lex
 
@@ -19,7 +20,7 @@ args = parser.parse_args()
 os.environ.setdefault("ESCALATOR_URL", "http://127.0.0.1:8080")
 
 
-def event(text: str, intent: str, confidence: float, attributes: dict[str, str]) -> dict:
+def event(text: str, intent: str, confidence: float, attributes: dict[str, str]) -> dict[str, Any]:
     """A Lex V2 dialog code hook event (the fields the hook reads, as Lex sends them)."""
     return {
         "messageVersion": "1.0", "invocationSource": "DialogCodeHook", "inputMode": "Text",

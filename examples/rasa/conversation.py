@@ -11,6 +11,7 @@ import argparse
 import json
 import time
 import uuid
+from typing import Any
 
 import urllib3
 
@@ -19,7 +20,8 @@ parser.add_argument("--sender", default="3d1f0a2b-7c9e-4b8d-a6f2-0e1c5b9d4a77")
 parser.add_argument("--action-server", default="http://127.0.0.1:5055")
 args = parser.parse_args()
 
-events: list[dict] = [{"event": "action", "name": "action_listen", "timestamp": time.time()}]
+events: list[dict[str, Any]] = [
+    {"event": "action", "name": "action_listen", "timestamp": time.time()}]
 for text, intent, confidence in [("where is my order", "order_status", 0.96),
                                  ("useless. I want to talk to a real person", "complain", 0.71)]:
     message = {"text": text, "intent": {"name": intent, "confidence": confidence},

@@ -3,40 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bench.quality import quality
 from escalator.config import default_rules_dir
 from escalator.policy import load_policy
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import quality  # bench/ is not a package
-
-
-def test_pearson_and_spearman_on_known_values() -> None:
-    assert quality.pearson([1, 2, 3, 4], [2, 4, 6, 8]) == pytest.approx(1.0)
-    assert quality.pearson([1, 2, 3, 4], [8, 6, 4, 2]) == pytest.approx(-1.0)
-    assert quality.pearson([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)
-    # Monotone but not linear: Spearman is 1, Pearson is not.
-    assert quality.spearman([1, 2, 3, 4], [1, 4, 9, 100]) == pytest.approx(1.0)
-    assert quality.pearson([1, 2, 3, 4], [1, 4, 9, 100]) < 0.9
-    assert math.isnan(quality.pearson([1, 1, 1], [1, 2, 3]))
-
-
-def test_ranks_share_ties() -> None:
-    assert quality.ranks([10, 20, 20, 5]) == [2.0, 3.5, 3.5, 1.0]
-
-
-def test_roc_auc_counts_pairs_and_half_ties() -> None:
-    assert quality.roc_auc([0.1, 0.2, 0.8, 0.9], [False, False, True, True]) == 1.0
-    assert quality.roc_auc([0.9, 0.8, 0.2, 0.1], [False, False, True, True]) == 0.0
-    assert quality.roc_auc([0.5, 0.5, 0.5, 0.5], [False, True, False, True]) == 0.5
-    # One positive above one of two negatives, tied with the other: (1 + 0.5) / 2.
-    assert quality.roc_auc([0.2, 0.5, 0.5], [False, False, True]) == 0.75
 
 
 def test_frustration_file_parsing(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
@@ -18,11 +18,8 @@ ADMIN = "admin-key-9876543210"
 
 
 @pytest.fixture
-def secured(redis_url: str) -> Iterator[Flask]:
-    app = create_app(Config(redis_url=redis_url, env="test", api_keys=(CALLER, "second-key"),
-                            admin_keys=(ADMIN,)))
-    yield app
-    app.extensions[EXTENSION].close()
+def secured(make_app: Callable[..., Flask]) -> Flask:
+    return make_app(api_keys=(CALLER, "second-key"), admin_keys=(ADMIN,))
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -82,3 +82,46 @@ def test_problems_in_an_inline_lexicon_name_the_file_as_sent(client: FlaskClient
     assert response.status_code == 400
     problems = response.get_json()["error"]["details"]["ruleset"]
     assert problems and all("/tmp" not in p and "escalator-inline" not in p for p in problems)
+
+
+def test_a_transcript_has_at_most_500_turns(client: FlaskClient) -> None:
+    turns = [{"message": {"text": f"where is parcel {n}?"}} for n in range(501)]
+    decided = client.post("/v1/evaluate", json={"turns": turns[:500]})
+    assert decided.status_code == 200, decided.data
+    assert len(decided.get_json()["decisions"]) == 500
+    for ruleset in ({}, {"ruleset": {"files": default_files()}}):
+        response = client.post("/v1/evaluate", json={"turns": turns, **ruleset})
+        assert response.status_code == 400, response.data
+        error = response.get_json()["error"]
+        assert error["code"] == "invalid_request"
+        assert error["message"] == "A transcript has at most 500 turns."
+
+
+def extra_rule_files(count: int) -> dict[str, str]:
+    """`count` more valid files of one rule each."""
+    return {f"extra-{n}.yaml": f"""rules:
+  - id: extra-{n}
+    description: An extra rule.
+    priority: 10
+    when:
+      all:
+        - {{fact: turn_index, eq: {n + 1}}}
+    then:
+      decision: keep_with_bot
+""" for n in range(count)}
+
+
+def test_a_rule_set_sent_inline_has_at_most_32_files(client: FlaskClient) -> None:
+    files = default_files()
+    files.update(extra_rule_files(32 - len(files)))
+    assert len(files) == 32
+    accepted = client.post("/v1/evaluate", json={"turns": FALLBACKS, "ruleset": {"files": files}})
+    assert accepted.status_code == 200, accepted.data
+    files.update(extra_rule_files(33 - len(default_files())))
+    assert len(files) == 33
+    refused = client.post("/v1/evaluate", json={"turns": FALLBACKS, "ruleset": {"files": files}})
+    assert refused.status_code == 422, refused.data
+    error = refused.get_json()["error"]
+    assert error["code"] == "ruleset_too_large"
+    assert error["details"]["limits"] == ["files"]
+    assert error["details"]["ruleset"] == ["ruleset: at most 32 files"]

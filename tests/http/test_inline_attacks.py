@@ -2,9 +2,10 @@
 while a canary caller keeps deciding turns with its own key.
 
 Each attack once took a worker: for seconds to minutes, to gigabytes, or both (see
-bench/attacks.py, which sends the same payloads and reports times and memory). Now each
-gets a clear answer, both workers survive it under the memory threshold, and every canary
-turn succeeds within CANARY_BOUND (generous: two cores shared with other work).
+bench/attacks/inline_rulesets.py, which sends the same payloads and reports times and
+memory). Now each gets a clear answer, both workers survive it under the memory
+threshold, and every canary turn succeeds within CANARY_BOUND (generous: two cores shared
+with other work).
 """
 
 from __future__ import annotations
@@ -22,12 +23,10 @@ import pytest
 from flask.testing import FlaskClient
 from support.servers import start_serve, stop, wait_for
 
+from bench.attacks import inline_rulesets as attacks
 from escalator.app import create_app
 from escalator.config import Config
 from escalator.http.services import EXTENSION
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import attacks  # bench/ is not a package
 
 pytestmark = pytest.mark.slow
 

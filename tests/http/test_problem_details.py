@@ -3,7 +3,7 @@ them, as structured diagnostics: each with its code, severity, file, line, rule,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from support.rulesets import copy_rules
 
-from escalator.app import create_app
-from escalator.config import Config, default_rules_dir
+from escalator.config import default_rules_dir
 from escalator.http.response_schemas import ProblemSchema
-from escalator.http.services import EXTENSION
 
 TURNS = [{"message": {"text": "hello"}}]
 
@@ -70,11 +68,9 @@ def rules(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def reloading(redis_url: str, rules: Path) -> Iterator[Flask]:
-    app = create_app(Config(redis_url=redis_url, env="test", rules_dir=rules,
-                            reload_settle_seconds=0))
-    yield app
-    app.extensions[EXTENSION].close()
+def reloading(make_app: Callable[..., Flask], rules: Path) -> Flask:
+    # No reload thread before the test asks (see asked_app in tests/policy/test_reload.py).
+    return make_app(rules_dir=rules, reload_settle_seconds=0, start_reloader=False)
 
 
 def test_a_refused_reload_has_diagnostics_named_inside_the_folder(

@@ -3,17 +3,13 @@ never exceeds the state's TTL whatever the timestamps say."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-
-from escalator.app import create_app
-from escalator.config import Config
-from escalator.http.services import EXTENSION
 
 NewId = Callable[..., str]
 
@@ -59,10 +55,8 @@ def test_a_plausible_timestamp_sets_the_conversation_clock(
 
 
 @pytest.fixture
-def short_ttl_client(redis_url: str) -> Iterator[FlaskClient]:
-    app: Flask = create_app(Config(redis_url=redis_url, env="test", state_ttl_seconds=600))
-    yield app.test_client()
-    app.extensions[EXTENSION].close()
+def short_ttl_client(make_app: Callable[..., Flask]) -> FlaskClient:
+    return make_app(state_ttl_seconds=600).test_client()
 
 
 def test_conversation_minutes_never_exceed_the_state_ttl(

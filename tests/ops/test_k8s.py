@@ -213,7 +213,7 @@ def test_production_scales_out_on_an_external_redis() -> None:
     assert not [d for d in documents if d["kind"] == "Secret"]  # created out of band
 
 
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+DEPLOY = (ROOT / "docs" / "operations" / "deploy.md").read_text(encoding="utf-8")
 NAMESPACED = {"ConfigMap", "Secret", "Service", "Deployment", "StatefulSet", "NetworkPolicy",
               "PodDisruptionBudget", "HorizontalPodAutoscaler"}
 
@@ -232,13 +232,13 @@ def test_dev_creates_its_namespace_and_production_says_to_create_one() -> None:
         "restricted"
     assert dev[0]["kind"] == "Namespace"  # kustomize orders it first: applied first
     # Production does not own its namespace (kubectl delete -k would take the Secrets
-    # created out of band with it): the README and the overlay say to create it first.
+    # created out of band with it): the deploy page and the overlay say to create it first.
     production = render("overlays/production")
     assert not [d for d in production if d["kind"] == "Namespace"]
     create = f"kubectl create namespace {overlay_namespace(production)}"
-    assert create in README
+    assert create in DEPLOY
     assert create in (K8S / "overlays" / "production" / "kustomization.yaml").read_text()
-    assert README.index(create) < README.index("kubectl apply -k k8s/overlays/production")
+    assert DEPLOY.index(create) < DEPLOY.index("kubectl apply -k k8s/overlays/production")
 
 
 def test_every_dev_pod_meets_the_restricted_pod_security_profile() -> None:
@@ -266,14 +266,14 @@ def test_every_dev_pod_meets_the_restricted_pod_security_profile() -> None:
                 "NET_BIND_SERVICE"}, name
 
 
-def test_the_readme_gives_the_dev_keys_and_how_to_replace_them(tmp_path: Path) -> None:
+def test_the_deploy_page_gives_the_dev_keys_and_how_to_replace_them(tmp_path: Path) -> None:
     secret = only(render("overlays/dev"), "Secret", "escalator-api-keys")
     keys = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert set(keys) == {"api-keys", "admin-keys"}
     for key in keys.values():
-        assert f"`{key}`" in README
-    # The README's overlay, built beside dev in a copy of k8s/, replaces the keys.
-    block = next(b for b in re.findall(r"```yaml\n(.*?)```", README, re.S)
+        assert f"`{key}`" in DEPLOY
+    # The deploy page's overlay, built beside dev in a copy of k8s/, replaces the keys.
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", DEPLOY, re.S)
                  if "behavior: replace" in b)
     overlay = tmp_path / "k8s" / "overlays" / "my-dev"
     shutil.copytree(K8S, tmp_path / "k8s")

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from prometheusrule import PROMETHEUS_RULE_FILE, RULES_FILE
 from prometheusrule import render as render_prometheus_rule
+from support.markdown import markdown_sections
 from support.ops import K8S, ROOT, only, render, require_tool, run
 
 MONITORING = K8S / "monitoring"
@@ -78,31 +79,6 @@ def test_every_alert_says_what_happened_what_to_do_and_how_bad() -> None:
             rule["alert"]
 
 
-def markdown_sections(text: str) -> dict[str, str]:
-    """A markdown file's sections by their headings' anchors, as GitHub makes them
-    (lower case, punctuation dropped, spaces to hyphens, -1, -2... for repeats); a
-    section runs to the next heading of the same or a higher level."""
-    headings: list[tuple[int, str, int]] = []  # level, anchor, where its section starts
-    seen: dict[str, int] = {}
-    fenced = False
-    lines = text.splitlines()
-    for number, line in enumerate(lines):
-        if line.startswith("```"):
-            fenced = not fenced
-        match = None if fenced else re.match(r"(#{1,6}) +(.+?) *#*$", line)
-        if match:
-            slug = re.sub(r"[^\w\- ]", "", match.group(2).strip().lower()).replace(" ", "-")
-            repeat = seen.get(slug, 0)
-            seen[slug] = repeat + 1
-            headings.append((len(match.group(1)), f"{slug}-{repeat}" if repeat else slug,
-                             number))
-    sections = {}
-    for i, (level, anchor, start) in enumerate(headings):
-        end = next((s for lv, _, s in headings[i + 1:] if lv <= level), len(lines))
-        sections[anchor] = "\n".join(lines[start:end])
-    return sections
-
-
 def runbook_document(url: str) -> Path:
     """The repository file a runbook URL names: a path relative to the repository's root,
     or a hosted copy's URL (https://host/owner/repo/blob/<ref>/<path>)."""
@@ -111,16 +87,32 @@ def runbook_document(url: str) -> Path:
     return ROOT / (hosted.group(1) if hosted else path)
 
 
-def test_every_runbook_url_points_at_a_heading_that_names_its_alert() -> None:
+RUNBOOKS = ROOT / "docs" / "operations"
+
+
+def test_every_runbook_url_points_at_its_alerts_own_heading_in_a_runbook() -> None:
     for rule in alert_rules():
         url = rule["annotations"]["runbook_url"]
         document = runbook_document(url)
         assert document.is_file(), f"{rule['alert']}: {url}: no such file in the repository"
+        assert document.parent == RUNBOOKS and document.name.startswith("runbook"), \
+            f"{rule['alert']}: {url}: not a runbook page of docs/operations"
         anchor = urllib.parse.urlsplit(url).fragment
         sections = markdown_sections(document.read_text(encoding="utf-8"))
         assert anchor in sections, f"{rule['alert']}: {url}: no such heading " \
                                    f"(there are: {', '.join(sections)})"
+        # One heading per alert: the alert's name is the heading, so the anchor is its name.
+        assert anchor == rule["alert"].lower(), f"{rule['alert']}: {url}: another heading"
         assert rule["alert"] in sections[anchor], f"{rule['alert']}: not named at {url}"
+
+
+def test_every_alert_heading_of_the_runbooks_is_an_alert() -> None:
+    alerts = {rule["alert"] for rule in alert_rules()}
+    for page in sorted(RUNBOOKS.glob("runbook*.md")):
+        headings = re.findall(r"^## (Escalator\w+)$", page.read_text(encoding="utf-8"), re.M)
+        assert set(headings) <= alerts, f"{page.name}: {sorted(set(headings) - alerts)}"
+    main_page = (RUNBOOKS / "runbook.md").read_text(encoding="utf-8")
+    assert re.findall(r"^## (\w+)$", main_page, re.M), "runbook.md has no alert heading"
 
 
 def test_runbook_urls_resolve_like_github_anchors() -> None:
@@ -132,7 +124,8 @@ def test_runbook_urls_resolve_like_github_anchors() -> None:
                                                                   "x"]
     assert runbook_document("https://git.example.com/o/escalator/blob/main/docs/ops.md#a") \
         == ROOT / "docs" / "ops.md"
-    assert runbook_document("README.md#alerts-and-what-to-do") == ROOT / "README.md"
+    assert runbook_document("docs/operations/runbook.md#escalatortargetdown") \
+        == RUNBOOKS / "runbook.md"
 
 
 def test_every_alert_has_a_firing_and_a_silent_promtool_case() -> None:

@@ -17,7 +17,7 @@ from escalator.config import Config
 from escalator.serving import gunicorn_config
 
 NGINX_CONF = K8S / "base" / "nginx.conf"
-README = (ROOT / "README.md").read_text()
+API_PAGE = (ROOT / "docs" / "api.md").read_text()
 TEXT = NGINX_CONF.read_text()
 OVERLAYS = ("base", "overlays/dev", "overlays/production")
 
@@ -132,6 +132,6 @@ def test_the_proxys_own_errors_are_the_api_envelope() -> None:
         answered, body = pages[page]
         error = json.loads(body.replace("\\n", "\n"))["error"]
         assert set(error) == {"code", "message"} and error["message"]
-        # Each code is one the README's error table documents, with this status.
-        assert re.search(rf"\| {answered} \| `{error['code']}` \|", README), error["code"]
+        # Each code is one the API page's error table documents, with this status.
+        assert re.search(rf"\| {answered} \| `{error['code']}` \|", API_PAGE), error["code"]
         assert answered == status

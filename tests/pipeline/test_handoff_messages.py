@@ -7,8 +7,7 @@ handoff-in-progress sentence was English and fixed in the code.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,10 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from support.rulesets import rules_folder
+from support.rulesets import copy_rules, rules_folder
 
-from escalator.app import create_app
 from escalator.cli import main
-from escalator.config import Config, default_rules_dir
-from escalator.http.services import EXTENSION
+from escalator.config import default_rules_dir
 from escalator.policy import load_policy
 
 EXPLICIT = {
@@ -110,11 +107,8 @@ rules:
 
 
 @pytest.fixture
-def spanish_app(redis_url: str, tmp_path: Path) -> Iterator[Flask]:
-    app = create_app(Config(redis_url=redis_url, env="test",
-                            rules_dir=rules_folder(tmp_path, SPANISH_FIRST)))
-    yield app
-    app.extensions[EXTENSION].close()
+def spanish_app(make_app: Callable[..., Flask], tmp_path: Path) -> Flask:
+    return make_app(rules_dir=rules_folder(tmp_path, SPANISH_FIRST))
 
 
 def test_a_rule_set_sets_its_language_and_its_handoff_in_progress_sentence(
@@ -210,8 +204,7 @@ def test_mistakes_in_messages_are_refused_in_plain_words(
 
 def test_rule_tests_check_the_message_in_the_turns_language(tmp_path: Path) -> None:
     folder = tmp_path / "rules"
-    shutil.copytree(default_rules_dir(), folder,
-                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py", "tests"))
+    copy_rules(folder)
     (folder / "tests").mkdir()
     (folder / "tests" / "spanish.yaml").write_text(f"""
 tests:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -68,11 +68,8 @@ ANGRY = "This is ridiculous, useless, the worst service ever!!!"
 
 
 @pytest.fixture
-def small_app(redis_url: str, tmp_path: Path) -> Iterator[Flask]:
-    app = create_app(Config(redis_url=redis_url, env="test",
-                            rules_dir=rules_folder(tmp_path, LOOPS_AND_FRUSTRATION)))
-    yield app
-    app.extensions[EXTENSION].close()
+def small_app(make_app: Callable[..., Flask], tmp_path: Path) -> Flask:
+    return make_app(rules_dir=rules_folder(tmp_path, LOOPS_AND_FRUSTRATION))
 
 
 def test_the_most_urgent_matching_rule_sets_the_urgency_the_decisive_one_the_queue(
@@ -143,6 +140,24 @@ def test_the_old_spelling_still_works_with_a_warning(
         assert decided["handoff"]["urgency"] == "high"
     finally:
         app.extensions[EXTENSION].close()
+
+
+def test_a_handoff_keeps_its_first_queue_and_urgency_on_every_later_turn(
+        client: FlaskClient, new_conversation_id: Callable[..., str]) -> None:
+    # Neither is the default (support, normal): losing either shows.
+    cid = new_conversation_id()
+    first = say(client, cid, "t-1", "I can smell gas in my kitchen")
+    assert first["reasons"][0]["rule"] == "safety-or-vulnerability"
+    assert (first["handoff"]["queue"], first["handoff"]["urgency"]) == ("care", "urgent")
+    # A rule routing elsewhere (explicit-human-request: support, high), then nothing.
+    for n, text in ((2, "I want to talk to a person"), (3, "ok thanks, where is my parcel?")):
+        later = say(client, cid, f"t-{n}", text)
+        assert later["decision"] == "route_to_human"
+        assert later["reasons"][0]["rule"] == "handoff-in-progress"
+        assert (later["handoff"]["queue"], later["handoff"]["urgency"]) == ("care", "urgent"), n
+    summary = client.get(f"/v1/conversations/{cid}").get_json()
+    assert (summary["handoff_queue"], summary["handoff_urgency"]) == ("care", "urgent")
+    assert summary["escalated"] is True
 
 
 def test_priority_and_urgency_together_are_refused(tmp_path: Path) -> None:

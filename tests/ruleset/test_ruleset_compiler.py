@@ -495,7 +495,7 @@ def test_a_fifteen_rule_set_reports_exactly_its_matches(compile_rules: Compile) 
     }
     assert {r.id for r in compiled.matches(facts)} == {
         "frustrated", "loop", "sensitive", "vip-unhappy"}
-    # Its cost is measured by bench/decide.py ("rules evaluate"), not timed here: a timed
+    # Its cost is measured by bench/perf/decide.py ("rules evaluate"), not timed here: a timed
     # test is flaky on a shared machine.
 
 

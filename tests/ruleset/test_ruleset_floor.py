@@ -30,7 +30,8 @@ CAP = """
 GOOD_PERSON = PERSON.format(when="{fact: requested_human, is: true}")
 GOOD_CAP = CAP.format(when="{fact: loop.fallback_streak, gte: 3}")
 NO_PERSON_RULE = ("rules.yaml: the rule set has no rule that routes an explicit request for a "
-                  "person (requested_human is true) to a person; add one (see README 'The floor')")
+                  "person (requested_human is true) to a person; add one "
+                  "(see 'The floor' in docs/policy/guide.md)")
 
 
 def refusal(folder: Path) -> list[Problem]:
@@ -56,7 +57,7 @@ def test_no_cap_on_bot_failures_is_refused(write_rules: WriteRules) -> None:
     assert problem.file == "rules.yaml" and problem.line is None
     assert "no rule that hands the conversation to a person after at most 5 bot failures" in (
         problem.message)
-    assert "README 'The floor'" in problem.message
+    assert "'The floor' in docs/policy/guide.md" in problem.message
 
 
 def test_an_empty_rule_set_misses_both_parts(write_rules: WriteRules) -> None:

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from support.rulesets import copy_rules
+from support.rulesets import configmap_mount, copy_rules
 
 from escalator.config import default_rules_dir
 from escalator.errors import PolicyError
@@ -40,16 +40,6 @@ def read_within(folder: Path, seconds: float = 10) -> RulesFolder:
     reader.join(seconds)
     assert not reader.is_alive(), f"reading {folder} blocked for {seconds} s"
     return result[0]
-
-
-def configmap_mount(mount: Path, generation: str = "..2026_11_28_10_00_00.1") -> Path:
-    """A folder laid out as the kubelet mounts a ConfigMap (see tests/test_reload.py)."""
-    mount.mkdir()
-    copy_rules(mount / generation)
-    (mount / "..data").symlink_to(generation)
-    for path in [*(mount / generation).glob("*.yaml"), mount / generation / "lexicons"]:
-        (mount / path.name).symlink_to(Path("..data") / path.name)
-    return mount
 
 
 def test_the_digest_names_the_content_wherever_and_however_it_is_laid_out(

@@ -3,14 +3,13 @@ with the line to fix and a hint, and the problems of every check in one run."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.rulesets import copy_rules
 
 from escalator.cli import main
-from escalator.config import default_rules_dir
 
 GOOD = """\
 rules:
@@ -26,8 +25,7 @@ rules:
 def folder(tmp_path: Path) -> Path:
     """The default rule set, copied so a test can add a file to it."""
     copy = tmp_path / "rules"
-    shutil.copytree(default_rules_dir(), copy,
-                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py", "tests"))
+    copy_rules(copy)
     return copy
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
+from support.rulesets import copy_rules
 
 from escalator.cli import main
 from escalator.config import default_rules_dir
@@ -94,8 +95,7 @@ def test_labels_a_platform_might_still_send_are_warnings(
 
 def test_the_check_command_reports_the_misspelt_labels_of_the_issue(tmp_path: Path) -> None:
     folder = tmp_path / "rules"
-    shutil.copytree(default_rules_dir(), folder,
-                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    copy_rules(folder, with_tests=True)
     topics = folder / "topics.yaml"
     topics.write_text(topics.read_text().replace("contains: cancellation}",
                                                  "contains: cancelation}"))

@@ -3,13 +3,12 @@ same sentence for the same mistake in a rule file, a lexicon and a rule test."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from support.rulesets import copy_rules
 
-from escalator.config import default_rules_dir
 from escalator.errors import PolicyError, Problem
 from escalator.ruleset.loader import load_ruleset
 from escalator.ruleset.problems import validation_problems
@@ -89,8 +88,7 @@ def unknown_key_sentence(problems: list[Problem], key: str) -> str:
 def test_an_unknown_key_reads_the_same_in_a_rule_file_a_lexicon_and_a_rule_test(
         tmp_path: Path) -> None:
     rules = tmp_path / "rules"
-    shutil.copytree(default_rules_dir(), rules,
-                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    copy_rules(rules, with_tests=True)
     ruleset = rules / "ruleset.yaml"
     ruleset.write_text(ruleset.read_text() + "versoin: x\n")
     scoring = rules / "lexicons" / "scoring.yaml"

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.servers import free_port, http, metric, start_serve
+from support.servers import (
+    cpu_seconds,
+    free_port,
+    http,
+    metric,
+    serve_workers,
+    start_serve,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -66,6 +74,13 @@ def test_a_rule_set_without_the_floor_refuses_to_start(tmp_path: Path) -> None:
     assert "refusing to start" in result.stderr
 
 
+def idle(pids: set[int]) -> bool:
+    """No process of `pids` used more than 10 ms of CPU time in the next 200 ms."""
+    before = {pid: cpu_seconds(pid) for pid in pids}
+    time.sleep(0.2)
+    return all(cpu_seconds(pid) - spent < 0.01 for pid, spent in before.items())
+
+
 def test_sigterm_lets_a_turn_in_flight_finish(tmp_path: Path) -> None:
     base, process = start_serve(tmp_path, ESCALATOR_MAX_BODY_BYTES="4000000")
     # A long dry run (500 long turns, about a second) keeps one worker busy.
@@ -78,21 +93,27 @@ def test_sigterm_lets_a_turn_in_flight_finish(tmp_path: Path) -> None:
     def call() -> None:
         try:
             outcome["status"], body = http(f"{base}/v1/evaluate", transcript, timeout=30)
+            outcome["answered"] = time.monotonic()
             assert isinstance(body, dict)
             outcome["decisions"] = len(body["decisions"])
         except Exception as exc:  # the assertion below reports it
             outcome["error"] = repr(exc)
 
     caller = threading.Thread(target=call)
-    started = time.monotonic()
-    caller.start()
-    time.sleep(0.3)  # the request is being answered
-    process.send_signal(signal.SIGTERM)
-    caller.join(timeout=30)
     try:
+        wait_for(lambda: len(serve_workers(process)) == 2, 30, "2 workers")
+        wait_for(lambda: idle(serve_workers(process)), 30, "both workers idle")
+        before = {pid: cpu_seconds(pid) for pid in serve_workers(process)}
+        caller.start()
+        # In flight: a worker has spent CPU time on it (the dry run needs about a second).
+        wait_for(lambda: any(cpu_seconds(pid) - spent >= 0.1 for pid, spent in before.items()),
+                 30, "a worker is answering the dry run")
+        process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        caller.join(timeout=30)
         assert outcome.get("status") == 200, outcome
         assert outcome["decisions"] == 500
-        assert time.monotonic() - started > 0.3  # it really was in flight at SIGTERM
+        assert outcome["answered"] > signalled  # answered after the SIGTERM, not before
         assert process.wait(timeout=30) == 0
     finally:
         if process.poll() is None:

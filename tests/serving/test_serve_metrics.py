@@ -5,7 +5,6 @@ worker restart."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -15,9 +14,8 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from support.servers import http, start_serve, wait_for
-
-from escalator.config import default_rules_dir
+from support.rulesets import copy_rules
+from support.servers import http, serve_workers, start_serve, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -53,25 +51,11 @@ def ruleset(base: str) -> dict[str, Any]:
     return body
 
 
-def workers(process: Any) -> set[int]:
-    """The gunicorn workers of `escalator serve` (forks of it; not the embedded Redis)."""
-    master = psutil.Process(process.pid)
-    found = set()
-    for child in master.children():
-        try:
-            if child.cmdline()[:1] == master.cmdline()[:1]:
-                found.add(child.pid)
-        except psutil.Error:  # exited (a zombie until the master reaps it)
-            continue
-    return found
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Any, Path]]:
     """`escalator serve`, two workers, on a copy of the default rules."""
     rules = tmp_path / "rules"
-    shutil.copytree(default_rules_dir(), rules,
-                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py", "tests"))
+    copy_rules(rules)
     base, process = start_serve(tmp_path / "serve", ESCALATOR_RULES_DIR=str(rules))
     try:
         yield base, process, rules
@@ -116,11 +100,11 @@ def test_the_rule_set_info_follows_a_reload_and_a_worker_restart(
     # A worker that dies is replaced by a fork of the master, which loaded the old rules
     # at start: the new worker publishes what it runs, catches up, and the dead worker's
     # values leave the scrape.
-    before = workers(process)
+    before = serve_workers(process)
     victim = min(before)
     psutil.Process(victim).kill()
-    wait_for(lambda: len(workers(process) - before) == 1 and victim not in workers(process),
-             20, "gunicorn replaces the killed worker")
+    wait_for(lambda: len(serve_workers(process) - before) == 1
+             and victim not in serve_workers(process), 20, "gunicorn replaces the killed worker")
     wait_for(lambda: {ruleset(base)["version"] for _ in range(10)} == {"9.9.9"}, 20,
              "the new worker catches up with the rules folder")
     assert settled(lambda: active_rule_sets(base), {old: 0.0, "9.9.9": 1.0}) == {

@@ -1,18 +1,17 @@
 """Slow clients cannot take the service: against `escalator serve` itself (2 workers), and
 through nginx running the deployment's own k8s/base/nginx.conf in front of it.
 
-Each attack is bench/slow_clients.py's: slow clients that send their headers a byte at a
+Each attack is bench/attacks/slow_clients.py's: slow clients that send their headers a byte at a
 time, their body a byte at a time (Content-Length, or chunked), or nothing at all, each
 reconnecting as soon as it is let go, while a canary caller sends turns and asks /healthz
 one after the other. The bounds are generous for a shared machine; what they measure is in
-the README ("Slow clients").
+docs/operations/resilience.md ("Slow clients").
 """
 
 from __future__ import annotations
 
 import shutil
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +19,8 @@ from pathlib import Path
 import pytest
 from support.servers import http, metric, start_serve, wait_for
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-import slow_clients  # bench/ is not a package
-from slow_clients import Attack, start_proxy, stop
+from bench.attacks import slow_clients
+from bench.attacks.slow_clients import Attack, start_proxy, stop
 
 pytestmark = pytest.mark.slow
 

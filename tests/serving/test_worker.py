@@ -11,6 +11,10 @@ import pytest
 
 from escalator.serving.worker import ClientTooSlow, DeadlineSocket, RequestScan
 
+# A bound on "at once" and "by the deadline" that a loaded machine keeps: well under
+# the 2 s linger, and no timing benchmark.
+BOUND_SECONDS = 1.0
+
 TURN = b'{"turn_id": "t-1", "message": {"text": "hello"}}'
 HEAD = b"POST /v1/conversations/c-1/turns HTTP/1.1\r\nHost: escalator\r\n"
 
@@ -94,12 +98,15 @@ def test_reads_end_by_the_deadline_even_while_bytes_trickle_in(
     sock = DeadlineSocket(server, 0.5, time.monotonic(), read_ahead=b"POST / HT")
     assert sock.recv(4) == b"POST"  # what was read ahead comes first
     assert sock.recv(100) == b" / HT"
-    started = time.monotonic()
+    trickled = 0
     with pytest.raises(ClientTooSlow):
         while True:
             client.send(b"x")  # a byte at a time: each read gets something
             assert sock.recv(100) == b"x"
-    assert time.monotonic() - started < 0.5 + 0.5
+            trickled += 1
+    # Ended by the deadline, not by a lull: bytes were still coming.
+    assert trickled > 0
+    assert sock.started + 0.5 <= time.monotonic() < sock.started + 0.5 + BOUND_SECONDS
 
 
 def test_once_closing_a_read_past_the_deadline_is_the_end_of_the_stream(
@@ -111,8 +118,8 @@ def test_once_closing_a_read_past_the_deadline_is_the_end_of_the_stream(
     sock.shutdown(socket.SHUT_WR)
     sock.settimeout(2.0)  # gunicorn's lingering close
     started = time.monotonic()
-    assert sock.recv(10) == b""
-    assert time.monotonic() - started < 0.1
+    assert sock.recv(10) == b""  # at once: not a wait for the 2 s linger
+    assert time.monotonic() - started < BOUND_SECONDS < 2.0
     assert client.recv(10) == b""  # the client saw the close
 
 

@@ -1,5 +1,5 @@
-"""ESCALATOR_EMBEDDED_REDIS_DIR holds what the settings table (and the README) says it
-holds, and the socket is where they say it is."""
+"""ESCALATOR_EMBEDDED_REDIS_DIR holds what the settings table (in the code, and in
+docs/operations/deploy.md) says it holds, and the socket is where they say it is."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ from pathlib import Path
 from escalator.config import SETTINGS
 from escalator.state.embedded import start_embedded
 
-README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+SETTINGS_PAGE = (Path(__file__).parents[2] / "docs" / "operations" / "deploy.md").read_text(
+    encoding="utf-8")
 
 
 def test_the_folder_and_the_socket_are_where_the_settings_table_says(tmp_path: Path) -> None:
     doc = next(s.doc for s in SETTINGS if s.env == "ESCALATOR_EMBEDDED_REDIS_DIR")
-    row = next(line for line in README.splitlines()
+    row = next(line for line in SETTINGS_PAGE.splitlines()
                if line.startswith("| `ESCALATOR_EMBEDDED_REDIS_DIR`"))
-    assert doc in row  # the README's table says what the code's table says
+    assert doc in row  # the documented table says what the code's table says
 
     folder = tmp_path / "a-folder-whose-path-is-long-enough-to-matter" / "redis"
     server = start_embedded(folder)

@@ -19,10 +19,22 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
-from support.servers import RedisServer, http, metric, needs_redis_server, serve, wait_for
+from support.servers import (
+    Listener,
+    RedisServer,
+    http,
+    metric,
+    needs_redis_server,
+    serve,
+    wait_for,
+)
 
 from escalator.http.services import EXTENSION
-from escalator.state.circuit import CIRCUIT_COOLDOWN_SECONDS
+from escalator.state.circuit import (
+    CIRCUIT_COOLDOWN_SECONDS,
+    CIRCUIT_FAILURE_THRESHOLD,
+    CircuitBreaker,
+)
 
 pytestmark = [pytest.mark.slow, needs_redis_server]
 
@@ -33,6 +45,19 @@ RECOVERY_WITHIN_SECONDS = CIRCUIT_COOLDOWN_SECONDS + 3.0
 
 def sample(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
+
+
+class CountingBreaker(CircuitBreaker):
+    """The store's circuit breaker, counting the calls it lets through to Redis."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.let_through = 0
+
+    def allow(self) -> bool:
+        allowed = super().allow()
+        self.let_through += allowed
+        return allowed
 
 
 class Turns:
@@ -90,9 +115,18 @@ def test_a_killed_redis_degrades_every_turn_quickly_and_a_restart_recovers(
 
     own_redis.kill()
     assert_degraded_and_counted(own_app, turns, 10)
-    before = time.monotonic()
-    turns.send()
-    assert time.monotonic() - before < 0.05  # open circuit: no wait on Redis at all
+    # Open circuit: a turn does not wait on Redis at all, it does not even try it. Counted
+    # by a listener on Redis's port (the cool-down made long enough that no probe is due).
+    breaker = own_app.extensions[EXTENSION].store.breaker
+    breaker.cooldown_seconds = 60.0
+    listener = Listener(own_redis.port)
+    try:
+        for _ in range(5):
+            assert turns.send()["degraded"] is True
+    finally:
+        listener.close()
+        breaker.cooldown_seconds = CIRCUIT_COOLDOWN_SECONDS
+    assert listener.connections == 0
 
     own_redis.start()  # same port, empty: the conversation starts over
     assert recover(own_app, turns)["turn_index"] == 1
@@ -105,14 +139,29 @@ def test_a_stuck_redis_costs_at_most_the_budget_and_recovers_when_it_resumes(
     turns = Turns(own_app.test_client(), "c-stuck")
     assert turns.send()["turn_index"] == 1
 
+    breaker = CountingBreaker()
+    own_app.extensions[EXTENSION].store.breaker = breaker
+    server = own_redis.client()
+    connections = server.info("stats")["total_connections_received"]
     own_redis.pause()
     try:
         started = time.monotonic()
-        assert turns.send()["degraded"] is True
-        assert 0.09 < time.monotonic() - started < 0.5  # the 100 ms read timeout, once
+        assert turns.send()["degraded"] is True  # within ANSWER_WITHIN_SECONDS, too
+        assert time.monotonic() - started >= 0.09  # it waited for the 100 ms read timeout
+        assert breaker.let_through == 1  # once: one call, no second try
         assert_degraded_and_counted(own_app, turns, 10)
+        # One call per turn until the circuit opened, then none: 11 turns cost Redis
+        # 3 read timeouts, not 11.
+        assert breaker.let_through == CIRCUIT_FAILURE_THRESHOLD
     finally:
         own_redis.resume()
+    # Nor did any call try again behind the breaker's back: a call that timed out leaves
+    # its connection unusable, so a second try would have opened another. Once a new
+    # client is answered, the server has accepted every connection made before it.
+    assert own_redis.answers()
+    opened = server.info("stats")["total_connections_received"] - connections - 1
+    server.close()
+    assert opened <= CIRCUIT_FAILURE_THRESHOLD
     # Nothing was lost: the state written before the stall is still there.
     assert recover(own_app, turns)["turn_index"] == 2
 

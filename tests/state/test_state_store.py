@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict
@@ -15,11 +14,19 @@ import pytest
 import redis
 from prometheus_client import REGISTRY
 from redis.crc import key_slot
+from support.servers import wait_for
 
 from escalator.errors import StateUnavailable, StateUnreadable
 from escalator.model import ConversationState
 from escalator.state.codec import _ZDICT, pack_conversation, turn_signature, unpack_conversation
-from escalator.state.store import Committed, Conflict, Snapshot, StateStore, conversation_key
+from escalator.state.store import (
+    RELEASE_ATTEMPTS,
+    Committed,
+    Conflict,
+    Snapshot,
+    StateStore,
+    conversation_key,
+)
 
 NewId = Callable[..., str]
 MakeDecision = Callable[..., dict[str, Any]]
@@ -240,10 +247,7 @@ def test_state_expires(redis_url: str, new_conversation_id: NewId,
     store = StateStore.from_url(redis_url, ttl_seconds=1)
     decide(store, cid, "t-1", a_state(1), make_decision(cid, "t-1", 1))
     assert store.load(cid, "t-1").version == 1
-    deadline = time.monotonic() + 5
-    while store.load(cid, "t-1").version and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert store.load(cid, "t-1") == UNKNOWN
+    wait_for(lambda: store.load(cid, "t-1") == UNKNOWN, 5, "the state expires", interval=0.05)
     store.close()
 
 
@@ -295,6 +299,46 @@ def test_release_of_an_unknown_conversation(store: StateStore, raw: redis.Redis,
     cid = new_conversation_id()
     assert store.release(cid, handed_back) is None
     assert raw.exists(conversation_key(cid)) == 0
+
+
+def test_a_release_retries_a_conflict_and_gives_up_after_release_attempts(
+        store: StateStore, redis_url: str, new_conversation_id: NewId,
+        make_decision: MakeDecision) -> None:
+    # Real conflicts: between the release's read and its compare-and-set, another client
+    # commits a turn of the conversation (`released` runs in between).
+    cid = new_conversation_id()
+    decide(store, cid, "t-1", escalated_state(1), make_decision(cid, "t-1", 1))
+    rival = StateStore.from_url(redis_url, timeout_seconds=1.0)
+    rival_turns = 0
+
+    def released_while_a_turn_commits(state: ConversationState, times: int) -> ConversationState:
+        nonlocal rival_turns
+        if rival_turns < times:
+            rival_turns += 1
+            index = state.turn_index + 1
+            turn = f"t-{index}"
+            assert isinstance(decide(rival, cid, turn, escalated_state(index),
+                                     make_decision(cid, turn, index)), Committed)
+        return handed_back(state)
+
+    try:
+        # One conflict: read again, and the release goes through on the newer state.
+        released = store.release(cid, lambda state: released_while_a_turn_commits(state, 1))
+        assert released == handed_back(escalated_state(2))
+        assert store.summary(cid) == (released, 3)
+
+        # A turn committing before every try: after RELEASE_ATTEMPTS, StateUnavailable
+        # (the API's 503 state_unavailable), and the release wrote nothing.
+        decide(store, cid, "t-3", escalated_state(3), make_decision(cid, "t-3", 3))
+        rival_turns = 0
+        with pytest.raises(StateUnavailable, match=f"{RELEASE_ATTEMPTS} conflicting updates"):
+            store.release(cid, lambda state: released_while_a_turn_commits(
+                state, RELEASE_ATTEMPTS))
+        assert rival_turns == RELEASE_ATTEMPTS
+        state, version = store.summary(cid) or (None, 0)
+        assert version == 4 + RELEASE_ATTEMPTS and state is not None and state.escalated
+    finally:
+        rival.close()
 
 
 # -- Remembered turns -------------------------------------------------------------------------

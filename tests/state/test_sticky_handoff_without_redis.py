@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.slow, needs_redis_server]
 
 ASK = "I want to talk to a human"
 CALM = "ok thanks, where is my parcel?"
+GAS = "I can smell gas in my kitchen"
 
 
 def assert_with_a_person(body: dict[str, Any]) -> None:
@@ -38,6 +39,9 @@ def test_a_conversation_with_a_person_stays_there_while_redis_is_down(
     client = own_app.test_client()
     handed = say(client, "with-person", "t-1", ASK)
     assert handed["decision"] == "route_to_human" and handed["degraded"] is False
+    # A handoff to a queue and at an urgency that are not the defaults (support, normal).
+    cared = say(client, "with-care", "t-1", GAS)["handoff"]
+    assert (cared["queue"], cared["urgency"]) == ("care", "urgent")
     assert say(client, "with-bot", "t-1", CALM)["decision"] == "keep_with_bot"
     for cid in ("released", "erased", "withdrawn"):
         assert say(client, cid, "t-1", ASK)["decision"] == "route_to_human"
@@ -52,7 +56,10 @@ def test_a_conversation_with_a_person_stays_there_while_redis_is_down(
         assert_with_a_person(body)
         assert body["handoff"]["queue"] == handed["handoff"]["queue"]
         assert body["handoff"]["urgency"] == handed["handoff"]["urgency"]
-    assert REGISTRY.get_sample_value("escalator_handoff_cache_hits_total") == hits + 5
+    body = say(client, "with-care", "t-2", ASK)
+    assert_with_a_person(body)
+    assert (body["handoff"]["queue"], body["handoff"]["urgency"]) == ("care", "urgent")
+    assert REGISTRY.get_sample_value("escalator_handoff_cache_hits_total") == hits + 6
     # Released, erased or no consent: back with the bot, as with Redis up.
     for cid in ("with-bot", "released", "erased", "withdrawn"):
         body = say(client, cid, "t-9", CALM)

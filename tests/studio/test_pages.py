@@ -6,10 +6,13 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
 from support.studio import CORPUS, finished, token
+
+from escalator.ruleset.model import MAX_PRIORITY
 
 
 def _text(client: FlaskClient, path: str) -> str:
@@ -83,6 +86,7 @@ def test_an_impossible_threshold_is_shown_on_its_row_and_not_applied(
 def test_a_form_edit_goes_to_the_draft_and_is_saved_with_a_new_version(
         studio: FlaskClient, rules: Path) -> None:
     csrf = token(studio)
+    assert f"0 to {MAX_PRIORITY}. Of the rules" in _text(studio, "/studio/rules/frustration-spike")
     response = studio.post("/studio/rules/frustration-spike", data=_spike_form(csrf, "0.8"))
     assert response.status_code == 302
     assert "at least <em>0.8</em>" in _text(studio, "/studio/")
@@ -197,13 +201,20 @@ def test_replay_shows_the_numbers_of_escalator_replay(studio_app: Flask, studio:
     assert "not enough decisions to compare (" in audit
 
 
-def test_a_replay_can_be_cancelled(studio_app: Flask, studio: FlaskClient,
-                                   tmp_path: Path) -> None:
+def with_a_big_corpus(studio_app: Flask, tmp_path: Path) -> Any:
+    """The studio (no replay running) with a second corpus, 400 times the first: 4,800
+    conversations, a replay long enough to be caught running."""
     finished(studio_app)
     big = tmp_path / "big.jsonl"
     big.write_text(CORPUS.read_text() * 400)
     s = studio_app.extensions["escalator.studio"]
     s.corpora.append(big)
+    return s
+
+
+def test_a_replay_can_be_cancelled(studio_app: Flask, studio: FlaskClient,
+                                   tmp_path: Path) -> None:
+    with_a_big_corpus(studio_app, tmp_path)
     csrf = token(studio)
     response = studio.post("/studio/replay", data={"csrf_token": csrf, "corpus": "1"})
     job_id = response.headers["Location"].rsplit("/", 1)[1]
@@ -216,11 +227,7 @@ def test_a_replay_can_be_cancelled(studio_app: Flask, studio: FlaskClient,
 
 def test_closing_the_studio_stops_its_replays_first(studio_app: Flask, studio: FlaskClient,
                                                    tmp_path: Path) -> None:
-    finished(studio_app)
-    big = tmp_path / "big.jsonl"
-    big.write_text(CORPUS.read_text() * 400)
-    s = studio_app.extensions["escalator.studio"]
-    s.corpora.append(big)
+    s = with_a_big_corpus(studio_app, tmp_path)
     response = studio.post("/studio/replay", data={"csrf_token": token(studio), "corpus": "1"})
     job = s.jobs.get(response.headers["Location"].rsplit("/", 1)[1])
     s.close()  # as Ctrl-C does, with the replay still deciding

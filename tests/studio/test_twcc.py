@@ -27,9 +27,8 @@ DATA = Path(os.environ.get("ESCALATOR_DATA_DIR", ROOT.parent / "shared" / "data"
                     reason="../shared/data (the public data sets) is not beside the project")
 def test_the_studio_replays_twcc_as_escalator_replay_does(tmp_path: Path) -> None:
     corpus = tmp_path / "twcc.jsonl"
-    with corpus.open("w") as out:
-        subprocess.run([sys.executable, str(ROOT / "bench" / "convert.py"), str(DATA), "twcc"],
-                       stdout=out, check=True)
+    subprocess.run([sys.executable, "-m", "escalator", "corpus", "convert", "--from", "twcc",
+                    str(DATA / "traffic" / "twcc_dev.json"), "-o", str(corpus)], check=True)
     saved = copy_rules(tmp_path / "saved")
     edited = tmp_path / "edited"
     shutil.copytree(saved, edited)

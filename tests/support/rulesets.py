@@ -1,5 +1,6 @@
-"""Rule set folders for tests: the packaged default policy copied somewhere writable, its
-version changed, or a rule set of a test's own beside the default lexicons."""
+"""Rule set folders for tests: the packaged default policy copied somewhere writable (or
+mounted as a ConfigMap), its version changed, or a rule set of a test's own beside the
+default lexicons."""
 
 from __future__ import annotations
 
@@ -31,3 +32,15 @@ def rules_folder(tmp_path: Path, text: str) -> Path:
     (folder / "ruleset.yaml").write_text(text, encoding="utf-8")
     shutil.copytree(default_rules_dir() / "lexicons", folder / "lexicons")
     return folder
+
+
+def configmap_mount(mount: Path, generation: str = "..2026_11_28_10_00_00.1") -> Path:
+    """A copy of the default policy laid out as the kubelet mounts a ConfigMap: files that
+    link through "..data", a link to the generation's folder (an update writes a new
+    folder and swaps "..data" atomically)."""
+    mount.mkdir()
+    copy_rules(mount / generation)
+    (mount / "..data").symlink_to(generation)
+    for path in [*(mount / generation).glob("*.yaml"), mount / generation / "lexicons"]:
+        (mount / path.name).symlink_to(Path("..data") / path.name)
+    return mount

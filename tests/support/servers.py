@@ -7,6 +7,7 @@ folder of its own, and killed, paused or restarted only through its own process 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil  # type: ignore[import-untyped]
 import pytest
 import redis
 
@@ -69,6 +72,40 @@ def wait_for(condition: Any, seconds: float, what: str, interval: float = 0.02) 
         time.sleep(interval)
 
 
+def serve_workers(process: Any) -> set[int]:
+    """The gunicorn workers of an `escalator serve` process (forks of it; not the embedded
+    Redis it may have started)."""
+    master = psutil.Process(process.pid)
+    found = set()
+    for child in master.children():
+        try:
+            if child.cmdline()[:1] == master.cmdline()[:1]:
+                found.add(child.pid)
+        except psutil.Error:  # exited (a zombie until the master reaps it)
+            continue
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) a process has used so far; 0 once it is gone."""
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return float(times.user + times.system)
+
+
+def answers_within(url: str, seconds: float) -> bool:
+    """True if the Redis server at url answers a PING within `seconds`."""
+    client = redis.Redis.from_url(url, socket_timeout=seconds, socket_connect_timeout=seconds)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
 class RedisServer:
     """One redis-server process on a loopback port, in its own folder, without persistence."""
 
@@ -98,13 +135,7 @@ class RedisServer:
         if self.process.poll() is not None:
             raise AssertionError(f"redis-server on port {self.port} exited "
                                  f"({self.process.returncode}); see {self.folder}/redis.log")
-        client = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
+        return answers_within(self.url, 0.5)
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=5)
@@ -130,6 +161,48 @@ class RedisServer:
             self.process.send_signal(signal.SIGCONT)
             self.process.kill()
             self.process.wait(timeout=10)
+
+
+class Listener:
+    """Accepts connections on a loopback port and never answers: counts the attempts to
+    reach a server there (a stand-in for a Redis that is down, to count what a client
+    still tries)."""
+
+    def __init__(self, port: int) -> None:
+        self.connections = 0
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", port))
+        self._sock.listen(64)
+        self._accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._sock.accept()
+            except OSError:
+                return  # closed
+            self.connections += 1
+            self._accepted.append(connection)
+
+    def close(self) -> None:
+        # shutdown() wakes the thread blocked in accept(); close() alone may not.
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        self._thread.join(timeout=5)
+        for connection in self._accepted:
+            connection.close()
+
+
+def command_calls(client: redis.Redis) -> dict[str, int]:
+    """Calls per command a Redis server has run since it started or its last CONFIG
+    RESETSTAT (INFO and CONFIG left out)."""
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()
+            if name not in ("cmdstat_info", "cmdstat_config|resetstat", "cmdstat_config")}
 
 
 @contextmanager

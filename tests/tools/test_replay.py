@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.rulesets import copy_rules
 
 from escalator.cli import main
 from escalator.config import default_rules_dir
@@ -36,8 +36,7 @@ def corpus(tmp_path: Path) -> Path:
 def strict_rules(tmp_path: Path) -> Path:
     """The default rules with the fallback cap lowered from 3 to 2."""
     folder = tmp_path / "strict"
-    shutil.copytree(default_rules_dir(), folder,
-                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    copy_rules(folder, with_tests=True)
     floor = folder / "ruleset.yaml"
     floor.write_text(floor.read_text().replace("{fact: loop.fallback_streak, gte: 3}",
                                                "{fact: loop.fallback_streak, gte: 2}")

@@ -67,8 +67,9 @@ def test_the_html_report_renders_in_chromium(browser: Any, tmp_path: Path) -> No
     from selenium.webdriver.common.by import By
 
     log = tmp_path / "decisions.jsonl"
-    subprocess.run([sys.executable, str(ROOT / "bench" / "report_scale.py"), "generate",
-                    "--decisions", "4000", "--feedback", "0.2", "--out", str(log)], check=True)
+    subprocess.run([sys.executable, "-m", "bench.perf.report_scale", "generate",
+                    "--decisions", "4000", "--feedback", "0.2", "--out", str(log)],
+                   check=True, cwd=ROOT)
     page = tmp_path / "report.html"
     for fmt, out in (("html", page), ("json", tmp_path / "report.json")):
         subprocess.run([sys.executable, "-m", "escalator", "report", str(log), "--format",

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.rulesets import copy_rules
 
 from escalator.cli import main
 from escalator.config import default_rules_dir
@@ -35,9 +35,7 @@ tests:
 def rules_copy(tmp_path: Path) -> Path:
     """The default rule set, copied so a test can edit it; without its shipped tests."""
     folder = tmp_path / "rules"
-    shutil.copytree(default_rules_dir(), folder,
-                    ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
-    shutil.rmtree(folder / "tests")
+    copy_rules(folder)
     (folder / "tests").mkdir()
     return folder
 

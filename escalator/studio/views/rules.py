@@ -35,6 +35,7 @@ def _form_page(form: forms.RuleForm, file: str, original: str | None,
         "studio/rule.html", form=form, file=file, original=original, problems=problems,
         general=general, facts=forms.fact_choices(), labels=forms.OPERATOR_LABELS,
         vocabularies=_vocabularies(), urgencies=engine.HANDOFF_URGENCIES,
+        max_priority=engine.MAX_PRIORITY,
         language=ruleset.language if ruleset else "en", sentence=sentence,
         files=studio().workspace.rule_files()), status)
 
