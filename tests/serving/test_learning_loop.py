@@ -265,6 +265,13 @@ def _sample(text: str, name: str, labels: dict[str, str]) -> float:
     return 0.0
 
 
+def scrape(base: str) -> str:
+    """/metrics, or "" if this scrape was answered with an error (a loaded machine's
+    request timeout): the caller polls again."""
+    status, text = http(f"{base}/metrics")
+    return text if status == 200 and isinstance(text, str) else ""
+
+
 def test_sighup_reloads_the_shadow_in_every_worker_and_never_the_live_rules(
         redis_url: str, tmp_path: Path) -> None:
     shadow = copy_rules(tmp_path / "shadow")
@@ -295,8 +302,8 @@ def test_sighup_reloads_the_shadow_in_every_worker_and_never_the_live_rules(
         # A broken shadow is refused in every worker; the previous one stays.
         (shadow / "vip.yaml").write_text("rules: [")
         process.send_signal(signal.SIGHUP)
-        wait_for(lambda: metric(http(f"{base}/metrics")[1], "escalator_shadow_reloads_total"
-                                '{result="failed"}') >= 2, 30, "both workers refuse it")
+        wait_for(lambda: metric(scrape(base), 'escalator_shadow_reloads_total{result="failed"}')
+                 >= 2, 30, "both workers refuse it")
         assert shadow_versions() == {"shadow-1"}
         (shadow / "vip.yaml").write_text(VIP_RULE)
         set_version(shadow, "shadow-2")
