@@ -11,12 +11,15 @@ from escalator import logs, metrics, studio
 from escalator.config import Config, ConfigError
 from escalator.decisionlog import open_decision_log
 from escalator.http import api, auth, errors, integrations, requestlog
+from escalator.http import feedback as feedback_api
+from escalator.http import shadow as shadow_api
 from escalator.http.inline import InlineEvaluator, InlineLimits
 from escalator.http.ratelimit import RateLimiter
 from escalator.http.services import EXTENSION, Services
 from escalator.pipeline import Pipeline
 from escalator.policy import PolicyHolder, load_policy
 from escalator.reloader import RuleReloader
+from escalator.shadow import Shadow
 from escalator.state.embedded import EmbeddedRedis, start_embedded
 from escalator.state.handoff_cache import HandoffCache
 from escalator.state.store import StateStore
@@ -60,8 +63,13 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
     except (sqlite3.Error, OSError) as exc:
         raise ConfigError(f"ESCALATOR_HANDOFF_CACHE={str(config.handoff_cache)!r}: {exc}") \
             from exc
+    # A shadow rule set never stops the service: one refused at start is logged and
+    # waits for a good folder.
+    shadow = None if config.shadow_rules_dir is None else Shadow(
+        config.shadow_rules_dir, config.reload_interval_seconds, config.reload_settle_seconds)
     pipeline = Pipeline(policies, store, fail_mode=config.fail_mode, decision_log=decision_log,
-                        state_ttl_seconds=config.state_ttl_seconds, handoffs=handoffs)
+                        state_ttl_seconds=config.state_ttl_seconds, handoffs=handoffs,
+                        shadow=shadow)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
@@ -78,7 +86,11 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
                                          embedded)
     if start_reloader:
         reloader.start()
+        if shadow is not None:
+            shadow.start()
     app.register_blueprint(api.bp)
+    app.register_blueprint(feedback_api.bp)
+    app.register_blueprint(shadow_api.bp)
     app.register_blueprint(integrations.bp)
     errors.register_errors(app)
     requestlog.init_app(app)

@@ -120,6 +120,10 @@ SETTINGS: tuple[Setting, ...] = (
             "logged at start."),
     Setting("ESCALATOR_RULES_DIR", "rules_dir", Path,
             "Folder of the rule set (rule files, lexicons/). Unset: the packaged default policy."),
+    Setting("ESCALATOR_SHADOW_RULES_DIR", "shadow_rules_dir", Path,
+            "Folder of a candidate rule set evaluated on every live turn beside the active "
+            "one, deciding nothing (disagreements counted and logged; docs/policy/"
+            "feedback-and-shadow.md); reloaded like ESCALATOR_RULES_DIR. Unset: no shadow."),
     Setting("ESCALATOR_STATE_TTL_SECONDS", "state_ttl_seconds", _positive_int,
             "How long a conversation's state lives after its last turn."),
     Setting("ESCALATOR_FAIL_MODE", "fail_mode", _choice("stateless", "error"),
@@ -190,6 +194,7 @@ class Config:
     redis_timeout_ms: int = 100
     embedded_redis_dir: Path = Path("var/redis")
     rules_dir: Path | None = None
+    shadow_rules_dir: Path | None = None
     state_ttl_seconds: int = 86400
     fail_mode: str = "stateless"
     max_body_bytes: int = 64 * 1024

@@ -1,5 +1,9 @@
 """The decision log: one JSON record per decision, for audits; never any text.
 
+Feedback on decisions (escalator.feedback) goes to the same log as records of
+`"kind": "feedback"`; decision records say `"kind": "decision"` (a record without a kind
+is a decision: older logs).
+
 `ESCALATOR_DECISION_LOG` chooses where records go:
 - `stdout`: one JSON line per decision on standard output (collected by the platform's
   log shipper);
@@ -26,10 +30,11 @@ DEFAULT_STREAM_LENGTH = 100_000
 
 def log_record(decision: Decision, turn: Turn, at: float | None = None) -> dict[str, Any]:
     """The record of one decision: ids, outcome, handoff (with its brief), rules, rule set,
-    facts and segment labels."""
+    facts and segment labels, and the shadow rule set's verdict if one judged it."""
     facts = decision.to_dict()["facts"]
     handoff = decision.handoff
-    return {
+    record = {
+        "kind": "decision",
         "decision_id": decision.decision_id,
         "time": round(at if at is not None else time.time(), 3),
         "conversation_id": decision.conversation_id,
@@ -51,6 +56,10 @@ def log_record(decision: Decision, turn: Turn, at: float | None = None) -> dict[
         },
         "facts": facts,
     }
+    if decision.shadow is not None:
+        # What the shadow rule set decided (escalator.shadow): "agrees" compares decisions.
+        record["shadow"] = decision.shadow.to_dict()
+    return record
 
 
 def _handoff(handoff: Handoff) -> dict[str, Any]:

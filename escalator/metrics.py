@@ -112,6 +112,37 @@ RULESET_INFO = Gauge(
     "escalator_ruleset_info", "The active rule set (value 1), by name, version and digest.",
     ["name", "version", "digest"], multiprocess_mode="livemax",
 )
+FEEDBACK = Counter(
+    "escalator_feedback_total",
+    "Feedback on decisions, by the decision's decisive rule (`none` if no rule of the "
+    "active rule set decided it) and label (handoff_needed, handoff_not_needed, "
+    "should_have_escalated, resolved_by_bot); replayed feedback is not counted again.",
+    ["rule", "label"],
+)
+SHADOW_DECISIONS = Counter(
+    "escalator_shadow_decisions_total",
+    "Live turns the shadow rule set also decided, by whether it agreed (true, false).",
+    ["agrees"],
+)
+for _agrees in ("true", "false"):
+    SHADOW_DECISIONS.labels(_agrees)
+SHADOW_DISAGREEMENTS = Counter(
+    "escalator_shadow_disagreements_total",
+    "Live turns the shadow rule set decided otherwise, by the decisive rule of each (rule "
+    "ids of the two rule sets, handoff-in-progress, or `none`).",
+    ["active_rule", "shadow_rule"],
+)
+SHADOW_RELOADS = Counter(
+    "escalator_shadow_reloads_total", "Shadow rule set reloads, by result (success, failed).",
+    ["result"],
+)
+for _result in ("success", "failed"):
+    SHADOW_RELOADS.labels(_result)
+SHADOW_RULESET_INFO = Gauge(
+    "escalator_shadow_ruleset_info",
+    "The shadow rule set evaluated beside the active one (value 1), by name, version, digest.",
+    ["name", "version", "digest"], multiprocess_mode="livemax",
+)
 
 
 def channel_label(channel: str | None) -> str:

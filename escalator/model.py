@@ -166,6 +166,10 @@ class ConversationState:
     # frustration scores, the last request for a person (see escalator.brief). Labels
     # and numbers, never text; a release keeps it.
     seen: Mapping[str, Any] = field(default_factory=dict)
+    # The last few decisions, newest first, so that feedback can name them: each
+    # [decision_id, decision, [rule ids], {source: [label, [reason codes], feedback_id]}]
+    # (see escalator.feedback, which alone reads and writes it; ids and labels, no text).
+    decided: tuple[Any, ...] = ()
 
     def evolve(self, **changes: Any) -> ConversationState:
         """A copy with some fields changed."""
@@ -219,6 +223,9 @@ class Decision:
     degraded: bool = False
     # This answer is a retry's stored decision (the API calls it `replayed`).
     retried: bool = False
+    # What the shadow rule set decided on the same facts (escalator.shadow.Verdict), or
+    # None: not part of the answer's body, only of its record and of a caller who asks.
+    shadow: Any = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The body of the HTTP response, as a dict (to_json() is its encoding).
@@ -251,6 +258,15 @@ class Decision:
             "degraded": self.degraded,
             "replayed": self.retried,
         }
+
+    def judged(self, shadow: Any) -> Decision:
+        """This decision with a shadow rule set's verdict, sharing its body and JSON
+        already built (the verdict is in neither)."""
+        judged = replace(self, shadow=shadow)
+        for name in ("_body", "_json"):
+            if name in self.__dict__:  # built by computed_once
+                judged.__dict__[name] = self.__dict__[name]
+        return judged
 
     def to_json(self) -> bytes:
         """to_dict() as compact UTF-8 JSON, built once: the HTTP response's body and the

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from escalator import brief, metrics
+from escalator import brief, feedback, metrics
 from escalator.config import Config
 from escalator.decisionlog import DecisionLog, log_record
 from escalator.errors import StateUnavailable, StateUnreadable, TurnIdReused, TurnSuperseded
@@ -36,6 +36,7 @@ from escalator.policy import Policy, PolicyHolder
 from escalator.ruleset.compiler import Evaluation
 from escalator.ruleset.model import MAX_PRIORITY
 from escalator.scoring import memory_after_release, score_turn
+from escalator.shadow import Shadow
 from escalator.state.handoff_cache import Handoff as RememberedHandoff
 from escalator.state.handoff_cache import HandoffCache
 from escalator.state.store import Committed, StateStore
@@ -78,8 +79,10 @@ class Pipeline:
         handoffs: HandoffCache | None = None,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        shadow: Shadow | None = None,
     ) -> None:
         self.policies = policies
+        self.shadow = shadow
         self.store = store
         self.fail_mode = fail_mode
         self.decision_log = decision_log
@@ -93,6 +96,8 @@ class Pipeline:
         """Decide one customer turn; Redis trouble degrades the decision instead of failing it."""
         started = time.perf_counter()
         decision = self._decide(conversation_id, turn)
+        if self.shadow is not None and not decision.retried:
+            decision = self.shadow.judged(decision)
         metrics.observe_decision(decision, turn.channel, time.perf_counter() - started)
         if self.decision_log is not None and not decision.retried:
             self._log(decision, turn)
@@ -328,6 +333,7 @@ class Pipeline:
             escalations=escalations,
             scoring=scored.memory,
             seen=seen,
+            decided=feedback.remember(state.decided, decision),
         )
         return TurnResult(decision, new_state)
 

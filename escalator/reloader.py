@@ -31,14 +31,20 @@ import os
 import select
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
+
+from prometheus_client import Counter
 
 from escalator import metrics
 from escalator.config import Config
 from escalator.errors import PolicyError, Problem
-from escalator.policy import PolicyHolder, load_policy
+from escalator.model import RulesetRef
+from escalator.policy import Policy, load_policy
 from escalator.ruleset.folder import FolderKey, RulesFolder, read_folder
+from escalator.ruleset.model import RuleSet
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +53,23 @@ DEFAULT_SETTLE_SECONDS = Config.reload_settle_seconds
 # default rules takes about 130 ms).
 ADMIN_WAIT_SECONDS = 5.0
 THREAD_NAME = "escalator-reload"
+
+
+# What a holder without a rule set yet runs (a shadow folder refused at start).
+NO_RULESET = RulesetRef("none", "", "")
+
+
+class Holder(Protocol):
+    """Where a reloader puts what it loads: the live PolicyHolder, or the shadow's."""
+
+    @property
+    def current(self) -> Policy | None: ...
+
+    def swap(self, policy: Policy) -> None: ...
+
+
+def _publish_live(ruleset: RuleSet) -> None:
+    metrics.set_ruleset(ruleset.name, ruleset.version, ruleset.digest)
 
 
 @dataclass(frozen=True)
@@ -84,11 +107,19 @@ class _Candidate:
 class RuleReloader:
     """Reloads one app's rules folder into its PolicyHolder, from one thread."""
 
-    def __init__(self, holder: PolicyHolder, directory: Path,
+    def __init__(self, holder: Holder, directory: Path,
                  interval_seconds: float = 0.0,
                  settle_seconds: float = DEFAULT_SETTLE_SECONDS,
-                 admin_wait_seconds: float = ADMIN_WAIT_SECONDS) -> None:
+                 admin_wait_seconds: float = ADMIN_WAIT_SECONDS, *,
+                 what: str = "rules",
+                 publish: Callable[[RuleSet], None] = _publish_live,
+                 reloads: Counter = metrics.RELOADS) -> None:
+        """`what`, `publish` and `reloads` name the rule set in logs, publish it once
+        active and count reloads: the live one's by default (the shadow's: escalator.shadow)."""
         self.holder = holder
+        self.what = what
+        self._publish = publish
+        self._reloads = reloads
         self.directory = directory
         self.interval_seconds = interval_seconds
         self.settle_seconds = settle_seconds
@@ -241,9 +272,13 @@ class RuleReloader:
         finally:
             self._busy_since = None
 
+    def _running(self) -> RulesetRef:
+        current = self.holder.current
+        return NO_RULESET if current is None else current.ruleset.ref()
+
     def _consider(self, folder: RulesFolder, reason: str, forced: bool,
                   started: float) -> ReloadResult | None:
-        current = self.holder.current.ruleset
+        current = self._running()
         if not folder.refused and folder.digest == current.digest:
             self._candidate = None
             return ReloadResult("unchanged", current.version, current.digest,
@@ -270,12 +305,12 @@ class RuleReloader:
         return self._activate(folder, reason, started)
 
     def _activate(self, folder: RulesFolder, reason: str, started: float) -> ReloadResult:
-        current = self.holder.current.ruleset
+        current = self._running()
         try:
             policy = load_policy(folder)
         except PolicyError as exc:
-            metrics.RELOADS.labels("failed").inc()
-            log.error("rules reload (%s) refused; %s %s keeps running:\n%s", reason,
+            self._reloads.labels("failed").inc()
+            log.error("%s reload (%s) refused; %s %s keeps running:\n%s", self.what, reason,
                       current.name, current.version, exc)
             refused = ReloadResult("failed", current.version, current.digest,
                                    time.perf_counter() - started, tuple(exc.problems))
@@ -284,11 +319,11 @@ class RuleReloader:
         self._refused = None
         self.holder.swap(policy)
         ruleset = policy.ruleset
-        metrics.set_ruleset(ruleset.name, ruleset.version, ruleset.digest)
-        metrics.RELOADS.labels("success").inc()
+        self._publish(ruleset)
+        self._reloads.labels("success").inc()
         seconds = time.perf_counter() - started
-        log.info("rules reloaded (%s): %s %s -> %s in %.3f s", reason, current.version,
-                 ruleset.name, ruleset.version, seconds)
+        log.info("%s reloaded (%s): %s %s -> %s in %.3f s", self.what, reason,
+                 current.version, ruleset.name, ruleset.version, seconds)
         for warning in ruleset.warnings:
             log.warning("rule set %s %s: %s", ruleset.name, ruleset.version, warning)
         warnings: tuple[Problem, ...] = ()

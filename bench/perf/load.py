@@ -2,6 +2,7 @@
 
     python -m bench.perf.load [--duration 20] [--connections 8] [--workers 2]
     python -m bench.perf.load --soak 10          # half of the capacity for 10 minutes: RSS
+    python -m bench.perf.load --shadow-rules DIR # with a shadow rule set (its cost: compare)
 
 Starts a private redis-server on a free loopback port (`--save "" --appendonly no`; or
 uses --redis-url, deleting only the keys it wrote) and the service under gunicorn on
@@ -201,6 +202,8 @@ class Bench:
         env.update(ESCALATOR_REDIS_URL=self.redis_url or "",
                    ESCALATOR_LOG_LEVEL=self.args.log_level,
                    PROMETHEUS_MULTIPROC_DIR=str(self.folder / "metrics"))
+        if self.args.shadow_rules:
+            env["ESCALATOR_SHADOW_RULES_DIR"] = str(self.args.shadow_rules)
         with (self.folder / "server.log").open("wb") as log:
             self.server = subprocess.Popen(
                 [sys.executable, "-m", "escalator", "serve", "--host", "127.0.0.1",
@@ -420,6 +423,9 @@ def main() -> None:
                         help="conversations at 20 turns to measure (default 200)")
     parser.add_argument("--soak", type=float, metavar="MINUTES",
                         help="run at half the capacity for MINUTES and report RSS growth")
+    parser.add_argument("--shadow-rules", metavar="DIR",
+                        help="also judge every turn with this shadow rule set "
+                             "(ESCALATOR_SHADOW_RULES_DIR; python -m bench.perf.shadow --help)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("load: wrk is not installed (Debian: apt-get install wrk)")

@@ -86,8 +86,9 @@ def state_summary(conversation_id: str, state: ConversationState, version: int) 
     """What GET /v1/conversations/{id} shows: numbers and labels, never text."""
     body = asdict(state)
     # The scorers' memory (signatures, hashed ids) means nothing outside the scorers, and
-    # the brief's memory is shown where it is meant to be read: in the handoff brief.
-    del body["scoring"], body["seen"]
+    # the brief's memory is shown where it is meant to be read: in the handoff brief; the
+    # decisions kept for feedback are the decisions' own to show.
+    del body["scoring"], body["seen"], body["decided"]
     body["handoff_priority"] = state.handoff_urgency  # the deprecated name, for old callers
     body.update(conversation_id=conversation_id, version=version)
     return body
@@ -112,6 +113,10 @@ def post_turn(conversation_id: str) -> Response:
                            {"timestamp": [problem]})
     decision = svc.pipeline.decide(conversation_id, turn)
     g.decision_id = decision.decision_id
+    if request.args.get("shadow") in ("1", "true"):
+        # The shadow rule set's verdict, for a caller who asks (escalator.shadow).
+        shadow = None if decision.shadow is None else decision.shadow.to_dict()
+        return jsonify({**decision.to_dict(), "shadow": shadow})
     # The bytes the state store keeps for retries: encoded once, in the body's own order.
     return Response(decision.to_json(), mimetype="application/json")
 

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 OPEN_ENDPOINTS = frozenset({"api.healthz", "api.readyz", "api.metrics_endpoint",
                             "api.openapi_document", "static"})
-ADMIN_ENDPOINTS = frozenset({"api.reload_ruleset"})
+ADMIN_ENDPOINTS = frozenset({"api.reload_ruleset", "shadow.reload_shadow"})
 
 
 # What a 401 says it wants (RFC 7235: every 401 names its challenge).

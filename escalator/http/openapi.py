@@ -22,7 +22,7 @@ from flask import Flask
 from marshmallow import fields
 
 from escalator.http import response_schemas as rs
-from escalator.http.schemas import ReleaseSchema
+from escalator.http.schemas import FeedbackSchema, ReleaseSchema
 from escalator.http.services import EXTENSION, Services
 from escalator.model import HANDOFF_URGENCIES, compact_json
 from escalator.policy import INLINE_FILE, MAX_INLINE_FILES
@@ -65,6 +65,17 @@ ERRORS: dict[str, tuple[int, str]] = {
     "state_unreadable": (409, "The conversation's stored state cannot be read (corrupt, or "
                          "not written by escalator; `details.reason` says how); its next "
                          "turn starts it afresh, and DELETE erases it."),
+    "decision_not_found": (404, "The decision is not among those the conversation keeps "
+                           "for feedback (its last 4 and its last handoff, while its state "
+                           "lives): unknown, older, or the state expired. Nothing was "
+                           "changed."),
+    "feedback_label_mismatch": (422, "The label does not fit the decision: handoff_needed "
+                                "and handoff_not_needed are for route_to_human decisions, "
+                                "should_have_escalated and resolved_by_bot for keep_with_bot "
+                                "ones. Nothing was changed."),
+    "feedback_conflict": (409, "This source already gave other feedback (another label or "
+                          "reasons) on this decision; feedback is given once per decision "
+                          "and source. Nothing was changed."),
     "state_unavailable": (503, "The state store is unavailable (or none is configured)."),
     "ruleset_too_large": (422, "A rule set sent inline is over a limit every rule set has, "
                                "or its evaluation went over its time or memory limit: "
@@ -174,9 +185,10 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
     components.schema("Condition", rs.CONDITION)
     components.schema("Turn", schema=TurnSchema)
     components.schema("Release", schema=ReleaseSchema)
+    components.schema("Feedback", schema=FeedbackSchema)
     for schema in (rs.DecisionSchema, rs.EvaluationSchema, rs.ConversationSummarySchema,
-                   rs.RulesetSchema, rs.ProblemSchema, rs.ReloadSchema, rs.HealthSchema,
-                   rs.ReadinessSchema,
+                   rs.FeedbackResultSchema, rs.RulesetSchema, rs.ProblemSchema,
+                   rs.ReloadSchema, rs.HealthSchema, rs.ReadinessSchema,
                    rs.ErrorSchema):
         components.schema(schema.__name__.removesuffix("Schema"), schema=schema)
     for code, (status, description) in ERRORS.items():
@@ -219,6 +231,29 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
                         "state (`degraded: true`) when Redis is unavailable. A `timestamp` "
                         "must lie between the state TTL before the service's clock and 15 "
                         "minutes after it (400 otherwise).")})
+    spec.path("/v1/conversations/{conversation_id}/feedback", parameters=conversation,
+              operations={"post": _operation(
+                  "Feedback on one of the conversation's decisions", {
+                      "200": _json(_ref("schemas", "FeedbackResult"),
+                                   "Kept (or already kept alike: `replayed`)."),
+                      **_errors("invalid_request", "unauthorized", "decision_not_found",
+                                "feedback_label_mismatch",
+                                "request_timeout", "payload_too_large",
+                                "unsupported_media_type", "internal_error",
+                                "state_unavailable"),
+                      # Two codes share 409 here: say both.
+                      "409": _json({"allOf": [_ref("schemas", "Error"), {"properties": {
+                          "error": {"properties": {"code": {"enum": [
+                              "feedback_conflict", "state_unreadable"]}}}}}]},
+                          f"feedback_conflict: {ERRORS['feedback_conflict'][1]} "
+                          f"state_unreadable: {ERRORS['state_unreadable'][1]}")},
+                  security=CALLER, body=_ref("schemas", "Feedback"),
+                  description="Once per decision and source: the same feedback again gets "
+                              "the same answer (`replayed`: true, not logged or counted "
+                              "again); other feedback from that source answers 409 "
+                              "feedback_conflict. Recorded in the decision log "
+                              '(`"kind": "feedback"`) and counted in '
+                              "escalator_feedback_total{rule, label}.")})
     spec.path("/v1/conversations/{conversation_id}", parameters=conversation, operations={
         "get": _operation("The stored state of a conversation (no text)", {
             "200": _json(_ref("schemas", "ConversationSummary"), "The state summary."),
@@ -287,6 +322,16 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
                     "(a ConfigMap-style `..data` swap is activated at once). The answer "
                     "waits for that, at most the settle time + 5 s; then 409 "
                     "reload_in_progress, and the reload completes by itself.")})
+    spec.path("/v1/shadow/reload", operations={"post": _operation(
+        "Admin: reload the shadow rules folder now, in every worker", {
+            "200": _json(_ref("schemas", "Reload"), "Reloaded, or unchanged."),
+            **_errors("unauthorized", "forbidden", "not_found", "reload_in_progress",
+                      "invalid_ruleset", "internal_error")},
+        security=ADMIN,
+        description="Like POST /v1/ruleset/reload, for ESCALATOR_SHADOW_RULES_DIR: a "
+                    "refused folder answers 422 invalid_ruleset with its problems and the "
+                    "previous shadow rule set stays; the live rules are never touched. 404 "
+                    "not_found when no shadow rule set is configured.")})
     spec.path("/healthz", operations={"get": _operation("The process is alive", {
         "200": _json(_ref("schemas", "Health"), "Alive.")}, security=OPEN)})
     spec.path("/readyz", operations={"get": _operation(
@@ -302,6 +347,11 @@ def build_document(*, max_context_keys: int, max_body_bytes: int) -> dict[str, A
 
     document = spec.to_dict()
     document["security"] = CALLER
+    document["paths"]["/v1/conversations/{conversation_id}/turns"]["post"]["parameters"] = [{
+        "name": "shadow", "in": "query", "required": False,
+        "description": "1 or true: the answer also has a `shadow` block, the shadow rule "
+                       "set's verdict on the turn (null without one); anything else: not.",
+        "schema": {"type": "string"}}]
     schemas = document["components"]["schemas"]
     _tighten_turn(schemas)
     schemas["EvaluateRequest"] = _evaluate_request()

@@ -26,6 +26,7 @@ ERROR_CODES = (
     "payload_too_large", "unsupported_media_type", "turn_superseded", "state_unreadable",
     "reload_in_progress", "invalid_ruleset", "ruleset_too_large", "idempotency_key_reused",
     "rate_limited", "state_unavailable", "internal_error", "request_timeout",
+    "decision_not_found", "feedback_label_mismatch", "feedback_conflict",
 )
 
 
@@ -168,6 +169,18 @@ FACT_VALUE: dict[str, Any] = {
 }
 
 
+class ShadowSchema(Schema):
+    """What the shadow rule set decided on the same facts (docs/policy/feedback-and-shadow.md)."""
+
+    ruleset = fields.Nested(RulesetRefSchema, required=True)
+    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS))
+    rules = fields.List(fields.String(), required=True, metadata={
+        "description": "The shadow rules that matched, the decisive one first "
+                       "(handoff-in-progress first on a conversation already with a person)."})
+    agrees = fields.Boolean(required=True, metadata={
+        "description": "Whether the shadow's decision is the live one."})
+
+
 class DecisionSchema(Schema):
     """200 of POST /v1/conversations/{id}/turns: one turn's decision and why."""
 
@@ -190,6 +203,9 @@ class DecisionSchema(Schema):
     replayed = fields.Boolean(required=True, metadata={
         "description": "This answer is a retry's stored decision: the turn was already "
                        "decided, and its decision is answered unchanged."})
+    shadow = fields.Nested(ShadowSchema, allow_none=True, metadata={
+        "description": "Only with ?shadow=1: the shadow rule set's verdict, null if no "
+                       "shadow rule set is loaded or the answer is a retry's."})
 
 
 class EvaluationSchema(Schema):
@@ -360,3 +376,24 @@ class ErrorSchema(Schema):
     """Every error: {"error": {"code", "message", "details"}}."""
 
     error = fields.Nested(ErrorBodySchema, required=True)
+
+
+class FeedbackResultSchema(Schema):
+    """200 of POST /v1/conversations/{id}/feedback: the feedback as kept."""
+
+    feedback_id = fields.String(required=True)
+    decision_id = fields.String(required=True)
+    conversation_id = _id(required=True)
+    label = fields.String(required=True, validate=validate.OneOf((
+        "handoff_needed", "handoff_not_needed", "should_have_escalated", "resolved_by_bot")))
+    source = fields.String(required=True, validate=validate.OneOf(("agent", "survey",
+                                                                   "platform")))
+    reasons = fields.List(fields.String(), required=True, metadata={
+        "description": "The reason codes, sorted, each once."})
+    decision = fields.String(required=True, validate=validate.OneOf(DECISIONS), metadata={
+        "description": "The decision's outcome."})
+    rules = fields.List(fields.String(), required=True, metadata={
+        "description": "The decision's rules, the decisive one first."})
+    replayed = fields.Boolean(required=True, metadata={
+        "description": "This source had already given this very feedback: nothing new "
+                       "was kept, logged or counted."})

@@ -1,11 +1,16 @@
 """What the HTTP API takes beyond a turn's own fields (escalator.turnschema): a release's
-body, and the window a live turn's timestamp must fall in."""
+body, feedback on a decision, and the window a live turn's timestamp must fall in."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from marshmallow import RAISE, Schema
+from marshmallow import RAISE, Schema, fields, post_load, validate
+
+from escalator import feedback
+from escalator.turnschema import ID_PATTERN
+from escalator.validators import Exactly
 
 # How far ahead of the service's clock a live turn's timestamp may be: NTP keeps clocks
 # within seconds, so this only forgives a badly kept one.
@@ -38,3 +43,30 @@ class ReleaseSchema(Schema):
 
     class Meta:
         unknown = RAISE
+
+
+class FeedbackSchema(Schema):
+    """POST /v1/conversations/{id}/feedback: which decision, what about it, who says so."""
+
+    class Meta:
+        unknown = RAISE
+
+    decision_id = fields.String(required=True, validate=Exactly(ID_PATTERN), metadata={
+        "description": "The decision_id of one of the conversation's decisions."})
+    label = fields.String(required=True, validate=validate.OneOf(feedback.LABELS), metadata={
+        "description": "handoff_needed or handoff_not_needed for a route_to_human "
+                       "decision; should_have_escalated or resolved_by_bot for a "
+                       "keep_with_bot one."})
+    source = fields.String(required=True, validate=validate.OneOf(feedback.SOURCES),
+                           metadata={"description": "Who says so: an agent, a customer "
+                                                    "survey or a platform rule."})
+    reasons = fields.List(
+        fields.String(validate=validate.OneOf(tuple(feedback.REASONS))),
+        load_default=list, validate=validate.Length(max=len(feedback.REASONS)),
+        metadata={"description": "Reason codes from a fixed list (never free text): "
+                  + ", ".join(feedback.REASONS) + "."})
+
+    @post_load
+    def make(self, data: dict[str, Any], **kwargs: Any) -> feedback.Feedback:
+        return feedback.Feedback(data["decision_id"], data["label"], data["source"],
+                                 tuple(data["reasons"]))

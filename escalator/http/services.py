@@ -33,6 +33,8 @@ class Services:
     def close(self) -> None:
         """Release the state store, the embedded Redis (if we started it) and the engine."""
         self.reloader.stop()
+        if self.pipeline.shadow is not None:
+            self.pipeline.shadow.close()
         self.inline.close()
         if self.pipeline.decision_log is not None:
             self.pipeline.decision_log.close()

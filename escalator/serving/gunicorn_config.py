@@ -104,15 +104,26 @@ def post_worker_init(worker: Any) -> None:
     services = worker.wsgi.extensions[EXTENSION]
     ruleset = services.policies.current.ruleset
     metrics.publish_worker(ruleset.name, ruleset.version, ruleset.digest)
+    if services.pipeline.shadow is not None:
+        services.pipeline.shadow.publish_worker()
     reloader.master_pid = worker.ppid
     worker.escalator_max_rss = services.config.worker_max_rss_mb * 1024 * 1024
     # gunicorn resets a worker's SIGHUP to the default action, which would kill it. The
     # handler only asks the worker's one reload thread, so a storm of signals coalesces.
-    signal.signal(signal.SIGHUP,
-                  lambda signum, frame: services.reloader.request_from_signal())
+    shadow = services.pipeline.shadow
+    signal.signal(signal.SIGHUP, lambda signum, frame: _reload_from_signal(services))
     # Threads do not survive the fork: start the reload thread here. It checks the
     # folder at once, so a worker forked after a reload catches up with it.
     services.reloader.start()
+    if shadow is not None:  # the shadow rule set's folder is reloaded alike
+        shadow.start()
+
+
+def _reload_from_signal(services: Any) -> None:
+    """SIGHUP: ask the rules' reload thread, and the shadow rules' if there is one."""
+    services.reloader.request_from_signal()
+    if services.pipeline.shadow is not None:
+        services.pipeline.shadow.reloader.request_from_signal()
 
 
 def post_request(worker: Any, req: Any, environ: Any, resp: Any) -> None:

@@ -165,6 +165,8 @@ _FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
     "escalations": lambda value: type(value) is int and value >= 0,
     "scoring": lambda value: isinstance(value, dict),
     "seen": lambda value: isinstance(value, dict),
+    "decided": lambda value: isinstance(value, list) and all(
+        isinstance(entry, list) and len(entry) == 4 for entry in value),
 }
 
 
@@ -190,6 +192,8 @@ def checked_state(fields: Any) -> ConversationState:
     for name, value in known.items():
         if not _FIELD_CHECKS[name](value):
             raise TypeError(f"the state field {name!r} has the wrong type")
+    if "decided" in known:
+        known["decided"] = tuple(known["decided"])
     return ConversationState(**known)
 
 

@@ -48,7 +48,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from redis.backoff import NoBackoff
@@ -80,6 +80,7 @@ from escalator.state.codec import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Either client: the calls used here are the same on both.
 RedisClient = redis.Redis | redis.RedisCluster
@@ -380,6 +381,29 @@ class StateStore:
             if isinstance(written, Committed):
                 return state
         raise StateUnavailable(f"could not release {conversation_id!r}: "
+                               f"{RELEASE_ATTEMPTS} conflicting updates in a row")
+
+    def update(self, conversation_id: str,
+               change: Callable[[ConversationState], tuple[ConversationState | None, T]]
+               ) -> T | None:
+        """Change the conversation's state with `change` (which says what to write, None:
+        nothing, and what to answer) in one compare-and-set commit, tried again on the
+        fresh state if a turn got there first; None if the conversation is unknown. An
+        exception from `change` leaves everything as it was (StateUnreadable if the stored
+        value cannot be read)."""
+        for _ in range(RELEASE_ATTEMPTS):
+            stored = self._stored(conversation_id)
+            if stored is None:
+                return None
+            state, answer = change(stored.state)
+            if state is None:
+                return answer
+            written = self._write(conversation_id, stored.version, state,
+                                  stored.turns[:self._remembered_turns],
+                                  stored.decisions[:self._kept_decisions])
+            if isinstance(written, Committed):
+                return answer
+        raise StateUnavailable(f"could not update {conversation_id!r}: "
                                f"{RELEASE_ATTEMPTS} conflicting updates in a row")
 
     def _stored(self, conversation_id: str) -> Stored | None:
