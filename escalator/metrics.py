@@ -10,7 +10,9 @@ publishes its own values after the fork (publish_worker).
 
 from __future__ import annotations
 
+import glob
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -191,10 +193,32 @@ def publish_worker(name: str, version: str, digest: str) -> None:
     STATE_CIRCUIT_OPEN.set(0)  # a fork's circuit breaker starts closed
 
 
+class _SizedFilesCollector(multiprocess.MultiProcessCollector):
+    """The workers' metric files merged, leaving out any a worker is still creating."""
+
+    def collect(self) -> Any:
+        # prometheus_client creates a worker's file empty and sizes it just after; a scrape
+        # that reads it in between failed whole (a 500 from /metrics, seen while workers
+        # started after a reload). An empty file holds no samples yet, so it is skipped.
+        files = [name for name in glob.glob(os.path.join(self._path, "*.db"))
+                 if _size(name) >= _HEADER_BYTES]
+        return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+
+
+_HEADER_BYTES = 8  # a metric file's used-bytes header, written when it is sized
+
+
+def _size(name: str) -> int:
+    try:
+        return os.path.getsize(name)
+    except FileNotFoundError:  # a dead worker's live gauges, removed since the glob
+        return 0
+
+
 def exposition() -> tuple[bytes, str]:
     """The body and content type of a /metrics scrape, in single- or multi-process mode."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        _SizedFilesCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
