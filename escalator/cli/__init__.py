@@ -1,16 +1,16 @@
 """The `escalator` command: serve the API, and work with rule sets with the service's own code.
 
 One module per group of commands: serve.py, rules.py (check, test), tools.py (evaluate,
-replay, audit), studio.py (the policy studio); policy.py is what those reading a rule set
-share. Commands import what they use when they run, so `escalator --help` stays fast and
-`serve` can set up metrics first.
+replay, audit), studio.py (the policy studio), fit.py (the fitted layers' weights);
+policy.py is what those reading a rule set share. Commands import what they use when they
+run, so `escalator --help` stays fast and `serve` can set up metrics first.
 """
 
 from __future__ import annotations
 
 import click
 
-from escalator.cli import rules, serve, studio, tools
+from escalator.cli import fit, rules, serve, studio, tools
 
 
 @click.group()
@@ -24,3 +24,4 @@ main.add_command(rules.rules)
 for command in (tools.evaluate, tools.replay, tools.audit):
     main.add_command(command)
 main.add_command(studio.studio)
+main.add_command(fit.fit)
