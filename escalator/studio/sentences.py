@@ -37,7 +37,7 @@ SUBJECTS: dict[str, str] = {
     "frustration.score": "the frustration in this message",
     "frustration.mean": "the customer's average frustration",
     "frustration.cues": "the frustration signs in this message",
-    "frustration.fitted": "the frustration in this message, with the conversation so far",
+    "frustration.fitted": "the fitted frustration of this message",
     "frustration.contributions": "what weighs most in the fitted frustration",
     "complexity.score": "the complexity of this request",
     "complexity.questions": "the number of questions in this message",
