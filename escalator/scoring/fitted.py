@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Each model's features, in the order score_turn computes their values, with what they
 # mean (the fit command's report and the weights files show these).
@@ -67,6 +67,10 @@ SIGNS: dict[str, dict[str, int]] = {
 }
 # A contribution smaller than this is not shown (it moves the score by well under 1%).
 SHOWN_ABOVE = 0.01
+# Models whose results are remembered by feature values (see FittedModel._seen), and how
+# many results at most.
+REMEMBERED = frozenset({"breakdown"})
+REMEMBER_AT_MOST = 4096
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,14 @@ class FittedModel:
     intercept: float
     terms: tuple[Term, ...]  # features with a weight other than 0, in feature order
     top: int  # how many contributions a turn shows
+    # The terms as plain tuples (position, weight, center) and their names: apply() runs
+    # on every turn, and unpacking a tuple is cheaper than reading three attributes.
+    _plain: tuple[tuple[int, float, float], ...] = ()
+    _names: tuple[str, ...] = ()
+    # Results by feature values, for models whose values repeat (breakdown's are counts:
+    # most turns of most conversations have the same few). Numbers only; bounded.
+    _seen: dict[tuple[float, ...], tuple[float, tuple[str, ...]]] | None = field(
+        default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, name: str, intercept: float, weights: Mapping[str, tuple[float, float]],
@@ -97,30 +109,58 @@ class FittedModel:
                       for feature, (weight, center) in sorted(
                           weights.items(), key=lambda item: order.index(item[0]))
                       if weight != 0.0)
-        return cls(name, intercept, terms, top)
+        return cls(name, intercept, terms, top,
+                   tuple((t.position, t.weight, t.center) for t in terms),
+                   tuple(t.name for t in terms), {} if name in REMEMBERED else None)
 
     def log_odds(self, values: Sequence[float]) -> float:
         """The score's log-odds for these feature values."""
-        total = self.intercept
-        for term in self.terms:
-            total += term.weight * (values[term.position] - term.center)
-        return total
+        return self.intercept + sum([weight * (values[position] - center)
+                                     for position, weight, center in self._plain])
 
-    def apply(self, values: Sequence[float]) -> tuple[float, tuple[str, ...]]:
+    def apply(self, values: tuple[float, ...]) -> tuple[float, tuple[str, ...]]:
         """The score (0..1) and its largest contributions, largest first, as
         "feature +0.42" (log-odds: +0.42 raises the odds by half)."""
-        total = self.intercept
-        parts = []
-        for term in self.terms:
-            part = term.weight * (values[term.position] - term.center)
-            total += part
-            if part > SHOWN_ABOVE or part < -SHOWN_ABOVE:
-                parts.append((abs(part), term.name, part))
-        parts.sort(reverse=True)
-        shown = tuple(f"{name} {part:+.2f}" for _, name, part in parts[:self.top])
+        seen = self._seen
+        if seen is None:
+            return self._apply(values)
+        result = seen.get(values)
+        if result is None:
+            if len(seen) >= REMEMBER_AT_MOST:
+                seen.clear()
+            result = seen[values] = self._apply(values)
+        return result
+
+    def _apply(self, values: tuple[float, ...]) -> tuple[float, tuple[str, ...]]:
+        parts = [weight * (values[position] - center) for position, weight, center in self._plain]
+        total = self.intercept + sum(parts)
+        # Indices sorted by size with a C-level key: comparing floats, not tuples.
+        sizes = list(map(abs, parts))
+        names = self._names
+        shown = tuple([_label(names[i], parts[i]) for i in
+                       sorted(range(len(sizes)), key=sizes.__getitem__, reverse=True)[:self.top]
+                       if sizes[i] > SHOWN_ABOVE])
         if total < -30.0:
             return 0.0, shown
         return 1.0 / (1.0 + math.exp(-total)), shown
+
+
+# "feature +0.42" labels, made once per feature and value in hundredths: formatting a
+# float costs more than the rest of a contribution. Bounded: values past +-10 are not
+# kept, and at most _LABELS_KEPT labels are.
+_LABELS: dict[tuple[str, int], str] = {}
+_LABELS_KEPT = 20000
+
+
+def _label(name: str, part: float) -> str:
+    hundredths = int(part * 100.0 + (0.5 if part > 0.0 else -0.5))
+    key = (name, hundredths)
+    label = _LABELS.get(key)
+    if label is None:
+        label = f"{name} {hundredths / 100:+.2f}"
+        if -1000 < hundredths < 1000 and len(_LABELS) < _LABELS_KEPT:
+            _LABELS[key] = label
+    return label
 
 
 def frustration_values(evidence: float, words: int, questions: int, scored_before: bool,
@@ -130,11 +170,7 @@ def frustration_values(evidence: float, words: int, questions: int, scored_befor
             0.0 if scored_before else 1.0, previous, mean)
 
 
-_LOG1P = tuple(math.log1p(n) for n in range(64))
-
-
-def _log1p(count: int) -> float:
-    return _LOG1P[count] if count < 64 else math.log1p(count)
+_LOG1P = tuple(math.log1p(n) for n in range(256))
 
 
 def breakdown_values(level: float, fallback_streak: int, fallbacks: int, not_understood: int,
@@ -142,8 +178,11 @@ def breakdown_values(level: float, fallback_streak: int, fallbacks: int, not_und
                      rejections: int, reasks: int, answers: int, not_understood_now: bool,
                      rejection_now: bool, answer_now: bool) -> tuple[float, ...]:
     """The breakdown layer's feature values, in BREAKDOWN_FEATURES order."""
-    return (level, _log1p(fallback_streak), _log1p(fallbacks), _log1p(not_understood),
-            _log1p(intent_repeats), _log1p(bot_repeats), _log1p(oscillations),
-            _log1p(rejections), _log1p(reasks), _log1p(answers),
-            1.0 if not_understood_now else 0.0, 1.0 if rejection_now else 0.0,
-            1.0 if answer_now else 0.0)
+    counts = (fallback_streak, fallbacks, not_understood, intent_repeats, bot_repeats,
+              oscillations, rejections, reasks, answers)
+    if max(counts) < len(_LOG1P):
+        logs = tuple([_LOG1P[count] for count in counts])
+    else:  # a long conversation: past the table
+        logs = tuple([math.log1p(count) for count in counts])
+    return (level, *logs, 1.0 if not_understood_now else 0.0,
+            1.0 if rejection_now else 0.0, 1.0 if answer_now else 0.0)
