@@ -91,10 +91,9 @@ class FittedModel:
     intercept: float
     terms: tuple[Term, ...]  # features with a weight other than 0, in feature order
     top: int  # how many contributions a turn shows
-    # The terms as plain tuples (position, weight, center) and their names: apply() runs
-    # on every turn, and unpacking a tuple is cheaper than reading three attributes.
-    _plain: tuple[tuple[int, float, float], ...] = ()
-    _names: tuple[str, ...] = ()
+    # The terms as plain tuples (position, weight, center, name): apply() runs on every
+    # turn, and unpacking a tuple is cheaper than reading four attributes.
+    _plain: tuple[tuple[int, float, float, str], ...] = ()
     # Results by feature values, for models whose values repeat (breakdown's are counts:
     # most turns of most conversations have the same few). Numbers only; bounded.
     _seen: dict[tuple[float, ...], tuple[float, tuple[str, ...]]] | None = field(
@@ -110,13 +109,13 @@ class FittedModel:
                           weights.items(), key=lambda item: order.index(item[0]))
                       if weight != 0.0)
         return cls(name, intercept, terms, top,
-                   tuple((t.position, t.weight, t.center) for t in terms),
-                   tuple(t.name for t in terms), {} if name in REMEMBERED else None)
+                   tuple((t.position, t.weight, t.center, t.name) for t in terms),
+                   {} if name in REMEMBERED else None)
 
     def log_odds(self, values: Sequence[float]) -> float:
         """The score's log-odds for these feature values."""
         return self.intercept + sum([weight * (values[position] - center)
-                                     for position, weight, center in self._plain])
+                                     for position, weight, center, _ in self._plain])
 
     def apply(self, values: tuple[float, ...]) -> tuple[float, tuple[str, ...]]:
         """The score (0..1) and its largest contributions, largest first, as
@@ -132,17 +131,22 @@ class FittedModel:
         return result
 
     def _apply(self, values: tuple[float, ...]) -> tuple[float, tuple[str, ...]]:
-        parts = [weight * (values[position] - center) for position, weight, center in self._plain]
-        total = self.intercept + sum(parts)
-        # Indices sorted by size with a C-level key: comparing floats, not tuples.
-        sizes = list(map(abs, parts))
-        names = self._names
-        shown = tuple([_label(names[i], parts[i]) for i in
-                       sorted(range(len(sizes)), key=sizes.__getitem__, reverse=True)[:self.top]
-                       if sizes[i] > SHOWN_ABOVE])
+        total = self.intercept
+        shown: list[tuple[float, str, float]] = []
+        # One pass, no intermediate lists: this runs on every turn.
+        for position, weight, center, name in self._plain:
+            part = weight * (values[position] - center)
+            total += part
+            if part > SHOWN_ABOVE:
+                shown.append((part, name, part))
+            elif part < -SHOWN_ABOVE:
+                shown.append((-part, name, part))
+        if len(shown) > 1:
+            shown.sort(reverse=True)
+        labels = tuple([_label(name, part) for _, name, part in shown[:self.top]])
         if total < -30.0:
-            return 0.0, shown
-        return 1.0 / (1.0 + math.exp(-total)), shown
+            return 0.0, labels
+        return 1.0 / (1.0 + math.exp(-total)), labels
 
 
 # "feature +0.42" labels, made once per feature and value in hundredths: formatting a
