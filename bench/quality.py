@@ -461,12 +461,14 @@ def table(result: dict[str, Any]) -> str:
 def halves_table(result: dict[str, Any]) -> list[str]:
     """Breakdown AUC and the decision-level outcomes, on all data and on each half."""
     b = result["breakdown"]
-    f = result["frustration"]
-    rows: list[tuple[str, list[str]]] = [
-        ("frustration.score vs people, Pearson",
-         [f"{f['pearson_by_half'][h]:.3f}" for h in HALVES]),
-        ("frustration.fitted vs people, Pearson",
-         [f"{f['fitted_pearson_by_half'][h]:.3f}" for h in HALVES]),
+    rows: list[tuple[str, list[str]]] = []
+    if "frustration" in result:
+        f = result["frustration"]
+        rows += [("frustration.score vs people, Pearson",
+                  [f"{f['pearson_by_half'][h]:.3f}" for h in HALVES]),
+                 ("frustration.fitted vs people, Pearson",
+                  [f"{f['fitted_pearson_by_half'][h]:.3f}" for h in HALVES])]
+    rows += [
         ("breakdown AUC, loop.score at last turn", [f"{b['auc_last'][h]:.3f}" for h in HALVES]),
         ("breakdown AUC, breakdown.score at last turn",
          [f"{b['fitted_auc_last'][h]:.3f}" for h in HALVES]),
