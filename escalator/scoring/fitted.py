@@ -157,6 +157,8 @@ _LABELS_KEPT = 20000
 
 
 def _label(name: str, part: float) -> str:
+    if not -1e6 < part < 1e6:  # a stored memory out of all range (inf): say so, keep nothing
+        return f"{name} {part:+.2f}"
     hundredths = int(part * 100.0 + (0.5 if part > 0.0 else -0.5))
     key = (name, hundredths)
     label = _LABELS.get(key)
@@ -169,24 +171,27 @@ def _label(name: str, part: float) -> str:
 
 def frustration_values(evidence: float, words: int, questions: int, scored_before: bool,
                        previous: float, mean: float) -> tuple[float, ...]:
-    """The frustration layer's feature values, in FRUSTRATION_FEATURES order."""
+    """The frustration layer's feature values, in FRUSTRATION_FEATURES order (the mean
+    kept within 0..1 whatever a stored memory held)."""
     return (evidence, math.log1p(words), float(min(questions, 3)),
-            0.0 if scored_before else 1.0, previous, mean)
+            0.0 if scored_before else 1.0, previous, min(1.0, max(0.0, mean)))
 
 
 _LOG1P = tuple(math.log1p(n) for n in range(256))
+LEVEL_AT_MOST = 50.0
 
 
 def breakdown_values(level: float, fallback_streak: int, fallbacks: int, not_understood: int,
                      intent_repeats: int, bot_repeats: int, oscillations: int,
                      rejections: int, reasks: int, answers: int, not_understood_now: bool,
                      rejection_now: bool, answer_now: bool) -> tuple[float, ...]:
-    """The breakdown layer's feature values, in BREAKDOWN_FEATURES order."""
+    """The breakdown layer's feature values, in BREAKDOWN_FEATURES order (the level kept
+    at most LEVEL_AT_MOST whatever a stored memory held: loop.score is 1 long before)."""
     counts = (fallback_streak, fallbacks, not_understood, intent_repeats, bot_repeats,
               oscillations, rejections, reasks, answers)
     if max(counts) < len(_LOG1P):
         logs = tuple([_LOG1P[count] for count in counts])
     else:  # a long conversation: past the table
         logs = tuple([math.log1p(count) for count in counts])
-    return (level, *logs, 1.0 if not_understood_now else 0.0,
+    return (min(level, LEVEL_AT_MOST), *logs, 1.0 if not_understood_now else 0.0,
             1.0 if rejection_now else 0.0, 1.0 if answer_now else 0.0)

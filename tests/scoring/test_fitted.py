@@ -165,3 +165,20 @@ def test_remembered_breakdown_results_are_bounded_and_the_same(lexicons: Lexicon
         model.apply(fitted.breakdown_values(level / 1000, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                                             False, False, False))
     assert model._seen is not None and len(model._seen) <= fitted.REMEMBER_AT_MOST
+
+
+@pytest.mark.parametrize("stored", [
+    {"v": 1, "n": 3, "fs": float("inf"), "fw": float("inf"), "ll": float("inf"),
+     "fe": float("inf")},
+    {"v": 1, "n": 3, "fs": 1e308, "fw": 1e-308, "ll": 1e308, "fe": -1e308},
+    {"v": 1, "n": 3, "fs": float("-inf"), "fw": 1.0, "ll": float("nan"), "fe": "x"},
+])
+def test_a_memory_out_of_all_range_still_gives_fact_numbers(
+        stored: dict[str, object], lexicons: Lexicons) -> None:
+    from escalator.model import Message
+    result = score_turn(Turn("t", Message(text="hello there")), stored, lexicons)
+    for fact in ("frustration.fitted", "breakdown.score"):
+        value = result.facts[fact]
+        assert isinstance(value, float) and 0.0 <= value <= 1.0, (fact, value)
+    for fact in ("frustration.contributions", "breakdown.contributions"):
+        assert all(len(item) < 40 for item in result.facts[fact]), result.facts[fact]  # type: ignore[union-attr]
