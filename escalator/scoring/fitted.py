@@ -187,11 +187,16 @@ def breakdown_values(level: float, fallback_streak: int, fallbacks: int, not_und
                      rejection_now: bool, answer_now: bool) -> tuple[float, ...]:
     """The breakdown layer's feature values, in BREAKDOWN_FEATURES order (the level kept
     at most LEVEL_AT_MOST whatever a stored memory held: loop.score is 1 long before)."""
-    counts = (fallback_streak, fallbacks, not_understood, intent_repeats, bot_repeats,
-              oscillations, rejections, reasks, answers)
-    if max(counts) < len(_LOG1P):
-        logs = tuple([_LOG1P[count] for count in counts])
-    else:  # a long conversation: past the table
-        logs = tuple([math.log1p(count) for count in counts])
-    return (min(level, LEVEL_AT_MOST), *logs, 1.0 if not_understood_now else 0.0,
-            1.0 if rejection_now else 0.0, 1.0 if answer_now else 0.0)
+    table = _LOG1P
+    try:
+        return (min(level, LEVEL_AT_MOST), table[fallback_streak], table[fallbacks],
+                table[not_understood], table[intent_repeats], table[bot_repeats],
+                table[oscillations], table[rejections], table[reasks], table[answers],
+                1.0 if not_understood_now else 0.0, 1.0 if rejection_now else 0.0,
+                1.0 if answer_now else 0.0)
+    except IndexError:  # a long conversation: a count past the table
+        return (min(level, LEVEL_AT_MOST), *(math.log1p(count) for count in (
+                    fallback_streak, fallbacks, not_understood, intent_repeats, bot_repeats,
+                    oscillations, rejections, reasks, answers)),
+                1.0 if not_understood_now else 0.0, 1.0 if rejection_now else 0.0,
+                1.0 if answer_now else 0.0)
