@@ -108,7 +108,8 @@ def score_turn(turn: Turn, memory: Mapping[str, Any], lexicons: Lexicons) -> Sco
         loop_facts.oscillations, loop_facts.rejections, loop_facts.reasks, loop_facts.answers,
         loop_facts.not_understood > previous.not_understood,
         loop_facts.rejections > previous.rejections, loop_facts.answers > previous.answers)
-    breakdown, breakdown_why = lexicons.breakdown_model.apply(breakdown_features)
+    # Remembered: breakdown's values are counts, the same few on most turns.
+    breakdown, breakdown_why = lexicons.breakdown_model.remembered(breakdown_features)
 
     scores = Scores(
         sentiment=_number(sentiment_facts.score, -1, 1),

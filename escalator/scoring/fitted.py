@@ -67,9 +67,7 @@ SIGNS: dict[str, dict[str, int]] = {
 }
 # A contribution smaller than this is not shown (it moves the score by well under 1%).
 SHOWN_ABOVE = 0.01
-# Models whose results are remembered by feature values (see FittedModel._seen), and how
-# many results at most.
-REMEMBERED = frozenset({"breakdown"})
+# How many results FittedModel.remembered() keeps at most.
 REMEMBER_AT_MOST = 4096
 
 
@@ -94,10 +92,9 @@ class FittedModel:
     # The terms as plain tuples (position, weight, center, name): apply() runs on every
     # turn, and unpacking a tuple is cheaper than reading four attributes.
     _plain: tuple[tuple[int, float, float, str], ...] = ()
-    # Results by feature values, for models whose values repeat (breakdown's are counts:
-    # most turns of most conversations have the same few). Numbers only; bounded.
-    _seen: dict[tuple[float, ...], tuple[float, tuple[str, ...]]] | None = field(
-        default=None, compare=False, repr=False)
+    # Results by feature values (see remembered()).
+    _seen: dict[tuple[float, ...], tuple[float, tuple[str, ...]]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, name: str, intercept: float, weights: Mapping[str, tuple[float, float]],
@@ -109,8 +106,7 @@ class FittedModel:
                           weights.items(), key=lambda item: order.index(item[0]))
                       if weight != 0.0)
         return cls(name, intercept, terms, top,
-                   tuple((t.position, t.weight, t.center, t.name) for t in terms),
-                   {} if name in REMEMBERED else None)
+                   tuple((t.position, t.weight, t.center, t.name) for t in terms))
 
     def log_odds(self, values: Sequence[float]) -> float:
         """The score's log-odds for these feature values."""
@@ -120,17 +116,6 @@ class FittedModel:
     def apply(self, values: tuple[float, ...]) -> tuple[float, tuple[str, ...]]:
         """The score (0..1) and its largest contributions, largest first, as
         "feature +0.42" (log-odds: +0.42 raises the odds by half)."""
-        seen = self._seen
-        if seen is None:
-            return self._apply(values)
-        result = seen.get(values)
-        if result is None:
-            if len(seen) >= REMEMBER_AT_MOST:
-                seen.clear()
-            result = seen[values] = self._apply(values)
-        return result
-
-    def _apply(self, values: tuple[float, ...]) -> tuple[float, tuple[str, ...]]:
         total = self.intercept
         shown: list[tuple[float, str, float]] = []
         # One pass, no intermediate lists: this runs on every turn.
@@ -143,10 +128,28 @@ class FittedModel:
                 shown.append((-part, name, part))
         if len(shown) > 1:
             shown.sort(reverse=True)
-        labels = tuple([_label(name, part) for _, name, part in shown[:self.top]])
+        labels = []
+        known = _LABELS.get
+        for _, name, part in shown[:self.top]:
+            if -1e6 < part < 1e6:
+                key = (name, int(part * 100.0 + (0.5 if part > 0.0 else -0.5)))
+                labels.append(known(key) or _new_label(key))
+            else:  # a stored memory out of all range (inf): say so, keep nothing
+                labels.append(f"{name} {part:+.2f}")
         if total < -30.0:
-            return 0.0, labels
-        return 1.0 / (1.0 + math.exp(-total)), labels
+            return 0.0, tuple(labels)
+        return 1.0 / (1.0 + math.exp(-total)), tuple(labels)
+
+    def remembered(self, values: tuple[float, ...]) -> tuple[float, tuple[str, ...]]:
+        """apply(), remembered by the values (for breakdown's, which repeat: counts).
+        Numbers only; at most REMEMBER_AT_MOST results."""
+        seen = self._seen
+        result = seen.get(values)
+        if result is None:
+            if len(seen) >= REMEMBER_AT_MOST:
+                seen.clear()
+            result = seen[values] = self.apply(values)
+        return result
 
 
 # "feature +0.42" labels, made once per feature and value in hundredths: formatting a
@@ -156,16 +159,11 @@ _LABELS: dict[tuple[str, int], str] = {}
 _LABELS_KEPT = 20000
 
 
-def _label(name: str, part: float) -> str:
-    if not -1e6 < part < 1e6:  # a stored memory out of all range (inf): say so, keep nothing
-        return f"{name} {part:+.2f}"
-    hundredths = int(part * 100.0 + (0.5 if part > 0.0 else -0.5))
-    key = (name, hundredths)
-    label = _LABELS.get(key)
-    if label is None:
-        label = f"{name} {hundredths / 100:+.2f}"
-        if -1000 < hundredths < 1000 and len(_LABELS) < _LABELS_KEPT:
-            _LABELS[key] = label
+def _new_label(key: tuple[str, int]) -> str:
+    name, hundredths = key
+    label = f"{name} {hundredths / 100:+.2f}"
+    if -1000 < hundredths < 1000 and len(_LABELS) < _LABELS_KEPT:
+        _LABELS[key] = label
     return label
 
 

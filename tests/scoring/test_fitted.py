@@ -160,11 +160,11 @@ def test_remembered_breakdown_results_are_bounded_and_the_same(lexicons: Lexicon
 
     model = lexicons.breakdown_model
     values = fitted.breakdown_values(0.5, 1, 1, 0, 0, 0, 0, 0, 0, 0, True, False, False)
-    assert model.apply(values) == model._apply(values)
+    assert model.remembered(values) == model.apply(values)
     for level in range(fitted.REMEMBER_AT_MOST + 10):
-        model.apply(fitted.breakdown_values(level / 1000, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                            False, False, False))
-    assert model._seen is not None and len(model._seen) <= fitted.REMEMBER_AT_MOST
+        model.remembered(fitted.breakdown_values(level / 1000, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                 False, False, False))
+    assert 0 < len(model._seen) <= fitted.REMEMBER_AT_MOST
 
 
 @pytest.mark.parametrize("stored", [
