@@ -141,6 +141,12 @@ FACTS: dict[str, FactSpec] = {s.name: s for s in (
 )}
 
 
+# Facts that explain a score to people reading a decision, not for rules: a condition on
+# one is refused, naming the score to test instead.
+EXPLANATIONS = {"frustration.contributions": "frustration.fitted",
+                "breakdown.contributions": "breakdown.score"}
+
+
 def caseless(name: str) -> bool:
     """Whether text compared with this fact is compared without regard to case."""
     return name in CASELESS_FACTS or name.startswith(CONTEXT_PREFIX)

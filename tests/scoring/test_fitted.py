@@ -182,3 +182,27 @@ def test_a_memory_out_of_all_range_still_gives_fact_numbers(
         assert isinstance(value, float) and 0.0 <= value <= 1.0, (fact, value)
     for fact in ("frustration.contributions", "breakdown.contributions"):
         assert all(len(item) < 40 for item in result.facts[fact]), result.facts[fact]  # type: ignore[union-attr]
+
+
+def test_a_rule_on_contributions_is_refused_naming_the_score_to_test(tmp_path: Path) -> None:
+    from escalator.policy import check_policy
+    from escalator.studio.forms import fact_choices
+
+    folder = copy_rules_with(tmp_path, "{fact: frustration.contributions, contains: previous}")
+    check = check_policy(folder)
+    assert check.policy is None
+    assert [(p.code, p.line) for p in check.problems] == [("type_mismatch", 7)]
+    assert "test 'frustration.fitted' instead" in check.problems[0].message
+    assert "frustration.contributions" not in {name for name, _, _ in fact_choices()}
+    assert "frustration.fitted" in {name for name, _, _ in fact_choices()}
+
+
+def copy_rules_with(tmp_path: Path, condition: str) -> Path:
+    """The default rule set with one more rule testing `condition` (its line: 7 of extra.yaml)."""
+    from support.rulesets import copy_rules
+
+    folder = copy_rules(tmp_path / "rules")
+    (folder / "extra.yaml").write_text(
+        "rules:\n  - id: extra\n    description: x\n    priority: 1\n    when:\n      all:\n"
+        f"        - {condition}\n    then: {{decision: keep_with_bot}}\n", encoding="utf-8")
+    return folder
