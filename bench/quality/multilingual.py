@@ -5,8 +5,9 @@
 - frustration: every message of bench/quality/data/bilingual_frustration.yaml (English
   messages with a rater's 0-4 label and casual es/de/fr/pt translations) is scored on its own
   (a first turn, fresh memory) through `score_turn`. Per language: Pearson r of
-  `frustration.score` against the label, and the mean absolute gap between each
-  translation's score and its English original's (0 means translation does not matter).
+  `frustration.score` (and of `frustration.fitted`, the fitted layer) against the label,
+  and the mean absolute gap between each translation's score and its English original's
+  (0 means translation does not matter).
 - requests: precision and recall of `requested_human` per language on the labelled cases
   in tests/scoring (request_cases.yaml, tuned on; request_cases_heldout.yaml, not), and
   how often the language detector named the right language or said "und". No language
@@ -47,14 +48,16 @@ def frustration_by_language(lexicons: Lexicons, path: Path = FRUSTRATION_SET) ->
     """Per language: r of frustration.score vs the label, and the mean gap to English."""
     messages = yaml.safe_load(path.read_text(encoding="utf-8"))["messages"]
     labels = [float(m["label"]) for m in messages]
-    scores = {lang: [float(_facts(m[lang], lexicons, lang)["frustration.score"])
-                     for m in messages] for lang in LANGUAGES}
+    facts = {lang: [_facts(m[lang], lexicons, lang) for m in messages] for lang in LANGUAGES}
     result: dict[str, Any] = {}
-    for lang in LANGUAGES:
-        gaps = [abs(a - b) for a, b in zip(scores[lang], scores["en"], strict=True)]
-        result[lang] = {"pearson_r": round(pearson(scores[lang], labels), 3),
-                        "mean_abs_gap_to_en": round(statistics.fmean(gaps), 3),
-                        "mean_score": round(statistics.fmean(scores[lang]), 3)}
+    for fact, prefix in (("frustration.score", ""), ("frustration.fitted", "fitted_")):
+        scores = {lang: [float(f[fact]) for f in facts[lang]] for lang in LANGUAGES}
+        for lang in LANGUAGES:
+            gaps = [abs(a - b) for a, b in zip(scores[lang], scores["en"], strict=True)]
+            result.setdefault(lang, {}).update({
+                f"{prefix}pearson_r": round(pearson(scores[lang], labels), 3),
+                f"{prefix}mean_abs_gap_to_en": round(statistics.fmean(gaps), 3),
+                f"{prefix}mean_score": round(statistics.fmean(scores[lang]), 3)})
     return result
 
 
@@ -90,11 +93,12 @@ def measure(lexicons_dir: Path | str) -> dict[str, Any]:
 
 
 def _print(result: dict[str, Any]) -> None:
-    print("frustration (bench/quality/data/bilingual_frustration.yaml)")
-    print("lang  r vs label  mean |score - en|  mean score")
-    for lang, row in result["frustration"].items():
-        print(f"{lang:5s} {row['pearson_r']:10.3f} {row['mean_abs_gap_to_en']:18.3f} "
-              f"{row['mean_score']:11.3f}")
+    for title, prefix in (("frustration.score", ""), ("frustration.fitted", "fitted_")):
+        print(f"{title} (bench/quality/data/bilingual_frustration.yaml)")
+        print("lang  r vs label  mean |score - en|  mean score")
+        for lang, row in result["frustration"].items():
+            print(f"{lang:5s} {row[prefix + 'pearson_r']:10.3f} "
+                  f"{row[prefix + 'mean_abs_gap_to_en']:18.3f} {row[prefix + 'mean_score']:11.3f}")
     for name, rows in result["requests"].items():
         print(f"\nrequested_human, {name} cases")
         print("lang  precision  recall  language right  und  cases")

@@ -7,9 +7,13 @@ Every conversation is replayed turn by turn through the service's own decision p
 turn to turn in memory, nothing stored), and the facts it produced are compared with the
 human labels of each set:
 
-- frustration: `frustration.score` of each customer turn against the mean of the three
-  annotators' 0-4 frustration ratings (dfrustration_dev.txt), Pearson and Spearman;
-- breakdown: `loop.score` of a phone-bot dialogue against its LUHF label
+- frustration: `frustration.score` (the lexicon score) and `frustration.fitted` (the
+  fitted layer, issue 17) of each customer turn against the mean of the three
+  annotators' 0-4 frustration ratings (dfrustration_dev.txt), Pearson and Spearman, on
+  all dialogues and on each half (the fitted layer saw both: `escalator fit` reports
+  its cross-validated r, which is the honest one);
+- breakdown: `loop.score` and `breakdown.score` (the fitted layer) of a phone-bot
+  dialogue against its LUHF label
   (BETOLD_valid.json: the caller forwarded to a person or hung up late), as ROC AUC,
   read at the caller's last turn (the headline: where the service acts, the turn after
   which the caller gave up or not) and as the dialogue's largest value; the caller's
@@ -164,7 +168,7 @@ def outcome_table(endings: Sequence[Ending]) -> dict[str, Any]:
 
 def measure_frustration(replayer: Replayer, path: Path) -> dict[str, Any]:
     vader = SentimentIntensityAnalyzer()
-    ours, plain, human = [], [], []
+    ours, fitted, plain, human, numbers = [], [], [], [], []
     for n, dialogue in enumerate(frustration_dialogues(path)):
         turns = [text_turn(i, text) for i, (text, _) in enumerate(dialogue, 1)]
         for (text, rating), decision in zip(dialogue, replayer.run(f"f{n}", turns),
@@ -172,22 +176,37 @@ def measure_frustration(replayer: Replayer, path: Path) -> dict[str, Any]:
             if rating is None:
                 continue
             ours.append(decision.facts["frustration.score"])
+            fitted.append(decision.facts["frustration.fitted"])
             plain.append(-vader.polarity_scores(text)["compound"])
             human.append(rating)
+            numbers.append(n)
+
+    def by_half(scores: Sequence[float]) -> dict[str, float]:
+        return {half: pearson([s for s, n in zip(scores, numbers, strict=True)
+                               if in_half(n, half)],
+                              [h for h, n in zip(human, numbers, strict=True)
+                               if in_half(n, half)]) for half in HALVES}
+
     return {"turns": len(human), "pearson": pearson(ours, human),
             "spearman": spearman(ours, human), "vader_pearson": pearson(plain, human),
-            "vader_spearman": spearman(plain, human)}
+            "vader_spearman": spearman(plain, human),
+            "fitted_pearson": pearson(fitted, human), "fitted_spearman": spearman(fitted, human),
+            "pearson_by_half": by_half(ours), "fitted_pearson_by_half": by_half(fitted)}
 
 
 def measure_breakdown(replayer: Replayer, path: Path) -> dict[str, Any]:
     dialogues = json.loads(path.read_text(encoding="utf-8"))
     last, largest, luhf, prompt_repeats = [], [], [], []
+    fitted_last, fitted_largest = [], []
     endings = []
     for n, dialogue in enumerate(dialogues):
         decisions = list(replayer.run(f"b{n}", breakdown_turns(dialogue)))
         loops = [d.scores.loop for d in decisions]
         last.append(loops[-1] if loops else 0.0)
         largest.append(max(loops, default=0.0))
+        breakdown = [float(d.facts["breakdown.score"]) for d in decisions]
+        fitted_last.append(breakdown[-1] if breakdown else 0.0)
+        fitted_largest.append(max(breakdown, default=0.0))
         luhf.append(dialogue["LUHF"] == "luhf")
         endings.append(ending(n, not luhf[-1], decisions))
         prompts = Counter(u["intent"] for u in dialogue["utterances_annotations"]
@@ -199,6 +218,8 @@ def measure_breakdown(replayer: Replayer, path: Path) -> dict[str, Any]:
 
     return {"dialogues": len(luhf), "auc_last": by_half(last),
             "auc_largest": by_half(largest), "baseline_auc": by_half(prompt_repeats),
+            "fitted_auc_last": by_half(fitted_last),
+            "fitted_auc_largest": by_half(fitted_largest),
             "decisions": outcome_table(endings)}
 
 
@@ -325,11 +346,18 @@ def table(result: dict[str, Any]) -> str:
          f"{f['vader_pearson']:.3f}", f"{f['turns']} customer turns"),
         ("frustration vs people, Spearman", f"{f['spearman']:.3f}",
          f"{f['vader_spearman']:.3f}", ""),
+        ("frustration.fitted vs people, Pearson", f"{f['fitted_pearson']:.3f}",
+         f"{f['vader_pearson']:.3f}", "fitted on this set: escalator fit gives its CV r"),
+        ("frustration.fitted vs people, Spearman", f"{f['fitted_spearman']:.3f}",
+         f"{f['vader_spearman']:.3f}", ""),
         ("breakdown (LUHF) AUC, loop.score at last turn", f"{b['auc_last']['all']:.3f}",
          f"{b['baseline_auc']['all']:.3f}",
          f"{b['dialogues']} dialogues; baseline: prompt repeats"),
         ("breakdown (LUHF) AUC, largest loop.score", f"{b['auc_largest']['all']:.3f}",
          f"{b['baseline_auc']['all']:.3f}", ""),
+        ("breakdown (LUHF) AUC, breakdown.score at last turn",
+         f"{b['fitted_auc_last']['all']:.3f}", f"{b['baseline_auc']['all']:.3f}",
+         "fitted on this set: escalator fit gives its CV AUC"),
         ("satisfaction vs people, Pearson", f"{s['pearson']:.3f}",
          f"{s['vader_pearson']:.3f}", f"{s['dialogues']} dialogues; 1 - frustration.mean"),
         ("satisfaction vs people, Spearman", f"{s['spearman']:.3f}",
@@ -354,8 +382,17 @@ def table(result: dict[str, Any]) -> str:
 def halves_table(result: dict[str, Any]) -> list[str]:
     """Breakdown AUC and the decision-level outcomes, on all data and on each half."""
     b = result["breakdown"]
-    rows: list[tuple[str, list[str]]] = [
+    rows: list[tuple[str, list[str]]] = []
+    if "frustration" in result:
+        f = result["frustration"]
+        rows += [("frustration.score vs people, Pearson",
+                  [f"{f['pearson_by_half'][h]:.3f}" for h in HALVES]),
+                 ("frustration.fitted vs people, Pearson",
+                  [f"{f['fitted_pearson_by_half'][h]:.3f}" for h in HALVES])]
+    rows += [
         ("breakdown AUC, loop.score at last turn", [f"{b['auc_last'][h]:.3f}" for h in HALVES]),
+        ("breakdown AUC, breakdown.score at last turn",
+         [f"{b['fitted_auc_last'][h]:.3f}" for h in HALVES]),
         ("breakdown AUC, largest loop.score", [f"{b['auc_largest'][h]:.3f}" for h in HALVES]),
         ("breakdown AUC, baseline (prompt repeats)",
          [f"{b['baseline_auc'][h]:.3f}" for h in HALVES]),
@@ -380,7 +417,7 @@ def halves_table(result: dict[str, Any]) -> list[str]:
             named = ", ".join(f"{rule} {n}" for rule, n in whole[side]["rules"].items())
             rules.append(f"{name}, ended {label}, routed by: {named or 'none'}")
     width = max(len(name) for name, values in rows if values)
-    lines = [f"{'by half (even: tuned on; odd: held out)':<{width}}  "
+    lines = [f"{'by half (information only: the fits saw both)':<{width}}  "
              + "  ".join(f"{h:>9}" for h in HALVES)]
     lines += [f"{name:<{width}}  " + "  ".join(f"{v:>9}" for v in values) if values else name
               for name, values in rows]

@@ -60,6 +60,15 @@ FACTS: dict[str, FactSpec] = {s.name: s for s in (
           "Which frustration cues fired in this message (e.g. repetition, waiting, "
           "threat_to_leave, public_complaint, profanity, insult, shouting, exclamation, "
           "sarcasm, broken_promise)."),
+    _spec("frustration.fitted", "number",
+          "Frustration in this message, 0..1, as people would rate it (0-4 / 4): the lexicon "
+          "evidence of frustration.score plus what the conversation so far adds (the "
+          "previous message, the running mean, length and questions), weighed by the fitted "
+          "layer in lexicons/fitted_frustration.yaml. 0 for a turn without text.", 0, 1),
+    _spec("frustration.contributions", "labels",
+          "Why frustration.fitted is what it is: its largest terms, largest first, as "
+          "\"feature +0.42\" (log-odds against a typical message; for reading, not for "
+          "rules)."),
     _spec("complexity.score", "number",
           "How complex this request looks, 0..1 (questions, several issues, length, "
           "sensitive topics).", 0, 1),
@@ -102,6 +111,15 @@ FACTS: dict[str, FactSpec] = {s.name: s for s in (
     _spec("loop.reasks", "integer",
           "Times the bot sent the same prompt again right after the customer answered it "
           "(the answer was not taken), so far.", 0),
+    _spec("breakdown.score", "number",
+          "How likely the conversation is breaking down (the customer about to give up or "
+          "ask for a person), 0..1: the loop level behind loop.score, the bot's failure "
+          "streak, re-asks, rejections and answers, weighed by the fitted layer in "
+          "lexicons/fitted_breakdown.yaml.", 0, 1),
+    _spec("breakdown.contributions", "labels",
+          "Why breakdown.score is what it is: its largest terms, largest first, as "
+          "\"feature +0.42\" (log-odds against a typical conversation; for reading, not "
+          "for rules)."),
     _spec("requested_human", "boolean",
           "The customer explicitly asked for a person in this message (negations like "
           "\"I don't need an agent\" do not count)."),
@@ -123,6 +141,12 @@ FACTS: dict[str, FactSpec] = {s.name: s for s in (
           "The channel of the conversation, in lower case (e.g. web, app, voice, sms); "
           "compared without regard to case."),
 )}
+
+
+# Facts that explain a score to people reading a decision, not for rules: a condition on
+# one is refused, naming the score to test instead.
+EXPLANATIONS = {"frustration.contributions": "frustration.fitted",
+                "breakdown.contributions": "breakdown.score"}
 
 
 def caseless(name: str) -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 
 from escalator.errors import Problem
 from escalator.ruleset.budget import MAX_LIST_VALUES, MAX_NESTING
-from escalator.ruleset.catalogue import FACTS, FactSpec, caseless, lookup
+from escalator.ruleset.catalogue import EXPLANATIONS, FACTS, FactSpec, caseless, lookup
 from escalator.ruleset.conditions import (
     OPERATORS,
     ORDERING,
@@ -142,6 +142,10 @@ def _parse_leaf(node: dict[str, Any], where: Where, line: int | None) -> Leaf | 
                         "facts (context values are written context.<key>)", code="unknown_fact")
         return None
     if not ok:
+        return None
+    if name in EXPLANATIONS:
+        where.add(line, f"'{name}' explains a score to people reading a decision and is not "
+                        f"for rules; test '{EXPLANATIONS[name]}' instead", code="type_mismatch")
         return None
     if not known:
         where.add(line, f"the condition on '{name}' has no comparison; add one of "

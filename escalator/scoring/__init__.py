@@ -13,6 +13,7 @@ from typing import Any
 
 from escalator.model import FactValue, Scores, Turn
 from escalator.scoring import complexity, frustration, loops, sentiment
+from escalator.scoring.fitted import breakdown_values, frustration_values
 from escalator.scoring.lexicons import Lexicons, load_lexicons
 from escalator.scoring.memory import Memory
 from escalator.scoring.requests import requested_human
@@ -36,6 +37,10 @@ class ScoredTurn:
     scores: Scores
     facts: dict[str, FactValue]
     memory: dict[str, Any]
+    # The fitted layers' feature values (escalator.scoring.fitted), for `escalator fit`;
+    # frustration's is () for a turn without text.
+    frustration_features: tuple[float, ...] = ()
+    breakdown_features: tuple[float, ...] = ()
 
 
 def _number(value: float, lo: float, hi: float) -> float:
@@ -87,6 +92,25 @@ def score_turn(turn: Turn, memory: Mapping[str, Any], lexicons: Lexicons) -> Sco
     asked = requested_human(words, matches, message.intent, lexicons)
     state = state.evolve(turns=previous.turns + 1)
 
+    if text is not None:
+        frustration_features = frustration_values(
+            frustration_facts.evidence, len(words.words), complexity_facts.questions,
+            previous.frustration_weight > 0.0, previous.frustration_last,
+            (previous.frustration_sum / previous.frustration_weight
+             if previous.frustration_weight else 0.0))
+        fitted_frustration, frustration_why = lexicons.frustration_model.apply(
+            frustration_features)
+    else:
+        frustration_features, fitted_frustration, frustration_why = (), 0.0, ()
+    breakdown_features = breakdown_values(
+        state.loop_level, loop_facts.fallback_streak, loop_facts.fallbacks,
+        loop_facts.not_understood, loop_facts.intent_repeats, loop_facts.bot_repeats,
+        loop_facts.oscillations, loop_facts.rejections, loop_facts.reasks, loop_facts.answers,
+        loop_facts.not_understood > previous.not_understood,
+        loop_facts.rejections > previous.rejections, loop_facts.answers > previous.answers)
+    # Remembered: breakdown's values are counts, the same few on most turns.
+    breakdown, breakdown_why = lexicons.breakdown_model.remembered(breakdown_features)
+
     scores = Scores(
         sentiment=_number(sentiment_facts.score, -1, 1),
         frustration=_number(frustration_facts.score, 0, 1),
@@ -103,6 +127,8 @@ def score_turn(turn: Turn, memory: Mapping[str, Any], lexicons: Lexicons) -> Sco
         "frustration.score": scores.frustration,
         "frustration.mean": _number(frustration_facts.mean, 0, 1),
         "frustration.cues": frustration_facts.cues,
+        "frustration.fitted": _number(fitted_frustration, 0, 1),
+        "frustration.contributions": frustration_why,
         "complexity.score": scores.complexity,
         "complexity.questions": complexity_facts.questions,
         "complexity.issues": complexity_facts.issues,
@@ -119,6 +145,8 @@ def score_turn(turn: Turn, memory: Mapping[str, Any], lexicons: Lexicons) -> Sco
         "loop.rejections": loop_facts.rejections,
         "loop.answers": loop_facts.answers,
         "loop.reasks": loop_facts.reasks,
+        "breakdown.score": _number(breakdown, 0, 1),
+        "breakdown.contributions": breakdown_why,
         "requested_human": asked,
     }
     if message.intent is not None:
@@ -126,4 +154,6 @@ def score_turn(turn: Turn, memory: Mapping[str, Any], lexicons: Lexicons) -> Sco
     if message.intent_confidence is not None:
         facts["intent.confidence"] = _number(message.intent_confidence, 0, 1)
 
-    return ScoredTurn(scores=scores, facts=facts, memory=state.to_json())
+    return ScoredTurn(scores=scores, facts=facts, memory=state.to_json(),
+                      frustration_features=frustration_features,
+                      breakdown_features=breakdown_features)

@@ -25,6 +25,8 @@ class FrustrationFacts:
     score: float
     mean: float
     cues: tuple[str, ...]
+    # the score's log-odds (0 for a turn without text), for the fitted layer
+    evidence: float = 0.0
 
 
 def is_shouting(text: str, params: Params) -> bool:
@@ -122,7 +124,11 @@ def turn_score(sentiment: float, cues: Iterable[str], params: Params) -> float:
     Evidence adds up without ever passing 1, and every cue moves the score the same
     way whatever else fired.
     """
-    evidence = log_odds(sentiment, cues, params)
+    return score_of(log_odds(sentiment, cues, params))
+
+
+def score_of(evidence: float) -> float:
+    """0..1: the logistic of log-odds evidence."""
     if evidence < -30.0:  # exp() would overflow; the score is 0 to 13 decimals anyway
         return 0.0
     return 1.0 / (1.0 + math.exp(-evidence))
@@ -139,8 +145,10 @@ def step(memory: Memory, text: str | None, sentiment: float, matches: Iterable[M
                 if memory.frustration_weight else 0.0)
         return FrustrationFacts(0.0, max(0.0, min(1.0, mean)), ()), memory
     cues = cues_of(text, matches, params)
-    score = turn_score(sentiment, cues, params)
+    evidence = log_odds(sentiment, cues, params)
+    score = score_of(evidence)
     total = memory.frustration_sum * params.frustration_decay + score
     weight = memory.frustration_weight * params.frustration_decay + 1.0
-    facts = FrustrationFacts(score, max(0.0, min(1.0, total / weight)), cues)
-    return facts, memory.evolve(frustration_sum=total, frustration_weight=weight)
+    facts = FrustrationFacts(score, max(0.0, min(1.0, total / weight)), cues, evidence)
+    return facts, memory.evolve(frustration_sum=total, frustration_weight=weight,
+                                frustration_last=evidence)

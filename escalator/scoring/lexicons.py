@@ -28,6 +28,7 @@ from escalator.errors import PolicyError, Problem
 from escalator.ruleset.folder import FOLDER, RulesFolder, read_folder
 from escalator.ruleset.problems import validation_problems
 from escalator.ruleset.yamlfile import line_of, load_yaml
+from escalator.scoring.fitted import FEATURES, FittedModel
 from escalator.scoring.labels import intent_key, variant_suffix_pattern
 from escalator.scoring.text import (
     Pattern,
@@ -58,7 +59,10 @@ NOT_REQUEST = "not_request"
 MEASURED_CUES = frozenset({"shouting", "exclamation", "long_message"})
 
 FILES = ("scoring.yaml", "languages.yaml", "frustration.yaml", "topics.yaml",
-         "complexity.yaml", "requests.yaml", "sentiment.yaml")
+         "complexity.yaml", "requests.yaml", "sentiment.yaml", "fitted_frustration.yaml",
+         "fitted_breakdown.yaml")
+# The fitted layers' weights files (escalator fit writes them), by model name.
+FITTED_FILES = {"frustration": "fitted_frustration.yaml", "breakdown": "fitted_breakdown.yaml"}
 
 _LABEL = Exactly(
     r"^[a-z][a-z0-9_]*$",
@@ -283,7 +287,33 @@ class _SentimentFileSchema(Schema):
         required=True)
 
 
+# --- fitted_*.yaml (see escalator.scoring.fitted) -------------------------------------------
+
+class _TermSchema(Schema):
+    weight = fields.Float(required=True, validate=validate.Range(-50, 50))
+    center = fields.Float(required=True, validate=validate.Range(-1000, 1000))
+
+
+def _fitted_schema(kind: str) -> type[Schema]:
+    """The schema of one model's weights file: only that model's features are known."""
+    terms = Schema.from_dict({name: fields.Nested(_TermSchema) for name in FEATURES[kind]},
+                             name=f"_{kind.title()}FeaturesSchema")
+
+    class _FittedFileSchema(Schema):
+        model = fields.String(required=True, validate=validate.OneOf(
+            [kind], error=f"must be {kind} in this file"))
+        intercept = fields.Float(required=True, validate=validate.Range(-50, 50))
+        top = _count(0, 20)
+        features = fields.Nested(terms, required=True)
+        # How the weights were fitted (the command, the data, the cross-validation): a
+        # record for people, not read by the service.
+        fit = fields.Dict(keys=fields.String(), load_default=dict)
+
+    return _FittedFileSchema
+
+
 _SCHEMAS: dict[str, type[Schema]] = {
+    **{file: _fitted_schema(model) for model, file in FITTED_FILES.items()},
     "scoring.yaml": _ScoringFileSchema,
     "languages.yaml": _LanguagesFileSchema,
     "frustration.yaml": _FrustrationFileSchema,
@@ -431,6 +461,9 @@ class Lexicons:
     not_content: frozenset[str]
     fillers: frozenset[str]
     request_intents: frozenset[str]
+    # the fitted layers (fitted_frustration.yaml, fitted_breakdown.yaml)
+    frustration_model: FittedModel
+    breakdown_model: FittedModel
     analyzer: SentimentIntensityAnalyzer = field(repr=False, compare=False)
     # words VADER gives a valence to, and the emoji it reads (for a cheap pre-check)
     vader_words: frozenset[str] = field(repr=False, compare=False)
@@ -450,16 +483,21 @@ class _Collector:
         self.problems.append(Problem(file, line_of(node, fallback), message, code=code))
 
 
-def _load_files(folder: RulesFolder, problems: _Collector) -> dict[str, tuple[Any, Any]]:
-    """Each file's (raw YAML, validated data); files with problems are left out."""
+def _load_files(folder: RulesFolder, problems: _Collector,
+                skip: tuple[str, ...] = ()) -> dict[str, tuple[Any, Any]]:
+    """Each file's (raw YAML, validated data); files with problems are left out, and so
+    are the files in `skip` (not read at all)."""
     loaded: dict[str, tuple[Any, Any]] = {}
     if FOLDER in folder.refused:  # e.g. lexicons/ links out of the rules folder
         problems.problems.append(folder.refused[FOLDER].problem(str(folder.path)))
         return loaded
     problems.problems.extend(why.problem(str(folder.path / name))
                              for name, why in sorted(folder.refused.items())
-                             if name.endswith(".yaml"))  # unread; named or not in FILES
+                             # unread; named or not in FILES
+                             if name.endswith(".yaml") and name not in skip)
     for name in FILES:
+        if name in skip:
+            continue
         display = str(folder.path / name)
         if name not in folder.files:
             if name not in folder.refused:
@@ -505,16 +543,20 @@ def _words_of(phrases: list[str]) -> list[str]:
     return [word for phrase in phrases for word in pattern_words(phrase)]
 
 
-def load_lexicons(source: Path | RulesFolder) -> Lexicons:
+def load_lexicons(source: Path | RulesFolder, *, fitted: bool = True) -> Lexicons:
     """Load and validate rules/lexicons (the folder, or a read of it); raise PolicyError
-    listing every problem found."""
+    listing every problem found.
+
+    fitted=False neither reads nor needs the fitted layers' files (their scores are then
+    those of an empty model, 0.5): what `escalator fit` computes the features with, so a
+    missing or broken weights file can be rebuilt."""
     folder = source if isinstance(source, RulesFolder) else read_folder(Path(source))
     directory = folder.path
     problems = _Collector()
-    loaded = _load_files(folder, problems)
+    loaded = _load_files(folder, problems, () if fitted else tuple(FITTED_FILES.values()))
 
     for name in FILES[2:]:
-        if name in loaded and name != "sentiment.yaml":
+        if name in loaded and name not in ("sentiment.yaml", *FITTED_FILES.values()):
             raw, data = loaded[name]
             _check_phrases(str(Path(directory) / name), raw, data, problems)
     _cross_check(Path(directory), loaded, problems)
@@ -648,7 +690,19 @@ def _build(data: Mapping[str, Any]) -> Lexicons:
         not_content=frozenset(not_content),
         fillers=frozenset(fillers),
         request_intents=frozenset(requests["intents"]),
+        frustration_model=_fitted(data, "frustration"),
+        breakdown_model=_fitted(data, "breakdown"),
         analyzer=analyzer,
         vader_words=frozenset(analyzer.lexicon),
         vader_emoji=frozenset(analyzer.emojis),
     )
+
+
+def _fitted(data: Mapping[str, Any], model: str) -> FittedModel:
+    loaded = data.get(FITTED_FILES[model])
+    if loaded is None:  # load_lexicons(fitted=False)
+        return FittedModel(model, 0.0, (), 0)
+    return FittedModel.of(model, loaded["intercept"],
+                          {name: (term["weight"], term["center"])
+                           for name, term in loaded["features"].items()},
+                          loaded["top"])

@@ -11,6 +11,8 @@ sentiment scores, and one-way tags and signatures.
     sr   sentiment: last few turn scores (for the trend), oldest first
     ns   sentiment: negative streak
     fs   frustration: decayed sum of turn scores   fw  ... and of weights
+    fe   frustration: the last scored message's evidence (log-odds; the fitted layer's
+         "previous")
     lc   intent: low-confidence streak
     sb   bits per word hash in sg (a change of setting discards old signatures)
     sg   signatures of the last few signed customer messages (packed bottom-k MinHash)
@@ -27,7 +29,7 @@ sentiment scores, and one-way tags and signatures.
 
 pr holds the prompts in the order they were last sent (a prompt sent again moves to the
 end), which is what both repeats and oscillations are read from. Keys added later (os,
-nu, rj, an, la, ra) read as 0 from a memory written before them.
+nu, rj, an, la, ra, fe) read as 0 from a memory written before them.
 
 Tags are 32-bit BLAKE2b hashes (6 base64 characters): a prompt id or intent can be 128
 characters long, and only equality is ever needed.
@@ -83,6 +85,7 @@ class Memory:
     negative_streak: int = 0
     frustration_sum: float = 0.0
     frustration_weight: float = 0.0
+    frustration_last: float = 0.0
     low_confidence_streak: int = 0
     signature_bits: int = 0
     signatures: tuple[str, ...] = ()
@@ -104,7 +107,7 @@ class Memory:
     def evolve(self, **changes: Any) -> Memory:
         """A copy with some fields changed (several per turn: must be cheap).
 
-        dataclasses.replace() re-runs __init__ and costs ~5 us on this 24-field class;
+        dataclasses.replace() re-runs __init__ and costs ~5 us on this 25-field class;
         copying the instance dict costs well under 1 us. Field names are not checked
         here: callers are this package's own scorers, and mypy checks the types.
         """
@@ -134,6 +137,8 @@ class Memory:
             negative_streak=_count(raw, "ns"),
             frustration_sum=_number(raw, "fs"),
             frustration_weight=max(0.0, _number(raw, "fw")),
+            # Bounded: evidence is a few units of log-odds; a stored value is never trusted.
+            frustration_last=max(-50.0, min(50.0, _number(raw, "fe"))),
             low_confidence_streak=_count(raw, "lc"),
             signature_bits=_count(raw, "sb"),
             signatures=_strings(raw, "sg"),
@@ -178,6 +183,7 @@ class Memory:
             "ns": self.negative_streak,
             "fs": round(self.frustration_sum, 4),
             "fw": round(self.frustration_weight, 4),
+            "fe": round(self.frustration_last, 4),
             "lc": self.low_confidence_streak,
             "sb": self.signature_bits,
             "sg": list(self.signatures),

@@ -17,7 +17,7 @@ from escalator.decisionlog import log_record
 from escalator.errors import PolicyError, Problem
 from escalator.model import HANDOFF_URGENCIES, KEEP, KNOWN_CHANNELS, ROUTE, Decision, Turn
 from escalator.policy import Check, Policy, PolicyHolder, check_policy, load_policy, vocabulary_of
-from escalator.ruleset.catalogue import CONTEXT_PREFIX, FACTS, FactSpec, lookup
+from escalator.ruleset.catalogue import CONTEXT_PREFIX, EXPLANATIONS, FACTS, FactSpec, lookup
 from escalator.ruleset.conditions import (
     AllOf,
     AnyOf,
@@ -58,7 +58,8 @@ from escalator.tools.transcripts import (
 )
 
 __all__ = [
-    "BANDS", "CONTEXT_PREFIX", "DIMENSIONS", "DISPARITY", "FACTS", "FLOOR_MAX_FALLBACK_STREAK",
+    "BANDS", "CONTEXT_PREFIX", "DIMENSIONS", "DISPARITY", "EXPLANATIONS", "FACTS",
+    "FLOOR_MAX_FALLBACK_STREAK",
     "FOUR_FIFTHS", "HANDOFF_URGENCIES", "KEEP", "KNOWN_CHANNELS", "LEXICON_FOLDER", "MAX_PRIORITY",
     "NO_DISPARITY", "OPERATORS_BY_TYPE", "ROUTE", "RULE_ID_PATTERN", "TOO_LITTLE_DATA", "AllOf",
     "AnyOf", "AuditResult", "Change", "Check", "Comparison", "Condition", "CorpusError", "Decision",

@@ -15,6 +15,7 @@ import yaml
 
 from escalator.studio.engine import (
     CONTEXT_PREFIX,
+    EXPLANATIONS,
     FACTS,
     HANDOFF_URGENCIES,
     KEEP,
@@ -178,7 +179,8 @@ def rule_of(form: RuleForm, raw: Mapping[str, Any] | None, language: str) -> dic
 
 def fact_choices() -> list[tuple[str, str, str]]:
     """(name, type, description) of every fact a rule can test, in catalogue order."""
-    return [(spec.name, spec.type, spec.doc) for spec in FACTS.values()]
+    return [(spec.name, spec.type, spec.doc) for spec in FACTS.values()
+            if spec.name not in EXPLANATIONS]
 
 
 def operators_for(fact: str) -> list[str]:

@@ -117,9 +117,11 @@ def test_breakdown_replays_through_the_default_rules_and_reads_both_measures(
     ]), encoding="utf-8")
     result = quality.measure_breakdown(replayer, path)
     assert result["dialogues"] == 4
-    for measure in ("auc_last", "auc_largest", "baseline_auc"):
+    for measure in ("auc_last", "auc_largest", "baseline_auc", "fitted_auc_last",
+                    "fitted_auc_largest"):
         assert set(result[measure]) == {"all", "even", "odd"}
     assert result["auc_last"]["all"] == 1.0
+    assert result["fitted_auc_last"]["all"] == 1.0  # the stuck calls' breakdown.score is higher
     decisions = result["decisions"]["all"]
     assert decisions["good"]["share"] == 0.0
     assert decisions["bad"]["share"] == 1.0

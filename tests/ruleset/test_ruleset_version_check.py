@@ -25,7 +25,7 @@ def version_of(folder: Path) -> str:
 def lower_spike_threshold(folder: Path) -> None:
     frustration = folder / "frustration.yaml"
     text = frustration.read_text()
-    changed = re.sub(r"(fact: frustration\.score, gte: )([0-9.]+)",
+    changed = re.sub(r"(fact: frustration\.fitted, gte: )([0-9.]+)",
                      lambda m: m.group(1) + str(round(float(m.group(2)) - 0.05, 2)), text,
                      count=1)
     assert changed != text

@@ -58,7 +58,11 @@ def test_fact_values_have_catalogue_types_and_ranges(converse: Converse, turn: M
             if isinstance(value, int | float) and not isinstance(value, bool):
                 assert spec.minimum is None or value >= spec.minimum, (name, value)
                 assert spec.maximum is None or value <= spec.maximum, (name, value)
-            if isinstance(value, tuple):
+            if isinstance(value, tuple) and name.endswith(".contributions"):
+                # "feature +0.42", the largest size first
+                sizes = [abs(float(v.rsplit(" ", 1)[1])) for v in value]
+                assert sizes == sorted(sizes, reverse=True), (name, value)
+            elif isinstance(value, tuple):
                 assert list(value) == sorted(value) and all(isinstance(v, str) for v in value)
         scores = result.scores
         assert -1 <= scores.sentiment <= 1

@@ -77,9 +77,9 @@ def test_a_rule_edit_leaves_the_rest_of_the_file_as_written() -> None:
     assert before[:entry.start] == after[:entry.start]
     tail = len(before) - entry.end
     assert before[-tail:] == after[-tail:]
-    assert "        - {fact: frustration.score, gte: 0.8}" in after
+    assert "        - {fact: frustration.fitted, gte: 0.8}" in after
     assert ruleyaml.condition_lines(start, rule) == [
-        after.index("        - {fact: frustration.score, gte: 0.8}") + 1]
+        after.index("        - {fact: frustration.fitted, gte: 0.8}") + 1]
     added, _ = ruleyaml.insert_rule(edited, dict(rule, id="x-copy"), after="frustration-spike")
     assert ruleyaml.delete_rule(added, "x-copy") == edited
     assert ruleyaml.set_version('ruleset: a\nversion: "1.2"  # note\n', "1.3") == \

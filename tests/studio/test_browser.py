@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.rulesets import copy_rules
+from support.rulesets import copy_rules, default_version
 from support.servers import stop
 from support.studio import CORPUS
 
 from escalator.config import default_rules_dir
+from escalator.ruleset.previous import next_version
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -134,15 +135,15 @@ def test_an_owner_changes_a_threshold_replays_and_saves(browser: Any,
 
     _until(counted, "the rule counts of the first replay")
     spike = driver.find_element(By.ID, "rule-frustration-spike")
-    assert ("Route to a person, queue support, urgency high, when the frustration in this "
-            "message is at least 0.85.") in spike.text
+    assert ("Route to a person, queue support, urgency high, when the fitted frustration of "
+            "this message is at least 0.85.") in spike.text
     assert "floor" in driver.find_element(By.ID, "rule-explicit-human-request").text
     _shot(driver, "01-rules")
 
     # The form: an impossible threshold is refused on its row as it is typed.
     spike.find_element(By.LINK_TEXT, "Edit").click()
     assert Select(driver.find_element(By.ID, "fact-0")).first_selected_option.text == \
-        "frustration.score"
+        "frustration.fitted"
     value = driver.find_element(By.ID, "value-0")
     value.clear()
     value.send_keys("4")
@@ -205,17 +206,19 @@ def test_an_owner_changes_a_threshold_replays_and_saves(browser: Any,
     # Save, with the version the page offers.
     driver.get(url + "save")
     version = driver.find_element(By.ID, "version")
-    assert version.get_attribute("value") == "2026.11.5"
+    old = default_version()
+    new = next_version(old)
+    assert version.get_attribute("value") == new
     _shot(driver, "11-save")
     driver.find_element(By.CSS_SELECTOR, "button[value=save]").click()
     _until(lambda: driver.find_element(By.ID, "saved-message"), "the save")
-    assert "{fact: frustration.score, gte: 0.8}" in (rules / "frustration.yaml").read_text()
-    assert 'version: "2026.11.5"' in (rules / "ruleset.yaml").read_text()
+    assert "{fact: frustration.fitted, gte: 0.8}" in (rules / "frustration.yaml").read_text()
+    assert f'version: "{new}"' in (rules / "ruleset.yaml").read_text()
     check = subprocess.run([sys.executable, "-m", "escalator", "rules", "check", str(rules),
                             "--against", str(default_rules_dir())],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
-    assert "version 2026.11.4 -> 2026.11.5" in check.stdout
+    assert f"version {old} -> {new}" in check.stdout
     leftovers = [p.name for p in rules.iterdir() if "studio-tmp" in p.name]
     assert leftovers == []
 

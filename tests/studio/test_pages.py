@@ -10,9 +10,11 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
+from support.rulesets import default_version
 from support.studio import CORPUS, finished, token
 
 from escalator.ruleset.model import MAX_PRIORITY
+from escalator.ruleset.previous import next_version
 
 
 def _text(client: FlaskClient, path: str) -> str:
@@ -92,13 +94,14 @@ def test_a_form_edit_goes_to_the_draft_and_is_saved_with_a_new_version(
     assert "at least <em>0.8</em>" in _text(studio, "/studio/")
     assert "gte: 0.85" in (rules / "frustration.yaml").read_text()  # not yet
     save_page = _text(studio, "/studio/save")
-    assert 'value="2026.11.5"' in save_page
+    new = next_version(default_version())
+    assert f'value="{new}"' in save_page
     assert "+        - {fact: frustration.score, gte: 0.8}" in save_page
     response = studio.post("/studio/save", data={"csrf_token": csrf, "action": "save",
-                                                 "version": "2026.11.5"})
+                                                 "version": new})
     assert "Saved frustration.yaml, ruleset.yaml." in response.get_data(as_text=True)
     assert "{fact: frustration.score, gte: 0.8}" in (rules / "frustration.yaml").read_text()
-    assert 'version: "2026.11.5"' in (rules / "ruleset.yaml").read_text()
+    assert f'version: "{new}"' in (rules / "ruleset.yaml").read_text()
     assert not [p for p in rules.iterdir() if p.name.startswith(".")]
     check = subprocess.run([sys.executable, "-m", "escalator", "rules", "check", str(rules)],
                            capture_output=True, text=True)

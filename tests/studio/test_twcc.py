@@ -33,7 +33,7 @@ def test_the_studio_replays_twcc_as_escalator_replay_does(tmp_path: Path) -> Non
     edited = tmp_path / "edited"
     shutil.copytree(saved, edited)
     lowered = (saved / "frustration.yaml").read_text().replace(
-        "frustration.score, gte: 0.85", "frustration.score, gte: 0.75")
+        "frustration.fitted, gte: 0.85", "frustration.fitted, gte: 0.75")
     (edited / "frustration.yaml").write_text(lowered)
 
     app = create_local_app(saved, [corpus])

@@ -17,6 +17,14 @@ def copy_rules(folder: Path, *, with_tests: bool = False) -> Path:
     return folder
 
 
+def default_version() -> str:
+    """The version the packaged default policy declares (tests must not hard-code it: every
+    change to the default rules raises it)."""
+    text = (default_rules_dir() / "ruleset.yaml").read_text()
+    start = text.index('version: "') + len('version: "')
+    return text[start:text.index('"', start)]
+
+
 def set_version(folder: Path, version: str) -> None:
     """Rewrite the version ruleset.yaml declares."""
     header = folder / "ruleset.yaml"
