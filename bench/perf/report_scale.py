@@ -37,7 +37,7 @@ START = 1_793_491_200  # 2026-11-01T00:00:00Z
 CHANNELS = ("web", "app", "voice", "sms", "whatsapp")
 LANGUAGES = ("en", "en", "en", "es", "de", "fr", "pt")
 TIERS = ("standard", "standard", "standard", "silver", "gold", "platinum")
-RULESET = {"name": "default", "version": "2026.11.4", "digest": "sha256:" + "ab" * 32}
+RULESET = {"name": "default", "version": "2026.11.5", "digest": "sha256:" + "ab" * 32}
 SHADOW = {"name": "default", "version": "2026.11.5-candidate", "digest": "sha256:" + "cd" * 32}
 
 
@@ -54,6 +54,9 @@ def _facts(rng: random.Random, turn: int, channel: str, language: str,
         "sentiment.negative_streak": rng.choice((0, 0, 1, 2, 3)),
         "frustration.score": round(score, 4), "frustration.mean": round(mean, 4),
         "frustration.cues": rng.choice(([], [], ["waiting"], ["repetition", "shouting"])),
+        # The fitted score the default rules read: the lexicon score, as far as a generated
+        # log needs (the same draw keeps the generator's output otherwise unchanged).
+        "frustration.fitted": round(score, 4),
         "complexity.score": round(rng.random() * 0.9, 4),
         "complexity.questions": rng.randint(0, 3), "complexity.issues": rng.randint(1, 2),
         "complexity.topics": rng.choice(([], [], ["cancellation"], ["fraud"])),
@@ -79,11 +82,11 @@ def _decide(facts: dict[str, Any], spike: float) -> list[str]:
         rules.append("bot-fallback-cap")
     if facts["loop.repeats"] >= 2:
         rules.append("customer-repeating")
-    if facts["customer.tier"] in ("gold", "platinum") and facts["frustration.score"] >= 0.75:
+    if facts["customer.tier"] in ("gold", "platinum") and facts["frustration.fitted"] >= 0.75:
         rules.append("valued-customer-frustrated")
     if facts["frustration.mean"] >= 0.65 and facts["turn_index"] >= 3:
         rules.append("sustained-frustration")
-    if facts["frustration.score"] >= spike:
+    if facts["frustration.fitted"] >= spike:
         rules.append("frustration-spike")
     return rules
 

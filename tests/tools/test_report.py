@@ -20,7 +20,7 @@ from escalator.tools import report as reporting
 
 T0 = 1_793_491_200.0  # 2026-11-01T00:00:00Z
 DAY = 86400.0
-SPIKE = "frustration-spike"  # the default rules: frustration.score >= 0.85
+SPIKE = "frustration-spike"  # the default rules: frustration.fitted >= 0.85
 REPEATING = "customer-repeating"
 
 
@@ -35,7 +35,8 @@ def decision(decision_id: str, at: float, outcome: str, rules: list[str], *,
         "ruleset": {"name": "default", "version": "1", "digest": "sha256:aa"},
         "degraded": False,
         "segment": {"channel": channel, "language": language, "tier": tier, "segment": None},
-        "facts": {"frustration.score": score, "frustration.mean": score / 2,
+        "facts": {"frustration.fitted": score, "frustration.score": score,
+                  "frustration.mean": score / 2,
                   "turn_index": 1, "loop.repeats": 0, "requested_human": False},
     }
     if kind:
@@ -160,8 +161,8 @@ def test_thresholds_and_missed_escalations_by_the_facts_at_the_time(
         log: Path, ruleset: Any) -> None:
     result = run(log, ruleset)
     spike = next(t for t in result["thresholds"]
-                 if t["rule"] == SPIKE and t["fact"] == "frustration.score")
-    assert spike["written"] == "frustration.score >= 0.85"
+                 if t["rule"] == SPIKE and t["fact"] == "frustration.fitted")
+    assert spike["written"] == "frustration.fitted >= 0.85"
     # needed: d1 0.9 (holds), d3 0.5 (does not); not needed: d2 0.86; missed: d4 0.7.
     assert spike["handoff_needed"] == {"holds": 1, "does_not_hold": 1, "absent": 0}
     assert spike["handoff_not_needed"] == {"holds": 1, "does_not_hold": 0, "absent": 0}
@@ -180,7 +181,7 @@ def test_thresholds_and_missed_escalations_by_the_facts_at_the_time(
                              "resolved_by_bot": 2, "miss_rate": 0.3333}]
     assert {x["value"]: (x["should_have_escalated"], x["resolved_by_bot"])
             for x in m["by_channel"]} == {"app": (1, 0), "web": (0, 1), "voice": (0, 1)}
-    score = by(m["facts"], "fact", "frustration.score")
+    score = by(m["facts"], "fact", "frustration.fitted")
     # missed: 0.7 alone; kept: 0.2 and 0.5 (median: the lower, to the 0.005 step).
     assert score["should_have_escalated"]["median"] == pytest.approx(0.7, abs=0.005)
     assert score["resolved_by_bot"]["median"] == pytest.approx(0.2, abs=0.005)
@@ -325,13 +326,13 @@ def test_values_no_report_can_show_are_refused_or_left_out(tmp_path: Path,
         run(write(tmp_path / "late.jsonl", [late]), ruleset)
     # A fact too large for a float, or of the wrong kind, is absent for the histograms.
     odd = decision("odd", T0, ROUTE, [SPIKE])
-    odd["facts"]["frustration.score"] = "high"
+    odd["facts"]["frustration.fitted"] = "high"
     huge = json.dumps(decision("huge", T0, ROUTE, [SPIKE])).replace(
-        '"frustration.score": 0.5', '"frustration.score": 1' + "0" * 400)
+        '"frustration.fitted": 0.5', '"frustration.fitted": 1' + "0" * 400)
     rows = [odd, huge, feedback("odd", T0 + 1, "handoff_needed", [SPIKE]),
             feedback("huge", T0 + 2, "handoff_needed", [SPIKE])]
     # (json reads the huge number as an int; orjson refuses the line as log_not_json.)
     result = reporting.build([str(write(tmp_path / "odd.jsonl", rows))], ruleset,
                              loads=json.loads).result()
-    spike = next(t for t in result["thresholds"] if t["fact"] == "frustration.score")
+    spike = next(t for t in result["thresholds"] if t["fact"] == "frustration.fitted")
     assert spike["handoff_needed"] == {"holds": 0, "does_not_hold": 0, "absent": 2}

@@ -149,9 +149,9 @@ def text(result: dict[str, Any]) -> str:
 
 
 # The facts an example shows in text (the JSON and HTML show them all).
-_EXAMPLE_FACTS = ("turn_index", "frustration.score", "frustration.mean", "loop.score",
-                  "loop.repeats", "requested_human", "customer.tier", "channel",
-                  "message.language")
+_EXAMPLE_FACTS = ("turn_index", "frustration.fitted", "frustration.score", "frustration.mean",
+                  "loop.score", "breakdown.score", "loop.repeats", "requested_human",
+                  "customer.tier", "channel", "message.language")
 
 
 def _num(value: float | None) -> str:
