@@ -37,7 +37,7 @@ def simulate(records: list[dict[str, Any]], frustration: float) -> list[dict[str
         decisions.sort(key=lambda r: r["turn_index"])
         last_two = decisions[-2:]
         needed = (any(d["facts"].get("requested_human") for d in decisions)
-                  or any(d["facts"].get("frustration.score", 0) >= frustration
+                  or any(d["facts"].get("frustration.fitted", 0) >= frustration
                          for d in last_two))
         handoff = next((d for d in decisions if d["decision"] == "route_to_human"), None)
         if handoff is not None:
