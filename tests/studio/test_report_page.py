@@ -22,7 +22,7 @@ def _record(decision_id: str, outcome: str, rules: list[str], score: float) -> s
         "decision": outcome, "rules": rules,
         "ruleset": {"name": "default", "version": "x", "digest": "sha256:x"},
         "segment": {"channel": "web", "language": "en", "tier": "gold"},
-        "facts": {"frustration.score": score, "turn_index": 1}})
+        "facts": {"frustration.fitted": score, "turn_index": 1}})
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_the_report_page_shows_a_log_with_the_studio_rules(client_with_log: Flas
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert 'id="handoff-rate">50.0%</strong>' in html
-    assert "frustration.score &gt;= 0.85" in html  # the studio's rules' threshold
+    assert "frustration.fitted &gt;= 0.85" in html  # the studio's rules' threshold
     assert html.count("<svg") >= 5
     assert client_with_log.get("/studio/report?log=3").status_code == 404
 
