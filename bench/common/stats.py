@@ -1,60 +1,6 @@
-"""The statistics the benchmarks report: correlations, ranks, ROC AUC, a confidence bound.
+"""The statistics the benchmarks report: the package's own (escalator/tools/stats.py), so
+that a benchmark and `escalator fit` or `escalator report` compute a figure the same way."""
 
-Pearson's r is written out rather than taken from statistics.correlation: the two differ
-in the last digits, and the published figures (docs, --json output) were computed with
-this one; it also gives nan, not an exception, when one side is constant.
-"""
+from escalator.tools.stats import pearson, ranks, roc_auc, spearman, wilson, wilson_upper
 
-from __future__ import annotations
-
-import math
-import statistics
-from collections.abc import Sequence
-
-
-def pearson(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Pearson's r (nan when either side is constant)."""
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-    sxx = sum((x - mx) ** 2 for x in xs)
-    syy = sum((y - my) ** 2 for y in ys)
-    return sxy / math.sqrt(sxx * syy) if sxx and syy else math.nan
-
-
-def ranks(values: Sequence[float]) -> list[float]:
-    """1-based ranks, ties sharing their mean rank."""
-    order = sorted(range(len(values)), key=values.__getitem__)
-    result = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            result[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return result
-
-
-def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Spearman's rho: Pearson's r of the ranks."""
-    return pearson(ranks(xs), ranks(ys))
-
-
-def roc_auc(scores: Sequence[float], positive: Sequence[bool]) -> float:
-    """Area under the ROC curve (Mann-Whitney U, ties counted half)."""
-    r = ranks(scores)
-    n_pos = sum(positive)
-    n_neg = len(positive) - n_pos
-    rank_sum = sum(rank for rank, p in zip(r, positive, strict=True) if p)
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-
-
-def wilson_upper(successes: int, total: int, z: float = 1.645) -> float:
-    """The upper end of the Wilson score interval of a proportion (z 1.645: one-sided 95%)."""
-    if total == 0:
-        return 1.0
-    p = successes / total
-    centre = p + z * z / (2 * total)
-    spread = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
-    return (centre + spread) / (1 + z * z / total)
+__all__ = ["pearson", "ranks", "roc_auc", "spearman", "wilson", "wilson_upper"]

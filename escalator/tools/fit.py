@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -41,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 from escalator.model import BotReply, Message, Turn
 from escalator.scoring import Lexicons, score_turn
 from escalator.scoring.fitted import FEATURES, FIXED, SIGNS
+from escalator.tools.corpus import breakdown_turns, dfrustration_dialogues
+from escalator.tools.stats import pearson, roc_auc
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,43 +65,6 @@ class FitError(Exception):
 # ------------------------------------------------------------------------------ data
 
 
-_RATINGS = re.compile(r"\{([^{}]*)\}\s*$")
-
-
-def frustration_dialogues(path: Path) -> list[list[tuple[str, float | None]]]:
-    """dfrustration dialogues: (customer text, mean 0-4 rating or None) per customer turn."""
-    dialogues: list[list[tuple[str, float | None]]] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("----"):
-            dialogues.append([])
-        elif line.startswith("USER:") and dialogues:
-            found = _RATINGS.search(line)
-            text = line[5:found.start()] if found else line[5:]
-            ratings = [float(v) for v in (found.group(1).split(",") if found else [])
-                       if v.strip() not in ("", "n")]
-            dialogues[-1].append((text.strip(), statistics.fmean(ratings) if ratings else None))
-    return [d for d in dialogues if d]
-
-
-def breakdown_turns(dialogue: dict[str, Any]) -> list[Turn]:
-    """A BETOLD call as the turns a bot platform would send (as bench/quality.py maps it):
-    the caller's intents, the bot's last prompt, and a did_not_understand since the
-    caller last spoke as bot.fallback."""
-    turns: list[Turn] = []
-    prompt: str | None = None
-    fallback = False
-    for utterance in dialogue["utterances_annotations"]:
-        if utterance["caller_name"] == "nlg":
-            prompt = utterance["intent"]
-            fallback = fallback or prompt == "did_not_understand"
-            continue
-        turns.append(Turn(turn_id=f"t-{len(turns) + 1}",
-                          message=Message(intent=utterance["intent"]),
-                          bot=BotReply(prompt_id=prompt, fallback=fallback)))
-        fallback = False
-    return turns
-
-
 @dataclass(frozen=True)
 class Examples:
     """Feature rows, labels (0..1) and the dialogue each row comes from."""
@@ -115,7 +79,8 @@ class Examples:
 def frustration_examples(data: Path, lexicons: Lexicons) -> Examples:
     """One row per rated customer turn, each dialogue scored turn by turn."""
     rows, labels, groups, lexicon = [], [], [], []
-    for number, dialogue in enumerate(frustration_dialogues(data / FRUSTRATION_DATA)):
+    for number, dialogue in enumerate(dfrustration_dialogues(
+            (data / FRUSTRATION_DATA).read_text(encoding="utf-8").splitlines())):
         memory: dict[str, Any] = {}
         for index, (text, rating) in enumerate(dialogue, 1):
             scored = score_turn(Turn(f"t-{index}", Message(text=text), BotReply()), memory,
@@ -163,34 +128,9 @@ def examples(model: str, data: Path, lexicons: Lexicons) -> Examples:
 # ------------------------------------------------------------------------------ measures
 
 
-def pearson(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Pearson's r (nan when either side is constant)."""
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-    sxx = sum((x - mx) ** 2 for x in xs)
-    syy = sum((y - my) ** 2 for y in ys)
-    return sxy / math.sqrt(sxx * syy) if sxx and syy else math.nan
-
-
-def roc_auc(scores: Sequence[float], labels: Sequence[float]) -> float:
-    """Area under the ROC curve of scores for labels >= 0.5 (ties counted half)."""
-    order = sorted(range(len(scores)), key=scores.__getitem__)
-    ranks = [0.0] * len(scores)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    positive = [label >= 0.5 for label in labels]
-    n_pos = sum(positive)
-    n_neg = len(positive) - n_pos
-    if not n_pos or not n_neg:
-        return math.nan
-    rank_sum = sum(r for r, p in zip(ranks, positive, strict=True) if p)
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+def _auc(scores: Sequence[float], labels: Sequence[float]) -> float:
+    """ROC AUC of scores for labels >= 0.5."""
+    return roc_auc(scores, [label >= 0.5 for label in labels])
 
 
 def log_likelihood(predictions: Sequence[float], labels: Sequence[float]) -> float:
@@ -205,7 +145,7 @@ def log_likelihood(predictions: Sequence[float], labels: Sequence[float]) -> flo
 
 METRICS: dict[str, tuple[str, Callable[[Sequence[float], Sequence[float]], float]]] = {
     "frustration": ("Pearson r", pearson),
-    "breakdown": ("ROC AUC", roc_auc),
+    "breakdown": ("ROC AUC", _auc),
 }
 # What the strength is chosen by, inside the cross-validation.
 CHOICE = log_likelihood

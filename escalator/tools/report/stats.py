@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import math
+from escalator.tools.stats import Z95, wilson
 
-Z95 = 1.959963984540054
-
-
-def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float] | None:
-    """The Wilson score interval of a proportion (None without trials)."""
-    if trials <= 0:
-        return None
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+__all__ = ["Z95", "wilson"]
 
 
 def _ratio(part: int, whole: int) -> float | None:
