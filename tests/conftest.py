@@ -20,6 +20,7 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from support.browser import browser  # noqa: F401 (the browser tests' fixture)
 
 from escalator.app import create_app
 from escalator.config import Config

@@ -12,26 +12,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
-from support.rulesets import copy_rules, set_version
+from support.rulesets import VIP_RULE, copy_rules, set_version
 
 from escalator.app import create_app
 from escalator.config import Config
 from escalator.http.services import EXTENSION
 from escalator.pipeline import STICKY_RULE
-
-# The shadow's one difference from the default rules: a customer the platform flags as a
-# VIP goes to a person whatever else holds.
-VIP_RULE = """\
-rules:
-  - id: vip-to-a-person
-    description: A customer the platform flags as a VIP talks to a person.
-    priority: 95
-    when:
-      all:
-        - {fact: context.vip, eq: true}
-    then:
-      decision: route_to_human
-"""
 
 
 def shadow_folder(where: Path) -> Path:

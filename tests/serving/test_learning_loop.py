@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 import redis
-from support.rulesets import copy_rules, set_version
+from support.rulesets import VIP_RULE, copy_rules, set_version
 from support.servers import http, metric, serve, start_serve, stop, wait_for
 
 from escalator.config import default_rules_dir
@@ -45,17 +45,6 @@ pytestmark = pytest.mark.slow
 CONVERSATIONS = 300
 DAY = 24 * 3600
 SEED = 15
-VIP_RULE = """\
-rules:
-  - id: vip-to-a-person
-    description: A customer the platform flags as a VIP talks to a person.
-    priority: 95
-    when:
-      all:
-        - {fact: context.vip, eq: true}
-    then:
-      decision: route_to_human
-"""
 QUESTIONS = ["Where is my parcel?", "Can I change the delivery address?",
              "Do you ship to Norway?", "How do I reset my password?",
              "What are your opening hours?", "Is the blue jacket in stock?"]

@@ -13,7 +13,6 @@ instead under ESCALATOR_STUDIO_REQUIRE_BROWSER=1 (as in CI).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.browser import SHOTS
 from support.rulesets import copy_rules, default_version
 from support.servers import stop
 from support.studio import CORPUS
@@ -31,53 +31,7 @@ from support.studio import CORPUS
 from escalator.config import default_rules_dir
 from escalator.ruleset.previous import next_version
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-SHOTS = Path(os.environ.get("ESCALATOR_STUDIO_SCREENSHOTS",
-                            Path(__file__).with_name("screenshots")))
 WAIT_SECONDS = 30.0
-
-
-def _missing() -> str | None:
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not os.access(path, os.X_OK):
-            return f"{path} is not installed (apt-get install chromium chromium-driver)"
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (pip install -e '.[test]')"
-    return None
-
-
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("ESCALATOR_STUDIO_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"browser test required but cannot run: {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
-    """A headless chromium that downloads nothing and shares nothing with other runs."""
-    reason = _missing()
-    if reason:
-        _skip_or_fail(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
-                 "--window-size=1366,900"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
 
 @pytest.fixture
 def studio_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:

@@ -52,3 +52,18 @@ def configmap_mount(mount: Path, generation: str = "..2026_11_28_10_00_00.1") ->
     for path in [*(mount / generation).glob("*.yaml"), mount / generation / "lexicons"]:
         (mount / path.name).symlink_to(Path("..data") / path.name)
     return mount
+
+
+# A shadow rule set's one difference from the default rules: a customer the platform flags
+# as a VIP goes to a person whatever else holds.
+VIP_RULE = """\
+rules:
+  - id: vip-to-a-person
+    description: A customer the platform flags as a VIP talks to a person.
+    priority: 95
+    when:
+      all:
+        - {fact: context.vip, eq: true}
+    then:
+      decision: route_to_human
+"""
