@@ -193,9 +193,8 @@ def table(own: dict[str, int], turns: int, instructions: float | None) -> str:
 
 
 def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
-    from load import free_port, wait_until
-
     import redis
+    from load import free_port, wait_until
 
     port = free_port()
     server = subprocess.Popen(
@@ -254,9 +253,11 @@ def in_process(args: argparse.Namespace, folder: Path, port: int) -> tuple[dict[
     return dict(timer.own), args.requests
 
 
-def serve_child(port: int, stats: str) -> None:
+def serve_child(port: int, stats: str, worker_class: str) -> None:
     """`escalator serve` with one worker whose stages are timed (run by --gunicorn)."""
-    from escalator.serving import worker
+    from gunicorn.workers.sync import SyncWorker
+
+    from escalator.serving import gunicorn_config, worker
 
     timer = StageTimer()
     instrument(timer)
@@ -287,8 +288,12 @@ def serve_child(port: int, stats: str) -> None:
     # serve() imports create_app from escalator.app when it runs.
     app_module.create_app = instrumented
     # The worker's loop: all its CPU outside the WSGI app is gunicorn's.
-    worker.BufferingSyncWorker.run = timer.wrap("gunicorn worker",
-                                                worker.BufferingSyncWorker.run)
+    if worker_class == "sync":  # gunicorn's own, as the floor app has it (for comparison)
+        gunicorn_config.worker_class = "sync"
+        SyncWorker.run = timer.wrap("gunicorn worker", SyncWorker.run)
+    else:
+        worker.BufferingSyncWorker.run = timer.wrap("gunicorn worker",
+                                                    worker.BufferingSyncWorker.run)
     run.serve("127.0.0.1", port, 1)
 
 
@@ -302,7 +307,8 @@ def through_gunicorn(args: argparse.Namespace, folder: Path,
     stats = folder / "stages.json"
     with (folder / "serve.log").open("wb") as log:
         server = subprocess.Popen(
-            [sys.executable, __file__, "--serve-child", str(port), "--stats", str(stats)],
+            [sys.executable, __file__, "--serve-child", str(port), "--stats", str(stats),
+             "--worker-class", args.worker_class],
             stdout=log, stderr=log, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -336,11 +342,14 @@ def main() -> None:
                         help="file (default), stdout or none")
     parser.add_argument("--instructions", type=float,
                         help="bench/instructions.py's instructions per turn, to spread")
+    parser.add_argument("--worker-class", choices=("escalator", "sync"), default="escalator",
+                        help="with --gunicorn: escalator's worker (default) or gunicorn's "
+                             "plain sync worker, for comparison")
     parser.add_argument("--serve-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--stats", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_child:
-        serve_child(args.serve_child, args.stats)
+        serve_child(args.serve_child, args.stats, args.worker_class)
         return
     for tool in ("redis-server",) + (("wrk",) if args.gunicorn else ()):
         if shutil.which(tool) is None:
@@ -359,7 +368,8 @@ def main() -> None:
         server.terminate()
         server.wait(10)
         shutil.rmtree(folder, ignore_errors=True)
-    where = ("escalator serve, 1 sync worker, wrk 2 connections" if args.gunicorn
+    where = (f"escalator serve, 1 worker ({args.worker_class}), wrk 2 connections"
+             if args.gunicorn
              else "the WSGI app in one process")
     print(f"CPU per turn by stage ({where}; {turns} turns; decision log: "
           f"{args.decision_log}; thread CPU time)\n", file=sys.__stdout__)
