@@ -42,27 +42,35 @@ def evaluate(transcript: Any, rules_dir: Path | None) -> None:
 @click.option("--against", "against_dir", type=click.Path(file_okay=False, path_type=Path),
               help="A second rule set (e.g. the one in production) to compare with.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--jobs", type=click.IntRange(1), default=None,
+              help="Processes deciding conversations (default: the machine's cores). The "
+                   "result is the same for any number.")
 def replay(corpus: Path, rules_dir: Path | None, against_dir: Path | None,
-           as_json: bool) -> None:
+           as_json: bool, jobs: int | None) -> None:
     """Replay a CORPUS of transcripts (JSON lines) and report what the rules decide."""
     import json
 
     from escalator.tools import replay as replaying
 
-    policy = load_or_exit(rules_folder(rules_dir))
-    against = load_or_exit(against_dir) if against_dir is not None else None
-    total = replaying.count_lines(corpus)
+    rules = rules_folder(rules_dir)
+    # Checked here, with every problem and warning printed; each job loads its own copy.
+    load_or_exit(rules).close()
+    if against_dir is not None:
+        load_or_exit(against_dir).close()
+    jobs = jobs or replaying.default_jobs()
     try:
-        with corpus.open(encoding="utf-8") as stream, click.progressbar(
-                length=total, label="replaying", file=sys.stderr) as bar:
-            result = replaying.replay(replaying.read_corpus(stream, str(corpus)), policy,
-                                      against, on_conversation=lambda: bar.update(1))
+        with corpus.open("rb") as stream:
+            if sys.stderr.isatty():  # a progress bar on a terminal, nothing in a log
+                with click.progressbar(length=corpus.stat().st_size, label="replaying",
+                                       file=sys.stderr) as bar:
+                    result = replaying.replay_corpus(stream, rules, against_dir, jobs=jobs,
+                                                     source=str(corpus),
+                                                     on_bytes=bar.update)
+            else:
+                result = replaying.replay_corpus(stream, rules, against_dir, jobs=jobs,
+                                                 source=str(corpus))
     except replaying.CorpusError as exc:
         raise click.ClickException(str(exc)) from exc
-    finally:
-        policy.close()
-        if against is not None:
-            against.close()
     click.echo(json.dumps(result.as_dict(), indent=2) if as_json
                else replaying.report(result))
 
