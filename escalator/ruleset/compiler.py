@@ -617,14 +617,21 @@ class CompiledRuleSet:
         """The fact as each engine ruleset is sent it (only the keys its rules test)."""
         head = (f'{{"{MARKER_KEY}":"{MARKER_VALUE}","sid":"{SESSION_ID}",'
                 f'"id":"{next(self._fact_ids)}"')
+        if len(self._shard_facts) == 1:  # every rule set of a usual size: one list, one join
+            parts = [head]
+            for fact, encode in self._encoders:
+                value = facts.get(fact)
+                if value is not None:
+                    encode(fact, value, parts)
+            return [",".join(parts) + "}"]
         encoded: dict[str, str] = {}
         for fact, encode in self._encoders:
             value = facts.get(fact)
             if value is not None:
-                parts: list[str] = []
-                encode(fact, value, parts)
-                if parts:
-                    encoded[fact] = "," + ",".join(parts)
+                own: list[str] = []
+                encode(fact, value, own)
+                if own:
+                    encoded[fact] = "," + ",".join(own)
         return [head + "".join(encoded.get(fact, "") for fact in shard) + "}"
                 for shard in self._shard_facts]
 
