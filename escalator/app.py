@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask
 
@@ -25,6 +27,29 @@ from escalator.state.handoff_cache import HandoffCache
 from escalator.state.store import StateStore
 
 log = logging.getLogger(__name__)
+
+
+class _Service(Flask):
+    """Flask, told once per view or hook that it is a plain function.
+
+    Flask asks inspect whether each view and hook is a coroutine function on every
+    request (ensure_sync): ~7 inspections per turn. The answer never changes for a given
+    function, so it is kept; an `async def` one is still wrapped, as Flask does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plain: set[Any] = set()
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            if func in self._plain:
+                return func
+        except TypeError:  # unhashable: ask Flask every time
+            return super().ensure_sync(func)
+        synced = super().ensure_sync(func)
+        if synced is func:
+            self._plain.add(func)
+        return synced
 
 
 def create_app(config: Config | None = None, *, start_reloader: bool = True) -> Flask:
@@ -71,7 +96,7 @@ def create_app(config: Config | None = None, *, start_reloader: bool = True) -> 
                         state_ttl_seconds=config.state_ttl_seconds, handoffs=handoffs,
                         shadow=shadow)
 
-    app = Flask(__name__)
+    app = _Service(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.config["ESCALATOR_MAX_JSON_DEPTH"] = config.max_json_depth
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -11,9 +11,21 @@ import logging
 import sys
 from typing import Any
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# One encoder for every line: json.dumps(entry, default=str) builds a new one per call.
+_ENCODER = json.JSONEncoder(default=str)
 
 request_log = logging.getLogger("escalator.requests")
+
+
+def _no_caller(*args: object, **kwargs: object) -> tuple[str, int, str, None]:
+    return "(unknown file)", 0, "(unknown function)", None
+
+
+# A request line is always logged from the same place, and no line shows where it was
+# logged from (JsonFormatter leaves pathname, lineno and funcName out): looking it up,
+# a walk up the stack for every request, is skipped.
+request_log.findCaller = _no_caller  # type: ignore[method-assign]
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,7 +41,7 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _ENCODER.encode(entry)
 
 
 def configure(level: str) -> None:

@@ -155,17 +155,38 @@ def channel_label(channel: str | None) -> str:
     return lowered if lowered in KNOWN_CHANNELS else "other"
 
 
+# The labelled series a turn writes, looked up once: labels() checks and joins the values
+# under a lock on every call. Label values are bounded (see above), and so is this.
+_series: dict[tuple[Any, ...], Any] = {}
+
+
+def _labelled(metric: Any, *values: str) -> Any:
+    """metric.labels(*values), remembered."""
+    key = (id(metric), *values)
+    series = _series.get(key)
+    if series is None:
+        series = _series[key] = metric.labels(*values)
+    return series
+
+
 def observe_decision(decision: Decision, channel: str | None, seconds: float) -> None:
     """Count one decision, its matched rules and its latency; or one retry."""
     if decision.retried:
         # A platform retrying a turn 199 times made one decision, not 200: counting
         # retries as decisions would inflate the escalation-rate panels and alerts.
-        RETRIED_TURNS.labels(channel_label(channel)).inc()
+        _labelled(RETRIED_TURNS, channel_label(channel)).inc()
         return
-    DECISIONS.labels(decision.decision, channel_label(channel)).inc()
+    _labelled(DECISIONS, decision.decision, channel_label(channel)).inc()
     for reason in decision.reasons:  # rule ids come from the loaded rule set: bounded
-        RULE_MATCHES.labels(reason.rule).inc()
+        _labelled(RULE_MATCHES, reason.rule).inc()
     DECISION_LATENCY.observe(seconds)
+
+
+def observe_request(route: str, status: int, seconds: float | None) -> None:
+    """Count one HTTP request by route and status, and its duration (if it was timed)."""
+    _labelled(HTTP_REQUESTS, route, str(status)).inc()
+    if seconds is not None:
+        _labelled(HTTP_DURATION, route).observe(seconds)
 
 
 _active_ruleset: tuple[str, str, str] | None = None

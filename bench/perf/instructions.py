@@ -13,9 +13,11 @@ every time:
   varied as in bench/perf/decide.py) through POST /v1/conversations/{id}/turns,
 - once with as many GET /healthz,
 
-and prints the difference per request. Each run gets a fresh private redis-server on a
-free loopback port (Redis's own work is not counted: it is another process). Takes two
-to three minutes; needs valgrind (Debian: apt-get install valgrind).
+and prints the difference per request. With --served, the app runs as `escalator serve`
+runs it: prometheus in multiprocess mode (each metric write an mmap write) and the
+request log at INFO (one JSON line per request, to /dev/null here). Each run gets a fresh
+private redis-server on a free loopback port (Redis's own work is not counted: it is
+another process). Takes two to three minutes; needs valgrind (Debian: apt-get install valgrind).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -60,6 +63,8 @@ def requests(count: int, kind: str) -> list[tuple[str, str, bytes]]:
 
 def child(count: int, kind: str) -> None:
     """Run in the measured process: build the app, warm it up, send the requests."""
+    if os.environ.get("ESCALATOR_LOG_LEVEL") == "INFO":
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the request lines, as a file would
     from escalator.app import create_app
 
     app = create_app()
@@ -90,7 +95,7 @@ def child(count: int, kind: str) -> None:
         call(method, path, body)
 
 
-def measured(count: int, kind: str, folder: Path) -> int:
+def measured(count: int, kind: str, folder: Path, served: bool = False) -> int:
     """Instructions callgrind counted for one child run with a fresh Redis."""
     # Imported here, not at the top, so the measured child does not load it.
     from bench.common.servers import RedisServer, service_env
@@ -100,6 +105,11 @@ def measured(count: int, kind: str, folder: Path) -> int:
         env.update(PYTHONHASHSEED="0", ESCALATOR_REDIS_URL=server.url,
                    ESCALATOR_LOG_LEVEL="WARNING")
         # The child runs this file as a script: it needs nothing of the bench package.
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        if served:
+            metrics_dir = folder / f"metrics-{server.port}"
+            metrics_dir.mkdir()
+            env.update(ESCALATOR_LOG_LEVEL="INFO", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
         run = subprocess.run(
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
              sys.executable, __file__, "--child", kind, "--requests", str(count)],
@@ -114,6 +124,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400,
                         help="measured requests per run (default 400)")
+    parser.add_argument("--served", action="store_true",
+                        help="multiprocess metrics and the request log at INFO, as served")
     parser.add_argument("--child", choices=("turns", "healthz"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -125,13 +137,14 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="escalator-instructions-"))
     try:
-        base = measured(0, "turns", folder)
-        per: dict[str, Any] = {kind: (measured(args.requests, kind, folder) - base)
+        base = measured(0, "turns", folder, args.served)
+        per: dict[str, Any] = {kind: (measured(args.requests, kind, folder, args.served) - base)
                                / args.requests for kind in ("turns", "healthz")}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"instructions per request through the WSGI app (callgrind, PYTHONHASHSEED=0, "
-          f"{args.requests} requests after a {WARM_UP}-turn warm-up)")
+          f"{args.requests} requests after a {WARM_UP}-turn warm-up"
+          f"{'; multiprocess metrics, request log at INFO' if args.served else ''})")
     print(f"  GET /healthz                          {per['healthz']:>12,.0f}")
     print(f"  POST /v1/conversations/{{id}}/turns     {per['turns']:>12,.0f}   "
           f"({per['turns'] / per['healthz']:.1f} x /healthz)")

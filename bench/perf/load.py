@@ -159,7 +159,9 @@ def script_commands() -> set[str]:
 
     found: set[str] = set()
     for value in vars(state).values():
-        if isinstance(value, str) and "redis." in value:
+        # redis.pcall too: the load script reads the value with pcall (a key of another
+        # type must not fail the turn), and its GET is no round trip either.
+        if isinstance(value, str) and ("redis.call(" in value or "redis.pcall(" in value):
             found |= {name.lower()
                       for name in re.findall(r"redis\.p?call\(\s*'(\w+)'", value)}
     return found

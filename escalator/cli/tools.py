@@ -42,33 +42,41 @@ def evaluate(transcript: Any, rules_dir: Path | None) -> None:
 @click.option("--against", "against_dir", type=click.Path(file_okay=False, path_type=Path),
               help="A second rule set (e.g. the one in production) to compare with.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--jobs", type=click.IntRange(1), default=None,
+              help="Processes deciding conversations (default: the machine's cores). The "
+                   "result is the same for any number.")
 @click.option("--decision-log", "decision_log", type=click.Path(dir_okay=False, path_type=Path),
               help="Append the decisions of --rules to this file as the service's decision "
-                   "log records (for escalator report).")
+                   "log records (for escalator report), in corpus order.")
 def replay(corpus: Path, rules_dir: Path | None, against_dir: Path | None,
-           as_json: bool, decision_log: Path | None) -> None:
+           as_json: bool, jobs: int | None, decision_log: Path | None) -> None:
     """Replay a CORPUS of transcripts (JSON lines) and report what the rules decide."""
     import json
 
     from escalator.decisionlog import FileLog
     from escalator.tools import replay as replaying
 
-    policy = load_or_exit(rules_folder(rules_dir))
-    against = load_or_exit(against_dir) if against_dir is not None else None
-    total = replaying.count_lines(corpus)
+    rules = rules_folder(rules_dir)
+    # Checked here, with every problem and warning printed; each job loads its own copy.
+    load_or_exit(rules).close()
+    if against_dir is not None:
+        load_or_exit(against_dir).close()
+    jobs = jobs or replaying.default_jobs()
     log = FileLog(str(decision_log)) if decision_log is not None else None
     try:
-        with corpus.open(encoding="utf-8") as stream, click.progressbar(
-                length=total, label="replaying", file=sys.stderr) as bar:
-            result = replaying.replay(replaying.read_corpus(stream, str(corpus)), policy,
-                                      against, on_conversation=lambda: bar.update(1),
-                                      decision_log=log)
+        with corpus.open("rb") as stream:
+            if sys.stderr.isatty():  # a progress bar on a terminal, nothing in a log
+                with click.progressbar(length=corpus.stat().st_size, label="replaying",
+                                       file=sys.stderr) as bar:
+                    result = replaying.replay_corpus(stream, rules, against_dir, jobs=jobs,
+                                                     source=str(corpus),
+                                                     on_bytes=bar.update, decision_log=log)
+            else:
+                result = replaying.replay_corpus(stream, rules, against_dir, jobs=jobs,
+                                                 source=str(corpus), decision_log=log)
     except replaying.CorpusError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
-        policy.close()
-        if against is not None:
-            against.close()
         if log is not None:
             log.close()
     click.echo(json.dumps(result.as_dict(), indent=2) if as_json

@@ -43,9 +43,8 @@ def init_app(app: Flask) -> None:
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
         started = g.get("started")
         seconds = time.perf_counter() - started if started is not None else 0.0
-        metrics.HTTP_REQUESTS.labels(route, str(response.status_code)).inc()
-        if started is not None:
-            metrics.HTTP_DURATION.labels(route).observe(seconds)
+        metrics.observe_request(route, response.status_code,
+                                seconds if started is not None else None)
         request_log.info("request", extra={
             "request_id": request_id(),
             "method": request.method,

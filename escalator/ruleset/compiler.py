@@ -400,8 +400,11 @@ def _free(handles: list[Any], asserted: list[bool]) -> None:
         engine.delete_ruleset(handle)
 
 
-def _shards(alternatives: list[tuple[str, int, tuple[_Atom, ...]]]) -> list[dict[str, Any]]:
-    """Engine ruleset definitions, each small enough for the engine's evaluation stack.
+_Alternative: TypeAlias = tuple[str, int, tuple[_Atom, ...]]
+
+
+def _groups(alternatives: list[_Alternative]) -> list[list[_Alternative]]:
+    """The alternatives in groups small enough for the engine's evaluation stack.
 
     The engine walks its network of tests depth first with a stack of MAX_STACK_SIZE (64)
     tests that passed and wait to be followed; more, and assert_fact fails with error 303
@@ -409,20 +412,30 @@ def _shards(alternatives: list[tuple[str, int, tuple[_Atom, ...]]]) -> list[dict
     holds more tests than its rules contain, so a ruleset whose alternatives hold at most
     STACK_BUDGET tests in all (the marker included) can never overflow it.
     """
-    shards: list[dict[str, Any]] = []
-    current: dict[str, Any] = {}
+    groups: list[list[_Alternative]] = []
+    current: list[_Alternative] = []
     used = 1  # the marker test, shared by every rule of a ruleset
-    for name, pri, atoms in alternatives:
-        if used + len(atoms) > STACK_BUDGET and current:
-            shards.append(current)
-            current, used = {}, 1
-        tests = [{MARKER_KEY: MARKER_VALUE}, *(_atom_to_engine(a) for a in atoms)]
-        current[name] = {"all": [{"m": {"$and": tests}}], "pri": pri}
-        used += len(atoms)
+    for alternative in alternatives:
+        if used + len(alternative[2]) > STACK_BUDGET and current:
+            groups.append(current)
+            current, used = [], 1
+        current.append(alternative)
+        used += len(alternative[2])
     if current:
-        shards.append(current)
-    for shard in shards:
+        groups.append(current)
+    return groups
+
+
+def _shards(alternatives: list[_Alternative]) -> list[dict[str, Any]]:
+    """Engine ruleset definitions, one per group of alternatives (see _groups)."""
+    shards: list[dict[str, Any]] = []
+    for group in _groups(alternatives):
+        shard: dict[str, Any] = {}
+        for name, pri, atoms in group:
+            tests = [{MARKER_KEY: MARKER_VALUE}, *(_atom_to_engine(a) for a in atoms)]
+            shard[name] = {"all": [{"m": {"$and": tests}}], "pri": pri}
         shard[PRIME_RULE] = {"all": [{"m": {MARKER_KEY: PRIME_VALUE}}], "pri": 0}
+        shards.append(shard)
     return shards
 
 
@@ -517,6 +530,10 @@ class CompiledRuleSet:
         if problems:
             raise PolicyError(problems)
         self._encoders = self._make_encoders(keys)
+        # Each engine ruleset is sent only the facts its own rules test: with many rules
+        # split over many rulesets, parsing the whole fact in every one of them (and again
+        # to retract it) was most of an evaluation's cost (bench/perf/large_rulesets.py).
+        self._shard_facts = self._facts_by_shard(keys, alternatives)
         # A ruleset name cannot be registered twice in a process: hot reload and tests
         # compile the same set many times, so every compilation gets its own name.
         self.engine_name = f"escalator-{ruleset.name}-{next(_names)}-{uuid.uuid4().hex[:8]}"
@@ -542,6 +559,20 @@ class CompiledRuleSet:
                        f"most {maximum:,} are allowed for the whole rule set: simplify this "
                        "rule or the ones before it (long in/not_in lists and any inside all "
                        "multiply)", rule=rule.id, code="budget", limit=limit)
+
+    @staticmethod
+    def _facts_by_shard(keys: _Keys, alternatives: list[_Alternative]
+                        ) -> tuple[tuple[str, ...], ...]:
+        """For each engine ruleset, the facts whose keys its rules test (in encoder order)."""
+        fact_keys: dict[str, set[str]] = {fact: {key} for fact, key in keys.plain.items()}
+        fact_keys.update((fact, set(labels.values())) for fact, labels in keys.labels.items())
+        fact_keys.update((fact, set(typed.values())) for fact, typed in keys.scalars.items())
+        order = [*keys.plain, *keys.labels, *keys.scalars]  # as _make_encoders lists them
+        found = []
+        for group in _groups(alternatives):
+            tested = {atom.key for _, _, atoms in group for atom in atoms}
+            found.append(tuple(fact for fact in order if fact_keys[fact] & tested))
+        return tuple(found)
 
     def _make_encoders(self, keys: _Keys) -> tuple[tuple[str, _Encoder], ...]:
         encoders: list[tuple[str, _Encoder]] = []
@@ -582,14 +613,27 @@ class CompiledRuleSet:
                                                  f"({reason})", code="engine_refused"))
         return problems
 
-    def _fact_json(self, facts: Mapping[str, FactValue | None]) -> str:
-        parts = [f'"{MARKER_KEY}":"{MARKER_VALUE}","sid":"{SESSION_ID}"',
-                 f'"id":"{next(self._fact_ids)}"']
+    def _fact_json(self, facts: Mapping[str, FactValue | None]) -> list[str]:
+        """The fact as each engine ruleset is sent it (only the keys its rules test)."""
+        head = (f'{{"{MARKER_KEY}":"{MARKER_VALUE}","sid":"{SESSION_ID}",'
+                f'"id":"{next(self._fact_ids)}"')
+        if len(self._shard_facts) == 1:  # every rule set of a usual size: one list, one join
+            parts = [head]
+            for fact, encode in self._encoders:
+                value = facts.get(fact)
+                if value is not None:
+                    encode(fact, value, parts)
+            return [",".join(parts) + "}"]
+        encoded: dict[str, str] = {}
         for fact, encode in self._encoders:
             value = facts.get(fact)
             if value is not None:
-                encode(fact, value, parts)
-        return "{" + ",".join(parts) + "}"
+                own: list[str] = []
+                encode(fact, value, own)
+                if own:
+                    encoded[fact] = "," + ",".join(own)
+        return [head + "".join(encoded.get(fact, "") for fact in shard) + "}"
+                for shard in self._shard_facts]
 
     def matches(self, facts: Mapping[str, FactValue | None]) -> tuple[Rule, ...]:
         """Every rule whose condition holds, once each, decisive first.
@@ -603,8 +647,7 @@ class CompiledRuleSet:
                 raise RuleSetClosed(f"rule set {self.ruleset.name} {self.ruleset.version} "
                                     "was closed; compile it again to evaluate")
             # The fact id must be unique per evaluation, so build it under the lock.
-            fact = self._fact_json(facts)
-            for handle in self._handles:
+            for handle, fact in zip(self._handles, self._fact_json(facts), strict=True):
                 result = engine.assert_fact(handle, fact)
                 try:
                     state = result[1]

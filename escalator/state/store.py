@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import threading
 import zlib
 from collections import OrderedDict
@@ -245,6 +246,7 @@ class StateStore:
         if remembered_turns < kept_decisions:
             raise ValueError("remembered_turns must be at least kept_decisions")
         self._client_or_none: RedisClient | None = None
+        self._client_pid = 0  # the process that made _client_or_none (with a factory)
         self._factory: Callable[[], RedisClient] | None = None
         self._factory_lock = threading.Lock()
         if isinstance(client, redis.Redis | redis.RedisCluster):
@@ -276,9 +278,16 @@ class StateStore:
             "client_name": "escalator",
         }
         if not cluster:
-            client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), retry_on_error=[],
-                                          **options)
-            return cls(client, ttl_seconds=ttl_seconds, kept_decisions=kept_decisions,
+            def single() -> RedisClient:
+                # One connection per process, made in the process that uses it (see
+                # _client): a worker decides one turn at a time, and taking a connection
+                # from a pool and giving it back cost ~15 us per command (two a turn).
+                # It reconnects by itself after a failure, as a pooled one does.
+                return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0),
+                                            retry_on_error=[], single_connection_client=True,
+                                            **options)
+
+            return cls(single, ttl_seconds=ttl_seconds, kept_decisions=kept_decisions,
                        remembered_turns=remembered_turns, breaker=breaker)
         if url.startswith("unix:"):
             raise ValueError("a Redis Cluster is reached over TCP (redis:// or rediss://)")
@@ -294,11 +303,14 @@ class StateStore:
     @property
     def _client(self) -> RedisClient:
         client = self._client_or_none
-        if client is None:
+        if client is None or (self._factory is not None and self._client_pid != os.getpid()):
+            # First use, or first use in a fork (a gunicorn worker): a client made by the
+            # factory is this process's own, never a connection shared with the parent.
             assert self._factory is not None
             with self._factory_lock:
-                if self._client_or_none is None:
+                if self._client_or_none is None or self._client_pid != os.getpid():
                     self._client_or_none = _checked(self._factory())
+                    self._client_pid = os.getpid()
                 client = self._client_or_none
         return client
 

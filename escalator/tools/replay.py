@@ -4,21 +4,28 @@ A corpus is JSON lines, one transcript per line:
 `{"conversation_id": "...", "turns": [<turn request>, ...]}`. Every conversation is
 decided by the service's own pipeline (escalator.tools.transcripts), so what a replay shows is
 what the service would have answered.
+
+replay_corpus() streams a corpus file: it holds a bounded window of lines in flight
+whatever the corpus's length (what it keeps grows only with the rule counts and the
+conversations whose decision changed), and with jobs > 1 decides its chunks in worker
+processes, merged in corpus order, so that the result is the one jobs=1 gives.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+import multiprocessing
+import os
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from escalator.decisionlog import DecisionLog, log_record
 from escalator.model import ROUTE, Decision
-from escalator.policy import Policy
+from escalator.policy import Policy, load_policy
 from escalator.tools.transcripts import (
     Transcript,
     TranscriptError,
@@ -65,7 +72,9 @@ class RulesetSummary:
     conversations: int = 0
     turns: int = 0
     escalated: int = 0
-    first_escalation_turns: list[int] = field(default_factory=list)
+    # How many escalated conversations were first routed at each turn index: the mean and
+    # median without keeping one number per conversation.
+    first_escalation_turns: Counter[int] = field(default_factory=Counter)
     rule_matches: Counter[str] = field(default_factory=Counter)
     deciding_rules: Counter[str] = field(default_factory=Counter)
 
@@ -77,8 +86,18 @@ class RulesetSummary:
         first = next((d for d in decisions if d.decision == ROUTE), None)
         if first is not None:
             self.escalated += 1
-            self.first_escalation_turns.append(first.turn_index)
+            self.first_escalation_turns[first.turn_index] += 1
             self.deciding_rules[_decisive(first) or "default"] += 1
+
+    def merge(self, later: RulesetSummary) -> None:
+        """Add what `later` counted over the conversations that follow this one's (the
+        counters keep the order in which rules were first seen, as one pass would)."""
+        self.conversations += later.conversations
+        self.turns += later.turns
+        self.escalated += later.escalated
+        self.first_escalation_turns.update(later.first_escalation_turns)
+        self.rule_matches.update(later.rule_matches)
+        self.deciding_rules.update(later.deciding_rules)
 
     @property
     def escalation_rate(self) -> float:
@@ -86,6 +105,7 @@ class RulesetSummary:
 
     def as_dict(self) -> dict[str, Any]:
         turns = self.first_escalation_turns
+        count = sum(turns.values())
         return {
             "ruleset": {"name": self.name, "version": self.version, "digest": self.digest},
             "conversations": self.conversations,
@@ -93,12 +113,30 @@ class RulesetSummary:
             "escalated": self.escalated,
             "escalation_rate": round(self.escalation_rate, 4),
             "first_escalation_turn": {
-                "mean": round(statistics.fmean(turns), 2) if turns else None,
-                "median": statistics.median(turns) if turns else None,
+                "mean": round(sum(t * n for t, n in turns.items()) / count, 2) if count
+                else None,
+                "median": _median(turns) if count else None,
             },
             "rule_matches": dict(self.rule_matches.most_common()),
             "deciding_rules": dict(self.deciding_rules.most_common()),
         }
+
+
+def _median(counts: Counter[int]) -> float | int:
+    """statistics.median of the values `counts` counts (each value, that many times)."""
+    total = sum(counts.values())
+    ordered = sorted(counts.items())
+
+    def at(position: int) -> int:  # the value at this 0-based position, in order
+        for value, n in ordered:
+            if position < n:
+                return value
+            position -= n
+        raise IndexError(position)
+
+    if total % 2:
+        return at(total // 2)
+    return (at(total // 2 - 1) + at(total // 2)) / 2
 
 
 @dataclass(frozen=True)
@@ -167,6 +205,162 @@ def replay(corpus: Iterable[Transcript], policy: Policy, against: Policy | None 
         if on_conversation is not None:
             on_conversation()
     return result
+
+
+def merge(result: ReplayResult, later: ReplayResult) -> None:
+    """Add a replay of the conversations that follow `result`'s to it."""
+    result.rules.merge(later.rules)
+    if result.against is not None and later.against is not None:
+        result.against.merge(later.against)
+    result.changes.extend(later.changes)
+
+
+# Lines a worker decides at a time: large enough that sending them and their result costs
+# little next to deciding them, small enough that the window in flight stays small.
+CHUNK_LINES = 64
+# Chunks in flight per job: workers never wait for the reader, and memory stays bounded.
+WINDOW_PER_JOB = 4
+
+# A worker process's policies (loaded once per process by _start_worker).
+_worker: tuple[Policy, Policy | None] | None = None
+
+
+def _start_worker(rules: Path, against: Path | None) -> None:
+    global _worker
+    _worker = (load_policy(rules), load_policy(against) if against is not None else None)
+
+
+class _Kept:
+    """A decision log that keeps a chunk's records, for the parent to write in order."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self.records.append(dict(record))
+
+    def close(self) -> None:
+        pass
+
+
+def _replay_chunk(source: str, first: int, lines: list[bytes], logged: bool
+                  ) -> tuple[ReplayResult, list[dict[str, Any]]]:
+    """Decide one chunk of corpus lines (numbered from `first`) in a worker; with `logged`,
+    the decision records too."""
+    assert _worker is not None
+    policy, against = _worker
+    numbered = ((first + n, line) for n, line in enumerate(lines))
+    kept = _Kept() if logged else None
+    return replay(_parse_lines(numbered, source), policy, against, decision_log=kept), (
+        kept.records if kept is not None else [])
+
+
+def _parse_lines(lines: Iterable[tuple[int, bytes]], source: str) -> Iterator[Transcript]:
+    for number, line in lines:
+        if not line.strip():
+            continue
+        try:
+            yield parse_transcript(json.loads(line))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise CorpusError(f"{source}:{number}: not JSON ({message})") from exc
+        except TranscriptError as exc:
+            details = f" {json.dumps(exc.details)}" if exc.details else ""
+            raise CorpusError(f"{source}:{number}: {exc}{details}") from exc
+
+
+def _chunks(stream: BinaryIO, on_bytes: Callable[[int], None] | None
+            ) -> Iterator[tuple[int, list[bytes]]]:
+    """(number of the first line, lines) of CHUNK_LINES lines at a time."""
+    chunk: list[bytes] = []
+    first = 1
+    for number, line in enumerate(stream, 1):
+        chunk.append(line)
+        if on_bytes is not None:
+            on_bytes(len(line))
+        if len(chunk) == CHUNK_LINES:
+            yield first, chunk
+            chunk, first = [], number + 1
+    if chunk:
+        yield first, chunk
+
+
+def default_jobs() -> int:
+    """The machine's cores (what `--jobs` defaults to)."""
+    return os.cpu_count() or 1
+
+
+def replay_corpus(stream: BinaryIO, rules: Path, against: Path | None = None, *,
+                  jobs: int = 1, source: str = "corpus",
+                  on_bytes: Callable[[int], None] | None = None,
+                  decision_log: DecisionLog | None = None) -> ReplayResult:
+    """Replay a JSON-lines corpus read from `stream` (binary) with the rules folder `rules`
+    (and `against`), in `jobs` processes; the same result, and the same records in
+    `decision_log` in corpus order, whatever `jobs` is. CorpusError names the first bad
+    line. `on_bytes` is told of every line read."""
+    if jobs < 1:
+        raise ValueError("jobs must be at least 1")
+    chunks = _chunks(stream, on_bytes)
+    if jobs == 1:
+        _start_worker(rules, against)
+        assert _worker is not None
+        try:
+            numbered = ((first + n, line) for first, lines in chunks
+                        for n, line in enumerate(lines))
+            return replay(_parse_lines(numbered, source), *_worker,
+                          decision_log=decision_log)
+        finally:
+            _close_worker()
+
+    def done(future: Future[tuple[ReplayResult, list[dict[str, Any]]]]) -> ReplayResult:
+        part, records = future.result()
+        if decision_log is not None:
+            for record in records:
+                decision_log.write(record)
+        return part
+
+    # fork where there is one: workers start at once, without importing everything again.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    result: ReplayResult | None = None
+    pending: deque[Future[tuple[ReplayResult, list[dict[str, Any]]]]] = deque()
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                             initargs=(rules, against)) as pool:
+        try:
+            for first, lines in chunks:
+                pending.append(pool.submit(_replay_chunk, source, first, lines,
+                                           decision_log is not None))
+                while len(pending) >= jobs * WINDOW_PER_JOB:
+                    result = _merged(result, done(pending.popleft()))
+            while pending:
+                result = _merged(result, done(pending.popleft()))
+        finally:
+            for future in pending:
+                future.cancel()
+    if result is None:  # an empty corpus: the rule sets' names, and nothing counted
+        _start_worker(rules, against)
+        assert _worker is not None
+        try:
+            return replay((), *_worker)
+        finally:
+            _close_worker()
+    return result
+
+
+def _merged(result: ReplayResult | None, part: ReplayResult) -> ReplayResult:
+    if result is None:
+        return part
+    merge(result, part)
+    return result
+
+
+def _close_worker() -> None:
+    global _worker
+    if _worker is not None:
+        for policy in _worker:
+            if policy is not None:
+                policy.close()
+        _worker = None
 
 
 def _first_change(conversation_id: str, before: list[Decision],

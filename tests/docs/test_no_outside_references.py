@@ -64,6 +64,6 @@ def test_the_scan_reads_the_package_and_would_find_a_reference() -> None:
     for example in ("see DESIGN principle 1", "the durable-rules notes", "../shared/DESIGN.md",
                     "docs/notes/state.md", "config.check_production", "STYLE.md"):
         assert any(re.search(pattern, example) for pattern in FORBIDDEN), example
-    for allowed in ("python bench/quality.py ../shared/data", "notes = [...]",
+    for allowed in ("python -m bench.quality.quality ../shared/data", "notes = [...]",
                     "one.notes[cat]"):
         assert not any(re.search(pattern, allowed) for pattern in FORBIDDEN), allowed

@@ -512,3 +512,40 @@ def test_numbers_are_written_without_a_bare_exponent(number: float, text: str) -
 def test_numbers_the_engine_cannot_take_are_refused(number: float) -> None:
     with pytest.raises((ValueError, TypeError)):
         engine_number(number)
+
+
+def test_rules_spread_over_many_engine_rulesets_agree_with_reference(
+        compile_rules: Compile) -> None:
+    # Every operator and type, plain, negated and in an `any` with a comparison on another
+    # fact, twice over: the rules fill several engine rulesets, each of which is sent only
+    # the facts its own rules test; together they decide as the conditions say.
+    pairs = [("loop.fallback_streak", "gte", "2"), ("requested_human", "is", "true")]
+    rules = []
+    for copy in range(2):
+        for n, (rule_id, fact, op, value) in enumerate(OPERATOR_TABLE):
+            leaf = f"{{fact: {fact}, {op}: {value}}}"
+            other_fact, other_op, other_value = pairs[n % 2]
+            other = f"{{fact: {other_fact}, {other_op}: {other_value}}}"
+            for variant, when in (("plain", leaf), ("not", f"{{not: {leaf}}}"),
+                                  ("any", f"{{any: [{leaf}, {other}]}}")):
+                rules.append(f"- {{id: {rule_id}-{variant}-{copy}, description: n, "
+                             f"priority: {10 + n % 7}, when: {when}, "
+                             "then: {decision: keep_with_bot}}\n")
+    compiled = compile_rules("".join(rules))
+    assert len(compiled._handles) >= 4
+    assert len(set(compiled._shard_facts)) > 1  # the rulesets are sent different facts
+    rng = random.Random(20261129)
+    pools: dict[str, list[Any]] = {
+        "frustration.mean": [0.0, 0.2, 0.6, 0.60001, 1.0],
+        "loop.repeats": [0, 1, 3, 4, 10**12],
+        "conversation.escalated": [True, False],
+        "customer.tier": ["gold", "platinum", "silver"],
+        "complexity.topics": [(), ("legal",), ("fraud", "legal"), ("x",)],
+        "context.x": [3, 3.0, "3", True, False, 0, 2.5, "three"],
+        "requested_human": [True, False],
+        "loop.fallback_streak": [0, 2, 3],
+    }
+    for _ in range(1500):
+        facts = {name: rng.choice(pool) for name, pool in pools.items() if rng.random() < 0.6}
+        expected = [r.id for r in compiled.ruleset.rules if holds(r.when, facts)]
+        assert sorted(r.id for r in compiled.matches(facts)) == sorted(expected), facts

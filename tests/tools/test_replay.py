@@ -111,3 +111,77 @@ def test_a_replay_writes_the_service_decision_records_for_a_report(
     assert (e["decisions"], e["handoffs"], e["with_person"]) == (7, 2, 0)
     assert {r["rule"]: r["decided"] for r in e["by_rule"]} == {
         "(default)": 5, "explicit-human-request": 1, "bot-fallback-cap": 1}
+
+
+def mixed_corpus(path: Path, conversations: int) -> Path:
+    """Conversations of several kinds, so that rules match, route at various turns, and
+    the strict rules change some decisions."""
+    lines = []
+    for n in range(conversations):
+        kind = n % 5
+        if kind == 0:
+            lines.append(conversation(f"calm-{n}", "What time do you open?", "Thanks!"))
+        elif kind == 1:
+            lines.append(conversation(f"asks-{n}", *["Hello"] * (n % 4),
+                                      "I want to speak to a human"))
+        elif kind == 2:
+            lines.append(json.dumps({"conversation_id": f"fails-{n}", "turns": [
+                {"message": {"intent": "x"}, "bot": {"prompt_id": f"p{i}", "fallback": True}}
+                for i in range(2 + n % 3)]}))
+        elif kind == 3:
+            lines.append(conversation(f"angry-{n}", "My parcel never came",
+                                      "This is the THIRD time I ask, useless!!",
+                                      "I will cancel and report you"))
+        else:
+            lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_jobs_give_the_result_of_one_job(tmp_path: Path, strict_rules: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from escalator.tools import replay as replaying
+
+    # Small chunks: the 3 jobs get many each, and their results arrive out of order.
+    monkeypatch.setattr(replaying, "CHUNK_LINES", 7)
+    corpus = mixed_corpus(tmp_path / "mixed.jsonl", 120)
+    args = [str(corpus), "--rules", str(strict_rules), "--against",
+            str(default_rules_dir()), "--json"]
+    code, one = replay(*args, "--jobs", "1")
+    assert code == 0, one
+    code, three = replay(*args, "--jobs", "3")
+    assert code == 0, three
+    assert three == one  # byte for byte: counts, rule order, changes and their order
+    body = json.loads(one)
+    assert body["conversations"] == 96 and body["decisions_changed"] > 1
+    assert [c["conversation_id"] for c in body["changes"]] == sorted(
+        (c["conversation_id"] for c in body["changes"]),
+        key=lambda cid: int(cid.rsplit("-", 1)[1]))
+    code, text_one = replay(*args[:-1], "--jobs", "1")
+    code, text_three = replay(*args[:-1], "--jobs", "3")
+    assert text_three == text_one
+
+
+def test_jobs_name_the_first_bad_line_as_one_job_does(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from escalator.tools import replay as replaying
+
+    monkeypatch.setattr(replaying, "CHUNK_LINES", 5)
+    path = mixed_corpus(tmp_path / "bad.jsonl", 40)
+    lines = path.read_text().splitlines()
+    lines[22] = "not json"
+    lines[31] = '{"turns": [{"message": {}}]}'
+    path.write_text("\n".join(lines) + "\n")
+    outputs = set()
+    for jobs in ("1", "2"):
+        code, output = replay(str(path), "--jobs", jobs)
+        assert code != 0
+        assert "bad.jsonl:23: not JSON" in output
+        outputs.add(output)
+    assert len(outputs) == 1
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(corpus: Path) -> None:
+    result = CliRunner().invoke(main, ["replay", str(corpus), "--json", "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    json.loads(result.output)  # nothing but the JSON: no "replaying" label or bar
