@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -160,6 +161,27 @@ def test_jobs_give_the_result_of_one_job(tmp_path: Path, strict_rules: Path,
     code, text_one = replay(*args[:-1], "--jobs", "1")
     code, text_three = replay(*args[:-1], "--jobs", "3")
     assert text_three == text_one
+
+
+def test_jobs_write_the_decision_records_of_one_job_in_corpus_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from escalator.tools import replay as replaying
+
+    monkeypatch.setattr(replaying, "CHUNK_LINES", 7)  # many chunks, finishing out of order
+    corpus = mixed_corpus(tmp_path / "mixed.jsonl", 60)
+    logs = {jobs: tmp_path / f"decisions-{jobs}.jsonl" for jobs in ("1", "3")}
+    for jobs, log in logs.items():
+        code, output = replay(str(corpus), "--jobs", jobs, "--decision-log", str(log))
+        assert code == 0, output
+
+    def without_times_and_ids(log: Path) -> list[dict[str, Any]]:
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        for record in records:
+            del record["time"], record["decision_id"]
+        return records
+
+    one, three = (without_times_and_ids(log) for log in logs.values())
+    assert len(one) > 60 and three == one
 
 
 def test_jobs_name_the_first_bad_line_as_one_job_does(tmp_path: Path,
