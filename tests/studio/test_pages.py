@@ -205,11 +205,12 @@ def test_replay_shows_the_numbers_of_escalator_replay(studio_app: Flask, studio:
 
 
 def with_a_big_corpus(studio_app: Flask, tmp_path: Path) -> Any:
-    """The studio (no replay running) with a second corpus, 400 times the first: 4,800
-    conversations, a replay long enough to be caught running."""
+    """The studio (no replay running) with a second corpus, 4,000 times the first: 48,000
+    conversations, a replay long enough to be caught running (4,800 were sometimes all
+    replayed before the test's next request was served)."""
     finished(studio_app)
     big = tmp_path / "big.jsonl"
-    big.write_text(CORPUS.read_text() * 400)
+    big.write_text(CORPUS.read_text() * 4000)
     s = studio_app.extensions["escalator.studio"]
     s.corpora.append(big)
     return s
@@ -221,11 +222,12 @@ def test_a_replay_can_be_cancelled(studio_app: Flask, studio: FlaskClient,
     csrf = token(studio)
     response = studio.post("/studio/replay", data={"csrf_token": csrf, "corpus": "1"})
     job_id = response.headers["Location"].rsplit("/", 1)[1]
-    studio.post(f"/studio/replay/{job_id}/cancel", data={"csrf_token": csrf})
+    cancel = studio.post(f"/studio/replay/{job_id}/cancel", data={"csrf_token": csrf})
+    assert cancel.status_code == 302
     finished(studio_app)
     progress = studio.get(f"/studio/api/replay/{job_id}").get_json()
-    assert progress["status"] == "cancelled"
-    assert progress["done"] < progress["total"] == 4800
+    assert progress["status"] == "cancelled", progress
+    assert progress["done"] < progress["total"] == 48000
 
 
 def test_closing_the_studio_stops_its_replays_first(studio_app: Flask, studio: FlaskClient,
@@ -234,7 +236,7 @@ def test_closing_the_studio_stops_its_replays_first(studio_app: Flask, studio: F
     response = studio.post("/studio/replay", data={"csrf_token": token(studio), "corpus": "1"})
     job = s.jobs.get(response.headers["Location"].rsplit("/", 1)[1])
     s.close()  # as Ctrl-C does, with the replay still deciding
-    assert job.status == "cancelled" and job.done < job.total == 4800
+    assert job.status == "cancelled" and job.done < job.total == 48000
 
 
 def test_the_rule_tests_page_runs_the_folders_tests(studio: FlaskClient) -> None:
