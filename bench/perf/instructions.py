@@ -61,6 +61,28 @@ def requests(count: int, kind: str) -> list[tuple[str, str, bytes]]:
     return made
 
 
+def wsgi_call(app: Any, method: str, path: str, body: bytes, who: str) -> None:
+    """One request straight through the WSGI app (no server); anything but a 200 stops `who`."""
+    environ = {
+        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "",
+        "SERVER_NAME": "bench", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr, "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/json", "wsgi.multithread": False,
+        "wsgi.multiprocess": True, "wsgi.run_once": False, "REMOTE_ADDR": "127.0.0.1",
+    }
+    status: list[str] = []
+
+    def start_response(line: str, headers: list[tuple[str, str]],
+                       exc_info: Any = None) -> Callable[[bytes], object]:
+        status.append(line)
+        return lambda data: None
+
+    b"".join(app(environ, start_response))
+    if not status[0].startswith("200"):
+        raise SystemExit(f"{who}: {method} {path} answered {status[0]}")
+
+
 def child(count: int, kind: str) -> None:
     """Run in the measured process: build the app, warm it up, send the requests."""
     if os.environ.get("ESCALATOR_LOG_LEVEL") == "INFO":
@@ -70,24 +92,7 @@ def child(count: int, kind: str) -> None:
     app = create_app()
 
     def call(method: str, path: str, body: bytes) -> None:
-        environ = {
-            "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "",
-            "SERVER_NAME": "bench", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
-            "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr, "CONTENT_LENGTH": str(len(body)),
-            "CONTENT_TYPE": "application/json", "wsgi.multithread": False,
-            "wsgi.multiprocess": True, "wsgi.run_once": False, "REMOTE_ADDR": "127.0.0.1",
-        }
-        status: list[str] = []
-
-        def start_response(line: str, headers: list[tuple[str, str]],
-                           exc_info: Any = None) -> Callable[[bytes], object]:
-            status.append(line)
-            return lambda data: None
-
-        b"".join(app(environ, start_response))
-        if not status[0].startswith("200"):
-            raise SystemExit(f"instructions: {method} {path} answered {status[0]}")
+        wsgi_call(app, method, path, body, "instructions")
 
     for method, path, body in requests(WARM_UP, "turns"):
         call(method, path.replace("bench-", "warm-"), body)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import io
 import json
 import os
 import shutil
@@ -220,7 +219,7 @@ def environment(folder: Path, port: int, decision_log: str) -> None:
 
 def in_process(args: argparse.Namespace, folder: Path, port: int) -> tuple[dict[str, int], int]:
     """Turns through the WSGI app in this process; the stages' CPU and the turns."""
-    from bench.perf.instructions import requests
+    from bench.perf.instructions import requests, wsgi_call
 
     environment(folder, port, args.decision_log)
     # The service's log lines (the request lines) go where a file would take them.
@@ -233,21 +232,7 @@ def in_process(args: argparse.Namespace, folder: Path, port: int) -> tuple[dict[
     instrument_app(timer, app)
 
     def call(method: str, path: str, body: bytes) -> None:
-        environ = {
-            "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "",
-            "SERVER_NAME": "bench", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
-            "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr, "CONTENT_LENGTH": str(len(body)),
-            "CONTENT_TYPE": "application/json", "wsgi.multithread": False,
-            "wsgi.multiprocess": True, "wsgi.run_once": False, "REMOTE_ADDR": "127.0.0.1",
-        }
-        status: list[str] = []
-        def start(line: str, headers: Any, exc_info: Any = None) -> Any:
-            status.append(line)
-
-        b"".join(app(environ, start))
-        if not status[0].startswith("200"):
-            raise SystemExit(f"profile_turn: {method} {path} answered {status[0]}")
+        wsgi_call(app, method, path, body, "profile_turn")
 
     for method, path, body in requests(200, "turns"):
         call(method, path.replace("bench-", "warm-"), body)

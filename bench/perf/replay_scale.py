@@ -31,12 +31,10 @@ from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
 
+from bench.perf import instructions
+
 TEXTS = [
-    "Hi, I ordered a pair of running shoes last week and they still have not arrived yet",
-    "The order number is 48213, can you tell me where my parcel is right now please",
-    "It says delivered but I was home all day and nobody came to the door at all",
-    "I already told you, the parcel never came and I have been waiting for two weeks",
-    "Why do I have to repeat myself, this is the third time I explain the same thing!!",
+    *instructions.TEXTS,
     "Can I change the delivery address for my order?",
     "I want a refund, this is ridiculous",
     "Thanks, that helps",

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from escalator.errors import PolicyError, Problem
-from escalator.ruleset.folder import read_folder
+from escalator.ruleset.folder import RulesFolder, read_folder
 from escalator.ruleset.yamlfile import LineDict, load_yaml
 
 GIT_TIMEOUT_SECONDS = 10
@@ -50,7 +50,11 @@ class Identity:
 
 def folder_identity(directory: Path, source: str | None = None) -> Identity:
     """The version and digest of a rules folder, read even when the set has problems."""
-    folder = read_folder(directory)
+    return read_identity(read_folder(directory), source or str(directory))
+
+
+def read_identity(folder: RulesFolder, source: str | None = None) -> Identity:
+    """The version and digest of a folder already read (its files in memory)."""
     version: str | None = None
     where: tuple[str | None, int | None] = (None, None)
     for name in folder.rule_files():
@@ -62,7 +66,7 @@ def folder_identity(directory: Path, source: str | None = None) -> Identity:
             version = document["version"]
             where = (name, document.line_of_key("version"))
             break
-    return Identity(version, folder.digest, source or str(directory), *where)
+    return Identity(version, folder.digest, source or str(folder.path), *where)
 
 
 def git_head_identity(directory: Path) -> Identity | None:

@@ -30,7 +30,13 @@ from escalator.ruleset.conditions import (
 from escalator.ruleset.floor import FLOOR_MAX_FALLBACK_STREAK
 from escalator.ruleset.folder import LEXICON_FOLDER, RulesFolder, read_folder
 from escalator.ruleset.model import MAX_PRIORITY, Rule, RuleSet
-from escalator.ruleset.previous import Identity, compare, folder_identity, next_version
+from escalator.ruleset.previous import (
+    Identity,
+    compare,
+    folder_identity,
+    next_version,
+    read_identity,
+)
 from escalator.ruleset.schema import RULE_ID_PATTERN
 from escalator.ruleset.typecheck import OPERATORS_BY_TYPE
 from escalator.ruleset.vocabulary import Vocabulary
@@ -47,7 +53,14 @@ from escalator.tools.audit import (
     Disparity,
     audit,
 )
-from escalator.tools.replay import Change, CorpusError, RulesetSummary, count_lines, read_corpus
+from escalator.tools.replay import (
+    Change,
+    CorpusError,
+    RulesetSummary,
+    count_lines,
+    first_change,
+    read_corpus,
+)
 from escalator.tools.ruletests import Report, RuleTest, load_rule_tests, run_rule_tests
 from escalator.tools.transcripts import (
     Transcript,
@@ -58,18 +71,74 @@ from escalator.tools.transcripts import (
 )
 
 __all__ = [
-    "BANDS", "CONTEXT_PREFIX", "DIMENSIONS", "DISPARITY", "EXPLANATIONS", "FACTS",
+    "BANDS",
+    "CONTEXT_PREFIX",
+    "DIMENSIONS",
+    "DISPARITY",
+    "EXPLANATIONS",
+    "FACTS",
     "FLOOR_MAX_FALLBACK_STREAK",
-    "FOUR_FIFTHS", "HANDOFF_URGENCIES", "KEEP", "KNOWN_CHANNELS", "LEXICON_FOLDER", "MAX_PRIORITY",
-    "NO_DISPARITY", "OPERATORS_BY_TYPE", "ROUTE", "RULE_ID_PATTERN", "TOO_LITTLE_DATA", "AllOf",
-    "AnyOf", "AuditResult", "Change", "Check", "Comparison", "Condition", "CorpusError", "Decision",
-    "Disparity", "FactSpec", "Identity", "Leaf", "LineDict", "Not", "Policy", "PolicyError",
-    "PolicyHolder", "Problem", "Report", "Rule", "RuleSet", "RuleTest", "RulesFolder",
-    "RulesetSummary", "Transcript", "TranscriptError", "Turn", "Vocabulary", "audit",
-    "check_folder", "compare", "count_lines", "decide_transcript", "floor_roles", "folder_identity",
-    "load_policy", "load_rule_tests", "load_yaml", "log_record", "lookup", "merged_folder",
-    "next_version", "parse_transcript", "parse_turns", "read_corpus", "read_folder",
-    "run_rule_tests", "vocabulary_of",
+    "FOUR_FIFTHS",
+    "HANDOFF_URGENCIES",
+    "KEEP",
+    "KNOWN_CHANNELS",
+    "LEXICON_FOLDER",
+    "MAX_PRIORITY",
+    "NO_DISPARITY",
+    "OPERATORS_BY_TYPE",
+    "ROUTE",
+    "RULE_ID_PATTERN",
+    "TOO_LITTLE_DATA",
+    "AllOf",
+    "AnyOf",
+    "AuditResult",
+    "Change",
+    "Check",
+    "Comparison",
+    "Condition",
+    "CorpusError",
+    "Decision",
+    "Disparity",
+    "FactSpec",
+    "Identity",
+    "Leaf",
+    "LineDict",
+    "Not",
+    "Policy",
+    "PolicyError",
+    "PolicyHolder",
+    "Problem",
+    "Report",
+    "Rule",
+    "RuleSet",
+    "RuleTest",
+    "RulesFolder",
+    "RulesetSummary",
+    "Transcript",
+    "TranscriptError",
+    "Turn",
+    "Vocabulary",
+    "audit",
+    "check_folder",
+    "compare",
+    "count_lines",
+    "decide_transcript",
+    "first_change",
+    "floor_roles",
+    "folder_identity",
+    "load_policy",
+    "load_rule_tests",
+    "load_yaml",
+    "log_record",
+    "lookup",
+    "merged_folder",
+    "next_version",
+    "parse_transcript",
+    "parse_turns",
+    "read_corpus",
+    "read_folder",
+    "run_rule_tests",
+    "vocabulary_of",
 ]
 
 
@@ -82,24 +151,9 @@ def check_folder(folder: RulesFolder, before: Identity | None = None,
     of a check's time, and the studio never edits them)."""
     extra: list[Problem] = []
     if before is not None:
-        _, extra = compare(_identity(folder), before)
+        _, extra = compare(read_identity(folder), before)
     check = check_policy(folder, lexicons_from.lexicons if lexicons_from else None)
     return replace(check, warnings=[*check.warnings, *extra])
-
-
-def _identity(folder: RulesFolder) -> Identity:
-    """The version and digest of a read folder (previous.folder_identity of files in memory)."""
-    version: str | None = None
-    where: tuple[str | None, int | None] = (None, None)
-    for name in folder.rule_files():
-        try:
-            document = load_yaml(folder.files[name], name)
-        except PolicyError:
-            continue
-        if isinstance(document, LineDict) and isinstance(document.get("version"), str):
-            version, where = document["version"], (name, document.line_of_key("version"))
-            break
-    return Identity(version, folder.digest, str(folder.path), *where)
 
 
 def floor_roles(rule: Rule) -> tuple[str, ...]:

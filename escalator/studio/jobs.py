@@ -166,7 +166,7 @@ def run(job: Replay, saved: PolicyContext, edited: PolicyContext | None) -> None
                 if after is not None and job.edited is not None:
                     new = engine.decide_transcript(after, transcript)
                     job.edited.add(transcript, new)
-                    change = first_change(transcript.conversation_id, old, new)
+                    change = engine.first_change(transcript.conversation_id, old, new)
                     if change is not None:
                         job.changes.append(change)
                         if len(job.changed) < MAX_KEPT:
@@ -187,20 +187,6 @@ def run(job: Replay, saved: PolicyContext, edited: PolicyContext | None) -> None
 def _summary(policy: Policy) -> RulesetSummary:
     ref = policy.ruleset.ref()
     return RulesetSummary(ref.name, ref.version, ref.digest)
-
-
-def first_change(conversation_id: str, before: list[Decision],
-                 after: list[Decision]) -> Change | None:
-    """The first turn decided differently, as `escalator replay --against` reports it."""
-    for old, new in zip(before, after, strict=True):
-        if old.decision != new.decision:
-            return Change(conversation_id, new.turn_index, old.decision, _decisive(old),
-                          new.decision, _decisive(new))
-    return None
-
-
-def _decisive(decision: Decision) -> str | None:
-    return decision.reasons[0].rule if decision.reasons else None
 
 
 class Jobs:

@@ -199,7 +199,7 @@ def replay(corpus: Iterable[Transcript], policy: Policy, against: Policy | None 
         if against is not None and result.against is not None:
             other = decide_transcript(against, transcript)
             result.against.add(other)
-            change = _first_change(transcript.conversation_id, other, decisions)
+            change = first_change(transcript.conversation_id, other, decisions)
             if change is not None:
                 result.changes.append(change)
         if on_conversation is not None:
@@ -363,8 +363,9 @@ def _close_worker() -> None:
         _worker = None
 
 
-def _first_change(conversation_id: str, before: list[Decision],
-                  after: list[Decision]) -> Change | None:
+def first_change(conversation_id: str, before: list[Decision],
+                 after: list[Decision]) -> Change | None:
+    """The first turn decided differently, as `escalator replay --against` reports it."""
     for old, new in zip(before, after, strict=True):
         if old.decision != new.decision:
             return Change(conversation_id, new.turn_index, old.decision, _decisive(old),
