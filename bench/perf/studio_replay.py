@@ -7,7 +7,9 @@ Converts the twcc traffic (`escalator corpus convert`) into a corpus in a tempor
 lowered in the draft (so both rule sets are replayed and compared), runs the replay from
 the page as an owner would, then loads the replay view: through HTTP (the server's time,
 median and slowest of 20), and in headless chromium when it is installed (navigation to
-the load event, median of 5).
+the load event, median of 5). Then the studio's home page, read again and again while a
+replay of ten times the corpus runs, against the same page with no replay running (a
+replay runs in a process of its own, so it should not slow the pages).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.common.servers import ROOT
 
@@ -39,10 +43,13 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "escalator", "corpus", "convert", "--from", "twcc",
                         str(args.data / "traffic" / "twcc_dev.json"), "-o", str(corpus)],
                        check=True)
+        big = work / "twcc-x10.jsonl"
+        big.write_text(corpus.read_text(encoding="utf-8") * 10, encoding="utf-8")
         rules = work / "rules"
         shutil.copytree(ROOT / "rules", rules)
         server = subprocess.Popen([sys.executable, "-m", "escalator", "studio", str(rules),
-                                   "--corpus", str(corpus), "--no-browser"],
+                                   "--corpus", str(corpus), "--corpus", str(big),
+                                   "--no-browser"],
                                   stdout=subprocess.PIPE, text=True)
         try:
             assert server.stdout is not None
@@ -74,12 +81,7 @@ def measure(url: str, rules: Path) -> None:
     post("files/frustration.yaml", {"text": text})
     started = time.perf_counter()
     job_url = post("replay", {"corpus": "0"})
-    job_id = job_url.rstrip("/").rsplit("/", 1)[1]
-    while True:
-        progress = json.loads(opener.open(f"{url}api/replay/{job_id}").read())
-        if progress["status"] not in ("waiting", "running"):
-            break
-        time.sleep(0.05)
+    progress = wait_for_replay(opener, url, job_url)
     replay_seconds = time.perf_counter() - started
     times, size = [], 0
     for _ in range(20):
@@ -91,6 +93,38 @@ def measure(url: str, rules: Path) -> None:
     print(f"replay view over HTTP: median {statistics.median(times) * 1000:.0f} ms, "
           f"slowest {max(times) * 1000:.0f} ms of 20 ({size / 1024:.0f} KiB)")
     browser(job_url, jar)
+    pages_while_replaying(opener, url, post)
+
+
+def wait_for_replay(opener: urllib.request.OpenerDirector, url: str, job_url: str,
+                    while_waiting: Callable[[], None] = lambda: time.sleep(0.05)
+                    ) -> dict[str, Any]:
+    """Poll a replay's progress until it is finished; its last progress."""
+    job_id = job_url.rstrip("/").rsplit("/", 1)[1]
+    while True:
+        progress: dict[str, Any] = json.loads(opener.open(f"{url}api/replay/{job_id}").read())
+        if progress["status"] not in ("waiting", "running"):
+            return progress
+        while_waiting()
+
+
+def pages_while_replaying(opener: urllib.request.OpenerDirector, url: str,
+                          post: Callable[[str, dict[str, str]], str]) -> None:
+    def home() -> float:
+        t0 = time.perf_counter()
+        opener.open(url).read()
+        return time.perf_counter() - t0
+
+    busy: list[float] = []
+    started = time.perf_counter()
+    progress = wait_for_replay(opener, url, post("replay", {"corpus": "1"}),
+                               lambda: busy.append(home()))
+    seconds = time.perf_counter() - started
+    idle = [home() for _ in range(max(20, len(busy)))]
+    print(f"home page while {progress['total']} conversations were replayed ({seconds:.1f} s): "
+          f"median {statistics.median(busy) * 1000:.0f} ms, slowest {max(busy) * 1000:.0f} ms "
+          f"of {len(busy)}; with no replay: median {statistics.median(idle) * 1000:.0f} ms, "
+          f"slowest {max(idle) * 1000:.0f} ms of {len(idle)}")
 
 
 def browser(job_url: str, jar: http.cookiejar.CookieJar) -> None:

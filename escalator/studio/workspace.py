@@ -116,6 +116,15 @@ class Workspace:
             yield policy
 
     @property
+    def draft_folder(self) -> RulesFolder | None:
+        """The folder as the edits would leave it, when there are edits and they pass the
+        check, else None."""
+        with self._lock:
+            if not self._edits or self._draft is None or not self._draft.ok:
+                return None
+            return engine.merged_folder(self.path, self.saved.folder, self._edits)
+
+    @property
     def draft(self) -> Check:
         """The check of the rules as edited (the saved check when nothing is edited)."""
         with self._lock:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from support.rulesets import copy_rules, set_version
 from support.servers import http, metric, start_serve, wait_for
 from support.servers import stop as stop_server
@@ -96,8 +97,19 @@ def ruleset(base: str) -> dict[str, Any]:
 
 
 def served_by_every_worker(base: str, key: str, value: str) -> bool:
-    """True when 10 answers in a row show it (requests go to either worker)."""
-    return all(ruleset(base)[key] == value for _ in range(10))
+    """True when every live worker runs a rule set with this version or digest: the
+    workers' escalator_ruleset_info series at 1 all carry it. (Answers of /v1/ruleset
+    cannot tell: one worker may take every request while the other is busy.)"""
+    running = {labels[key] for labels, sample in ruleset_info(base) if sample == 1}
+    return running == {value}
+
+
+def ruleset_info(base: str) -> list[tuple[dict[str, str], float]]:
+    """The escalator_ruleset_info samples of /metrics: labels and value."""
+    text = str(http(f"{base}/metrics")[1])
+    return [(sample.labels, sample.value)
+            for family in text_string_to_metric_families(text)
+            if family.name == "escalator_ruleset_info" for sample in family.samples]
 
 
 def reloads(base: str, result: str) -> float:
@@ -175,8 +187,9 @@ def test_a_rule_file_written_slowly_is_never_activated_half_written(tmp_path: Pa
         assert all(ids == rule_ids for _, ids in seen)
         assert canary.digests <= {before["digest"], complete}
         # The half-written file was never even loaded: no refusal was counted (which
-        # would fire the reload-failed alert).
+        # would fire the reload-failed alert), and each worker activated one rule set.
         assert reloads(base, "failed") == 0
+        assert reloads(base, "success") == 2
     canary.check()
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 from flask import Flask
 from flask.testing import FlaskClient
 from support.rulesets import default_version
+from support.servers import wait_for
 from support.studio import CORPUS, finished, token
 
 from escalator.ruleset.model import MAX_PRIORITY
@@ -216,27 +220,48 @@ def with_a_big_corpus(studio_app: Flask, tmp_path: Path) -> Any:
     return s
 
 
-def test_a_replay_can_be_cancelled(studio_app: Flask, studio: FlaskClient,
-                                   tmp_path: Path) -> None:
-    with_a_big_corpus(studio_app, tmp_path)
+def test_a_replay_runs_in_a_process_of_its_own_which_cancelling_ends(
+        studio_app: Flask, studio: FlaskClient, tmp_path: Path) -> None:
+    s = with_a_big_corpus(studio_app, tmp_path)
     csrf = token(studio)
     response = studio.post("/studio/replay", data={"csrf_token": csrf, "corpus": "1"})
     job_id = response.headers["Location"].rsplit("/", 1)[1]
+    job = s.jobs.get(job_id)
+    wait_for(lambda: job.done > 0, 60, "the replay to get going")
+    replaying = psutil.Process(job.pid)
+    assert replaying.pid != os.getpid() and replaying.is_running()
     cancel = studio.post(f"/studio/replay/{job_id}/cancel", data={"csrf_token": csrf})
     assert cancel.status_code == 302
     finished(studio_app)
     progress = studio.get(f"/studio/api/replay/{job_id}").get_json()
     assert progress["status"] == "cancelled", progress
-    assert progress["done"] < progress["total"] == 48000
+    assert 0 < progress["done"] < progress["total"] == 48000
+    assert not psutil.pid_exists(replaying.pid)
+    assert "cancelled" in _text(studio, f"/studio/replay/{job_id}")
 
 
-def test_closing_the_studio_stops_its_replays_first(studio_app: Flask, studio: FlaskClient,
+def test_a_replay_whose_process_is_killed_fails_with_the_reason(
+        studio_app: Flask, studio: FlaskClient, tmp_path: Path) -> None:
+    s = with_a_big_corpus(studio_app, tmp_path)
+    response = studio.post("/studio/replay", data={"csrf_token": token(studio), "corpus": "1"})
+    job = s.jobs.get(response.headers["Location"].rsplit("/", 1)[1])
+    wait_for(lambda: job.done > 0, 60, "the replay to get going")
+    os.kill(job.pid, signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    finished(studio_app)
+    assert job.status == "failed"
+    assert job.error == "the replay's process ended unexpectedly (exit code -9)"
+    assert "ended unexpectedly" in _text(studio, f"/studio/replay/{job.id}")
+
+
+def test_closing_the_studio_ends_its_replays_first(studio_app: Flask, studio: FlaskClient,
                                                    tmp_path: Path) -> None:
     s = with_a_big_corpus(studio_app, tmp_path)
     response = studio.post("/studio/replay", data={"csrf_token": token(studio), "corpus": "1"})
     job = s.jobs.get(response.headers["Location"].rsplit("/", 1)[1])
+    wait_for(lambda: job.done > 0, 60, "the replay to get going")
     s.close()  # as Ctrl-C does, with the replay still deciding
     assert job.status == "cancelled" and job.done < job.total == 48000
+    assert not psutil.pid_exists(job.pid)
 
 
 def test_the_rule_tests_page_runs_the_folders_tests(studio: FlaskClient) -> None:

@@ -32,8 +32,7 @@ def replay() -> Response:
 def start_replay(s: Studio, corpus: Path) -> Replay:
     """A replay of a corpus with the saved rules and, when there are edits that pass the
     check, the edited ones."""
-    edited = s.workspace.draft_policy if s.workspace.edited and s.workspace.draft.ok else None
-    return s.jobs.start(corpus, s.workspace.saved_policy, edited)
+    return s.jobs.start(corpus, s.workspace.saved.folder, s.workspace.draft_folder)
 
 
 def _job(job_id: str) -> Replay:
