@@ -169,6 +169,10 @@ def test_the_playground_decides_with_both_rule_sets(studio: FlaskClient) -> None
         "context-2": "agents_available=0"}).get_data(as_text=True)
     assert page.count("Decided by <strong>explicit-human-request</strong>") == 2
     assert "frustration" in page and "All facts the rules saw" in page
+    # The handoff brief, as the person taking over gets it.
+    assert page.count("What the person taking over is told") == 4  # 2 turns, 2 rule sets
+    assert "<dt>Asked for a person</dt><dd>yes</dd>" in page
+    assert "<dt>Tier and channel</dt><dd>(not sent), web</dd>" in page
     bad = studio.post("/studio/try", data={"csrf_token": csrf, "text-1": "hi",
                                            "channel-1": "w e b"}).get_data(as_text=True)
     assert "Some turns are not valid" in bad
@@ -203,6 +207,7 @@ def test_replay_shows_the_numbers_of_escalator_replay(studio_app: Flask, studio:
     changed = expected["changes"][0]["conversation_id"]
     conversation = _text(studio, f"/studio/replay/{job_id}/conversations/{changed}")
     assert "frustration-spike" in conversation
+    assert "What the person taking over is told" in conversation  # the brief, from the replay
     audit = _text(studio, "/studio/audit")
     assert "Not enough decisions to compare" in audit
     assert "not enough decisions to compare (" in audit
