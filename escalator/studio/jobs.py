@@ -203,8 +203,9 @@ def replay(corpus: Path, saved: RulesFolder, edited: RulesFolder | None,
     is told (conversations done, conversations in all) as it goes."""
     total = engine.count_lines(corpus)
     before = _load(saved, "saved")
-    after = _load(edited, "edited") if edited is not None else None
+    after: Policy | None = None
     try:
+        after = _load(edited, "edited") if edited is not None else None
         result = Result(Side(_summary(before)), Side(_summary(after)) if after else None)
         done, reported = 0, time.monotonic()
         progress(done, total)
@@ -239,7 +240,7 @@ def _child(conn: Connection) -> None:
     try:
         corpus, saved, edited = conn.recv()
     except EOFError:
-        return  # the studio stopped before it needed this process
+        return  # cancelled before it was handed its replay
     try:
         result = replay(corpus, saved, edited,
                         lambda done, total: conn.send(("progress", done, total)))
