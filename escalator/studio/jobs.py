@@ -10,7 +10,8 @@ conversation whose decisions changed.
 A replay runs in its own process, which loads both rule sets from the folders as the
 studio read them, reports how far it got and sends its result back: deciding is CPU work
 that holds Python's lock, and in a thread of the studio's process it made every page wait
-for it (0.9-1.4 s a page while 4,800 conversations were replayed). The processes are forked
+for it (the home page took 195 ms instead of 50, up to 781 ms, while 5,250 conversations
+were replayed: docs/performance/README.md). The processes are forked
 from a fork server that imported escalator once (so one starts in milliseconds, and the
 studio's threads and compiled rules are not copied into it); cancelling a replay ends its
 process. Corpus text stays in the studio's processes, for the owner's eyes only.
@@ -338,11 +339,13 @@ class Jobs:
     def start(self, corpus: Path, saved: RulesFolder, edited: RulesFolder | None) -> Replay:
         """A new replay of `corpus` with the saved rules and, if given, the edited ones."""
         job = Replay(uuid.uuid4().hex[:12], corpus)
+        # Outside the lock: the first start also starts the fork server (about a second).
+        child = _Process.start()
+        job._process = child.process
         with self._lock:
             if self._closed:
+                child.end()
                 raise RuntimeError("the studio is closed")
-            child = _Process.start()
-            job._process = child.process
             self._jobs[job.id] = job
             while len(self._jobs) > self._keep:
                 oldest = next(iter(self._jobs))
