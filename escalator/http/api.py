@@ -22,7 +22,7 @@ from escalator.http.schemas import ReleaseSchema, timestamp_problem
 from escalator.http.services import Services, services
 from escalator.model import ConversationState, Decision
 from escalator.policy import INLINE_RULESET, Policy, named_inside
-from escalator.reloader import ReloadBusy, notify_other_workers
+from escalator.reloader import ReloadBusy, RuleReloader, notify_other_workers
 from escalator.tools.transcripts import TranscriptError, decide_transcript, parse_transcript
 from escalator.turnschema import turn_schema, valid_id
 
@@ -256,25 +256,30 @@ def get_ruleset() -> Response:
 def reload_ruleset() -> Response:
     """Admin: reload the rules folder now (in this worker; under gunicorn, all workers);
     409 rather than a long wait when another reload runs or the folder is still changing."""
-    svc = services()
+    return answer_reload(services().reloader,
+                         "The rules folder was refused; the running rule set stays.")
+
+
+def answer_reload(reloader: RuleReloader, refused: str) -> Response:
+    """Have every worker read a reloader's folder and answer with this worker's result:
+    409 while another reload runs or the folder settles, 422 with the problems (after
+    `refused`) when the folder is refused, else the result with any warnings."""
     notify_other_workers()  # first, so the other workers read the folder meanwhile
     try:
-        reloaded = svc.reloader.reload("api")
+        reloaded = reloader.reload("api")
     except ReloadBusy as exc:
         raise ApiError(409, "reload_in_progress", str(exc),
                        headers={"Retry-After": str(exc.retry_after_seconds)}) from exc
+    folder = reloader.directory
+    if reloaded.problems:
+        raise ApiError(422, "invalid_ruleset", refused, {
+            "problems": [str(p) for p in reloaded.problems],
+            "diagnostics": [p.to_dict() for p in named_inside(reloaded.problems, folder)]})
     body: dict[str, Any] = {"result": reloaded.result, "version": reloaded.version,
                             "digest": reloaded.digest, "seconds": round(reloaded.seconds, 4)}
-    folder = svc.reloader.directory
     if reloaded.warnings:
         body["warnings"] = [p.message for p in reloaded.warnings]
         body["diagnostics"] = [p.to_dict() for p in named_inside(reloaded.warnings, folder)]
-    if reloaded.problems:
-        raise ApiError(422, "invalid_ruleset", "The rules folder was refused; the running "
-                       "rule set stays.", {
-                           "problems": [str(p) for p in reloaded.problems],
-                           "diagnostics": [p.to_dict()
-                                           for p in named_inside(reloaded.problems, folder)]})
     return jsonify(body)
 
 

@@ -3,14 +3,11 @@ a reload of the live rules is; the live rules are not touched."""
 
 from __future__ import annotations
 
-from typing import Any
+from flask import Blueprint, Response
 
-from flask import Blueprint, Response, jsonify
-
+from escalator.http.api import answer_reload
 from escalator.http.errors import ApiError
 from escalator.http.services import services
-from escalator.policy import named_inside
-from escalator.reloader import ReloadBusy, notify_other_workers
 
 bp = Blueprint("shadow", __name__)
 
@@ -25,22 +22,7 @@ def reload_shadow() -> Response:
     if shadow is None:
         raise ApiError(404, "not_found", "No shadow rule set is configured "
                        "(ESCALATOR_SHADOW_RULES_DIR).")
-    notify_other_workers()  # SIGHUP: every worker reads both folders
-    try:
-        reloaded = shadow.reloader.reload("api")
-    except ReloadBusy as exc:
-        raise ApiError(409, "reload_in_progress", str(exc),
-                       headers={"Retry-After": str(exc.retry_after_seconds)}) from exc
-    folder = shadow.directory
-    if reloaded.problems:
-        raise ApiError(422, "invalid_ruleset", "The shadow rules folder was refused; the "
-                       "previous shadow rule set stays (none if none loaded yet).", {
-                           "problems": [str(p) for p in reloaded.problems],
-                           "diagnostics": [p.to_dict()
-                                           for p in named_inside(reloaded.problems, folder)]})
-    body: dict[str, Any] = {"result": reloaded.result, "version": reloaded.version,
-                            "digest": reloaded.digest, "seconds": round(reloaded.seconds, 4)}
-    if reloaded.warnings:
-        body["warnings"] = [p.message for p in reloaded.warnings]
-        body["diagnostics"] = [p.to_dict() for p in named_inside(reloaded.warnings, folder)]
-    return jsonify(body)
+    # Under gunicorn every worker reads both folders (SIGHUP); the live one is unchanged
+    # unless it changed.
+    return answer_reload(shadow.reloader, "The shadow rules folder was refused; the "
+                         "previous shadow rule set stays (none if none loaded yet).")

@@ -382,18 +382,11 @@ class StateStore:
         """Hand the conversation back to the bot: its state becomes `released(state)` (what
         a release resets is the pipeline's to say), version bumped, TTL refreshed; None if
         it is unknown (StateUnreadable if it cannot be read)."""
-        for _ in range(RELEASE_ATTEMPTS):
-            stored = self._stored(conversation_id)
-            if stored is None:
-                return None
-            state = released(stored.state)
-            written = self._write(conversation_id, stored.version, state,
-                                  stored.turns[:self._remembered_turns],
-                                  stored.decisions[:self._kept_decisions])
-            if isinstance(written, Committed):
-                return state
-        raise StateUnavailable(f"could not release {conversation_id!r}: "
-                               f"{RELEASE_ATTEMPTS} conflicting updates in a row")
+        def change(state: ConversationState) -> tuple[ConversationState, ConversationState]:
+            after = released(state)
+            return after, after
+
+        return self.update(conversation_id, change)
 
     def update(self, conversation_id: str,
                change: Callable[[ConversationState], tuple[ConversationState | None, T]]
